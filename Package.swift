@@ -1,0 +1,46 @@
+// swift-tools-version: 6.1
+// kandinsky: a plugin-hosted Kandinsky 2.2 image tool. See docs/architecture.md for how the targets fit together.
+import PackageDescription
+
+// Numeric kernels need AVX2/FMA/F16C code generation; the default x86-64 target is SSE2 only
+// (see docs/performance.md). Other architectures build with their defaults.
+#if arch(x86_64)
+let kernelFlags: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-march=x86-64-v3"])]
+#else
+let kernelFlags: [SwiftSetting] = []
+#endif
+
+let package = Package(
+    name: "kandinsky",
+    platforms: [.macOS(.v13)],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // MARK: - System libraries
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"])]),
+        .systemLibrary(name: "CFFI", pkgConfig: "libffi", providers: [.apt(["libffi-dev"])]),
+
+        // MARK: - Engine
+        .target(name: "TensorCore", dependencies: ["COpenBLAS"], swiftSettings: kernelFlags),
+        .target(name: "Checkpoint", dependencies: ["TensorCore"], swiftSettings: kernelFlags),
+        .target(name: "TorchRandom", swiftSettings: kernelFlags),
+        .target(name: "Schedulers", dependencies: ["TensorCore", "TorchRandom"], swiftSettings: kernelFlags),
+        .target(name: "Networks", dependencies: ["TensorCore", "Checkpoint"], swiftSettings: kernelFlags),
+        .target(name: "Tokenization"),
+        .target(name: "ImageProcessing", dependencies: ["TensorCore"], swiftSettings: kernelFlags),
+
+        // MARK: - Tests
+        .testTarget(
+            name: "EngineTests",
+            dependencies: ["TensorCore", "Checkpoint", "TorchRandom", "Schedulers", "Networks", "Tokenization",
+                           "ImageProcessing"],
+            exclude: ["Fixtures"],
+            swiftSettings: kernelFlags
+        ),
+    ],
+    // Kernels hand raw pointers to worker threads by design; strict Sendable checking would reject every one.
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,87 @@
+// torch.nn.Conv2d (groups = 1, dilation 1) as im2col + GEMM on NCHW tensors.
+// The im2col buffer covers a band of output rows at a time, bounded by `im2colBudget`, so a 768x768 MoVQ layer
+// (128 channels x 9 taps x 590k pixels = 2.7 GB as one matrix) runs in tens of megabytes.
+
+public struct Padding2D: Equatable, Sendable {
+    public var top, bottom, left, right: Int
+    public init(top: Int, bottom: Int, left: Int, right: Int) {
+        self.top = top; self.bottom = bottom; self.left = left; self.right = right
+    }
+    public static func symmetric(_ p: Int) -> Padding2D { Padding2D(top: p, bottom: p, left: p, right: p) }
+    /// F.pad(x, (0, 1, 0, 1)): one extra row at the bottom and column at the right (MoVQ's Downsample2D).
+    public static let bottomRight = Padding2D(top: 0, bottom: 1, left: 0, right: 1)
+}
+
+/// Bytes of im2col scratch one band may use.
+public let im2colBudget = 32 << 20
+
+/// x [B, C, H, W], weight [O, C, kh, kw], bias [O] -> [B, O, Ho, Wo].
+public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Padding2D) -> Tensor {
+    shapeCheck(x.rank == 4 && weight.rank == 4 && x.dim(1) == weight.dim(1),
+               "conv2d: input \(x.shape) vs weight \(weight.shape)")
+    let (batch, cin, h, w) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3))
+    let (cout, kh, kw) = (weight.dim(0), weight.dim(2), weight.dim(3))
+    let ho = (h + padding.top + padding.bottom - kh) / stride + 1
+    let wo = (w + padding.left + padding.right - kw) / stride + 1
+    shapeCheck(ho > 0 && wo > 0, "conv2d: input \(x.shape) too small for kernel \(weight.shape)")
+    let out = Tensor(shape: [batch, cout, ho, wo])
+    let plane = ho * wo
+    if let bias {
+        shapeCheck(bias.count == cout, "conv2d: bias \(bias.shape) vs weight \(weight.shape)")
+        parallelFor(batch * cout, minPerThread: 16) { r in
+            for i in r { (out.data + i * plane).update(repeating: bias.data[i % cout], count: plane) }
+        }
+    }
+    let beta: Float = bias == nil ? 0 : 1
+    let k = cin * kh * kw
+
+    if kh == 1 && kw == 1 && stride == 1 && padding == .symmetric(0) {
+        for b in 0..<batch {
+            sgemm(m: cout, n: plane, k: cin, a: weight.data, lda: cin, b: x.data + b * cin * h * w, ldb: h * w,
+                  beta: beta, c: out.data + b * cout * plane, ldc: plane)
+        }
+        return out
+    }
+
+    let rowsPerBand = max(1, min(ho, im2colBudget / max(1, k * wo * 4)))
+    let col = UnsafeMutablePointer<Float>.allocate(capacity: k * rowsPerBand * wo)
+    defer { col.deallocate() }
+    for b in 0..<batch {
+        let src = x.data + b * cin * h * w
+        var r0 = 0
+        while r0 < ho {
+            let rows = min(rowsPerBand, ho - r0)
+            let n = rows * wo
+            // Row (c, ky, kx) of the column matrix holds input pixel (c, oy*s - top + ky, ox*s - left + kx).
+            parallelFor(k, minPerThread: 8) { range in
+                for kk in range {
+                    let c = kk / (kh * kw), ky = (kk / kw) % kh, kx = kk % kw
+                    let dstRow = col + kk * n
+                    let plane = src + c * h * w
+                    for r in 0..<rows {
+                        let iy = (r0 + r) * stride - padding.top + ky
+                        let dst = dstRow + r * wo
+                        if iy < 0 || iy >= h { dst.update(repeating: 0, count: wo); continue }
+                        let line = plane + iy * w
+                        if stride == 1 {
+                            // Valid ox: 0 <= ox - left + kx < w.
+                            let lo = max(0, padding.left - kx), hi = min(wo, w + padding.left - kx)
+                            if lo > 0 { dst.update(repeating: 0, count: min(lo, wo)) }
+                            if hi > lo { (dst + lo).update(from: line + (lo - padding.left + kx), count: hi - lo) }
+                            if hi < wo { (dst + max(hi, 0)).update(repeating: 0, count: wo - max(hi, 0)) }
+                        } else {
+                            for ox in 0..<wo {
+                                let ix = ox * stride - padding.left + kx
+                                dst[ox] = (ix >= 0 && ix < w) ? line[ix] : 0
+                            }
+                        }
+                    }
+                }
+            }
+            sgemm(m: cout, n: n, k: k, a: weight.data, lda: k, b: col, ldb: n,
+                  beta: beta, c: out.data + b * cout * plane + r0 * wo, ldc: plane)
+            r0 += rows
+        }
+    }
+    return out
+}
