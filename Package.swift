@@ -27,7 +27,7 @@ let package = Package(
         .target(name: "TensorCore", dependencies: ["COpenBLAS"], swiftSettings: kernelFlags),
         .target(name: "Checkpoint", dependencies: ["TensorCore"], swiftSettings: kernelFlags),
         .target(name: "TorchRandom", swiftSettings: kernelFlags),
-        .target(name: "Schedulers", dependencies: ["TensorCore", "TorchRandom"], swiftSettings: kernelFlags),
+        .target(name: "Schedulers", dependencies: ["TensorCore", "TorchRandom", "Checkpoint"], swiftSettings: kernelFlags),
         .target(name: "Networks", dependencies: ["TensorCore", "Checkpoint"], swiftSettings: kernelFlags),
         .target(name: "Tokenization"),
         .target(name: "ImageProcessing", dependencies: ["TensorCore"], swiftSettings: kernelFlags),
