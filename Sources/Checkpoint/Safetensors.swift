@@ -89,7 +89,7 @@ public final class SafetensorsFile: @unchecked Sendable {
     private static func ints(_ a: [Any]) -> [Int]? {
         var out: [Int] = []
         for v in a {
-            guard let n = v as? NSNumber, !(v is Bool), n.doubleValue == n.doubleValue.rounded(), abs(n.doubleValue) < 9e15 else { return nil }
+            guard let n = v as? NSNumber, n.doubleValue == n.doubleValue.rounded(), abs(n.doubleValue) < 9e15 else { return nil }
             out.append(n.intValue)
         }
         return out

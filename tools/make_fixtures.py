@@ -1,0 +1,420 @@
+#!/usr/bin/env python3
+"""Builds the parity fixtures under Tests/EngineTests/Fixtures from diffusers/transformers/Pillow themselves.
+
+Every expected number the Swift tests compare against is produced here by the reference implementation:
+tiny random-weight models in the diffusers folder layout, their inputs and outputs (safetensors), scheduler
+trajectories, torch random streams, CLIP token ids and image preprocessing results.
+
+Run (needs torch, diffusers, transformers, safetensors, Pillow>=13 and NO torchvision, see docs/development.md):
+    python3 tools/make_fixtures.py            # rewrites the fixtures; `git diff --stat` should then be empty
+"""
+import gzip
+import json
+import math
+import os
+import random
+import shutil
+import sys
+
+import numpy as np
+import PIL
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+import diffusers
+import transformers
+from diffusers import DDIMScheduler, DDPMScheduler, PriorTransformer, UNet2DConditionModel, UnCLIPScheduler, VQModel
+from transformers import (CLIPImageProcessor, CLIPTextConfig, CLIPTextModelWithProjection, CLIPTokenizer,
+                          CLIPVisionConfig, CLIPVisionModelWithProjection)
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "Tests", "EngineTests", "Fixtures")
+VOCAB = os.path.join(ROOT, "..", "shared", "data", "bpe_simple_vocab_16e6.txt.gz")
+
+assert tuple(int(x) for x in PIL.__version__.split(".")[:2]) >= (13, 0), "Pillow >= 13.0.0 is required"
+try:
+    import torchvision  # noqa: F401
+    sys.exit("uninstall torchvision: it changes CLIPImageProcessor's resize (see shared/spec/image-preprocessing.md)")
+except ImportError:
+    pass
+
+torch.set_grad_enabled(False)
+torch.use_deterministic_algorithms(True)
+
+
+def randomize(model, seed):
+    """Replaces every parameter with seeded random values (diffusers zero-inits several), scaled per fan-in."""
+    g = torch.Generator().manual_seed(seed)
+    for name, p in sorted(model.named_parameters()):
+        n = torch.randn(p.shape, generator=g)
+        if name.endswith("clip_std"):
+            p.copy_(0.5 + n.abs())
+        elif p.ndim == 1:
+            is_norm_weight = name.endswith("weight") and "norm" in name
+            p.copy_(1 + 0.1 * n if is_norm_weight else 0.1 * n)
+        elif "embedding" in name and p.ndim != 4 and "proj" not in name and "linear" not in name:
+            p.copy_(0.5 * n)
+        else:
+            fan_in = int(np.prod(p.shape[1:]))
+            p.copy_(n / math.sqrt(fan_in))
+    return model.eval()
+
+
+def randn(shape, seed):
+    return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+
+
+def save_io(name, tensors):
+    save_file({k: v.detach().float().contiguous() for k, v in tensors.items()}, os.path.join(OUT, name + ".safetensors"))
+
+
+def save_model(model, name, **kw):
+    path = os.path.join(OUT, "models", name)
+    shutil.rmtree(path, ignore_errors=True)
+    model.save_pretrained(path, safe_serialization=True, **kw)
+    return path
+
+
+# ----------------------------------------------------------------------------------------------- UNet
+def unet_cases():
+    base = dict(out_channels=8, addition_embed_type="image", encoder_hid_dim_type="image_proj",
+                resnet_time_scale_shift="scale_shift", class_embed_type=None, mid_block_type="UNetMidBlock2DSimpleCrossAttn")
+    two = dict(down_block_types=("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
+               up_block_types=("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"))
+    four = dict(down_block_types=("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D", "SimpleCrossAttnDownBlock2D",
+                                  "SimpleCrossAttnDownBlock2D"),
+                up_block_types=("SimpleCrossAttnUpBlock2D", "SimpleCrossAttnUpBlock2D", "SimpleCrossAttnUpBlock2D",
+                                "ResnetUpsampleBlock2D"))
+    return [
+        # The diffusers fast-test UNet (tests/pipelines/kandinsky2_2/test_kandinsky.py), non-square latents.
+        ("unet_2lvl", dict(base, **two, in_channels=4, block_out_channels=(32, 64), layers_per_block=1, encoder_hid_dim=32,
+                           cross_attention_dim=32, attention_head_dim=4), (8, 12), None),
+        ("unet_4lvl_l3", dict(base, **four, in_channels=4, block_out_channels=(16, 32, 48, 64), layers_per_block=3,
+                              norm_num_groups=8, encoder_hid_dim=24, cross_attention_dim=40, attention_head_dim=16), (16, 8), None),
+        ("unet_inpaint", dict(base, **two, in_channels=9, block_out_channels=(32, 64), layers_per_block=2, encoder_hid_dim=32,
+                              cross_attention_dim=32, attention_head_dim=8), (8, 8), None),
+        ("unet_hint", dict(base, **two, in_channels=8, addition_embed_type="image_hint", block_out_channels=(32, 64), layers_per_block=1,
+                           encoder_hid_dim=32, cross_attention_dim=100, attention_head_dim=4), (8, 16), "hint"),
+    ]
+
+
+def make_unets():
+    for i, (name, cfg, (h, w), hint) in enumerate(unet_cases()):
+        torch.manual_seed(0)
+        model = randomize(UNet2DConditionModel(**cfg), 100 + i)
+        save_model(model, name)
+        lat_in = cfg["in_channels"] - (4 if hint else 0)
+        sample = randn((2, lat_in, h, w), 1)
+        embeds = randn((2, cfg["encoder_hid_dim"]), 2)
+        kw = {"image_embeds": embeds}
+        io = {"sample": sample, "image_embeds": embeds}
+        if hint:
+            io["hint"] = kw["hint"] = torch.rand((2, 3, 8 * h, 8 * w), generator=torch.Generator().manual_seed(3))
+        for t in (999, 421, 1):
+            io[f"out_t{t}"] = model(sample, torch.tensor(t), encoder_hidden_states=None, added_cond_kwargs=kw).sample
+        save_io(name, io)
+        print("unet", name, tuple(io["out_t999"].shape))
+    # Half-precision weight files (diffusion_pytorch_model.fp16.safetensors): the reference runs in float32 on the
+    # fp16-rounded weights, which is what our loader widens them to.
+    name, cfg, (h, w), _ = unet_cases()[0]
+    torch.manual_seed(0)
+    model = randomize(UNet2DConditionModel(**cfg), 200)
+    save_model(model.half(), "unet_fp16", variant="fp16")
+    model = model.float()
+    sample, embeds = randn((1, 4, h, w), 4), randn((1, 32), 5)
+    out = model(sample, torch.tensor(500), encoder_hidden_states=None, added_cond_kwargs={"image_embeds": embeds}).sample
+    save_io("unet_fp16", {"sample": sample, "image_embeds": embeds, "out_t500": out})
+
+
+# ----------------------------------------------------------------------------------------------- MoVQ
+def make_movqs():
+    cases = [
+        ("movq_2lvl", dict(block_out_channels=[32, 64], down_block_types=["DownEncoderBlock2D", "AttnDownEncoderBlock2D"],
+                           in_channels=3, latent_channels=4, layers_per_block=1, norm_num_groups=8, norm_type="spatial",
+                           num_vq_embeddings=12, out_channels=3, up_block_types=["AttnUpDecoderBlock2D", "UpDecoderBlock2D"],
+                           vq_embed_dim=4), (24, 40)),
+        ("movq_4lvl", dict(block_out_channels=[32, 32, 64, 64], down_block_types=["DownEncoderBlock2D"] * 3 + ["AttnDownEncoderBlock2D"],
+                           in_channels=3, latent_channels=4, layers_per_block=2, norm_num_groups=16, norm_type="spatial",
+                           num_vq_embeddings=32, out_channels=3,
+                           up_block_types=["AttnUpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"],
+                           vq_embed_dim=4), (64, 48)),
+    ]
+    for i, (name, cfg, (h, w)) in enumerate(cases):
+        torch.manual_seed(0)
+        model = randomize(VQModel(**cfg), 300 + i)
+        save_model(model, name)
+        image = torch.rand((1, 3, h, w), generator=torch.Generator().manual_seed(6)) * 2 - 1
+        latents = model.encode(image).latents
+        f = 2 ** (len(cfg["block_out_channels"]) - 1)
+        z = randn((1, 4, h // f, w // f), 7)
+        decoded = model.decode(z, force_not_quantize=True).sample
+        quantized = model.quantize(z)[0]
+        decoded_q = model.decode(z, force_not_quantize=False).sample
+        save_io(name, {"image": image, "latents": latents, "z": z, "decoded": decoded, "quantized": quantized, "decoded_quantized": decoded_q})
+        print("movq", name, tuple(latents.shape), tuple(decoded.shape))
+
+
+# ----------------------------------------------------------------------------------------------- prior
+def make_priors():
+    cases = [
+        ("prior_1l", dict(num_attention_heads=2, attention_head_dim=12, embedding_dim=32, num_layers=1)),
+        ("prior_3l", dict(num_attention_heads=4, attention_head_dim=8, embedding_dim=16, num_layers=3)),
+    ]
+    for i, (name, cfg) in enumerate(cases):
+        torch.manual_seed(0)
+        model = randomize(PriorTransformer(**cfg), 400 + i)
+        save_model(model, name)
+        d = cfg["embedding_dim"]
+        hidden, proj, enc = randn((2, d), 8), randn((2, d), 9), randn((2, 77, d), 10)
+        mask = torch.zeros((2, 77), dtype=torch.bool)
+        mask[0, :5] = True
+        mask[1, :77] = True
+        out = {}
+        for t in (999, 42, 0):
+            out[f"out_t{t}"] = model(hidden, timestep=t, proj_embedding=proj, encoder_hidden_states=enc, attention_mask=mask).predicted_image_embedding
+        out["post_processed"] = model.post_process_latents(out["out_t42"])
+        save_io(name, dict(hidden_states=hidden, proj_embedding=proj, encoder_hidden_states=enc, text_mask=mask.float(), **out))
+        print("prior", name)
+
+
+# ----------------------------------------------------------------------------------------------- CLIP
+def make_clips():
+    text_cases = [
+        ("clip_text_gelu", dict(hidden_act="gelu", eos_token_id=2)),
+        ("clip_text_quickgelu", dict(hidden_act="quick_gelu", eos_token_id=999)),
+    ]
+    for i, (name, extra) in enumerate(text_cases):
+        torch.manual_seed(0)
+        cfg = CLIPTextConfig(bos_token_id=0, pad_token_id=1, hidden_size=32, projection_dim=24, intermediate_size=37, layer_norm_eps=1e-5,
+                             num_attention_heads=4, num_hidden_layers=3, vocab_size=1000, **extra)
+        model = randomize(CLIPTextModelWithProjection(cfg), 500 + i)
+        save_model(model, name)
+        g = torch.Generator().manual_seed(11)
+        ids = torch.randint(3, 990, (2, 77), generator=g)
+        ids[0, 10] = 999
+        ids[0, 11:] = 1
+        ids[1, 76] = 999
+        out = model(ids)
+        save_io(name, {"input_ids": ids.float(), "text_embeds": out.text_embeds, "last_hidden_state": out.last_hidden_state})
+        print("clip text", name)
+    vision_cases = [("clip_vision_gelu", "gelu"), ("clip_vision_quickgelu", "quick_gelu")]
+    for i, (name, act) in enumerate(vision_cases):
+        torch.manual_seed(0)
+        cfg = CLIPVisionConfig(hidden_size=32, image_size=32, projection_dim=24, intermediate_size=37, num_attention_heads=4,
+                               num_channels=3, num_hidden_layers=2, patch_size=8, hidden_act=act)
+        model = randomize(CLIPVisionModelWithProjection(cfg), 600 + i)
+        save_model(model, name)
+        pix = randn((2, 3, 32, 32), 12)
+        save_io(name, {"pixel_values": pix, "image_embeds": model(pix).image_embeds})
+        print("clip vision", name)
+
+
+# ----------------------------------------------------------------------------------------------- schedulers
+DECODER_SCHED = dict(num_train_timesteps=1000, beta_schedule="linear", beta_start=0.00085, beta_end=0.012, clip_sample=False,
+                     set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon", thresholding=False)
+PRIOR_SCHED = dict(clip_sample=True, clip_sample_range=10.0, num_train_timesteps=1000, prediction_type="sample", variance_type="fixed_small_log")
+
+
+def run_trajectory(sched, steps, shape, seed, eight_channels=False, unclip=False):
+    """A few denoising steps with a synthetic model output; returns the timesteps and every intermediate sample."""
+    sched.set_timesteps(steps)
+    x = randn(shape, seed)
+    g = torch.Generator().manual_seed(seed + 1)
+    traj = [x]
+    ts = sched.timesteps
+    for i, t in enumerate(ts):
+        c = shape[1] * (2 if eight_channels else 1)
+        out = torch.tanh(randn((shape[0], c) + tuple(shape[2:]), 1000 + i)) * 0.9
+        if unclip:
+            prev = None if i == len(ts) - 1 else ts[i + 1]
+            x = sched.step(out, timestep=t, sample=x, generator=g, prev_timestep=prev).prev_sample
+        else:
+            x = sched.step(out, t, x, generator=g).prev_sample
+        traj.append(x)
+    return ts, torch.stack(traj)
+
+
+def make_schedulers():
+    sdir = os.path.join(OUT, "schedulers")
+    os.makedirs(sdir, exist_ok=True)
+    io, meta = {}, {}
+    configs = {
+        "ddpm": (DDPMScheduler, DECODER_SCHED),
+        "ddpm_learned_range": (DDPMScheduler, dict(DECODER_SCHED, variance_type="learned_range")),
+        "ddpm_trailing": (DDPMScheduler, dict(DECODER_SCHED, timestep_spacing="trailing", steps_offset=0)),
+        "ddpm_linspace": (DDPMScheduler, dict(DECODER_SCHED, timestep_spacing="linspace")),
+        "ddim": (DDIMScheduler, dict(DECODER_SCHED)),
+        "ddim_offset0": (DDIMScheduler, dict(DECODER_SCHED, steps_offset=0)),
+        "unclip": (UnCLIPScheduler, PRIOR_SCHED),
+    }
+    for key, (cls, cfg) in configs.items():
+        sched = cls.from_config(cfg)
+        sched.save_config(os.path.join(sdir, key))
+        io[f"{key}.alphas_cumprod"] = sched.alphas_cumprod
+        io[f"{key}.betas"] = sched.betas
+        meta[key] = {"timesteps": {}}
+        for n in (2, 3, 7, 10, 25, 50, 100):
+            sched.set_timesteps(n)
+            meta[key]["timesteps"][str(n)] = [int(t) for t in sched.timesteps]
+        unclip = cls is UnCLIPScheduler
+        shape = (1, 8) if unclip else (1, 4, 3, 5)
+        ts, traj = run_trajectory(sched, 5 if unclip else 4, shape, 20, eight_channels="learned" in key, unclip=unclip)
+        io[f"{key}.trajectory"] = traj
+        meta[key]["trajectory_timesteps"] = [int(t) for t in ts]
+        if cls is not UnCLIPScheduler:
+            x0, noise = randn((1, 4, 3, 5), 30), randn((1, 4, 3, 5), 31)
+            io[f"{key}.add_noise_t500"] = sched.add_noise(x0, noise, torch.tensor([500]))
+            io["add_noise.x0"], io["add_noise.noise"] = x0, noise
+    # img2img strength cut (KandinskyV22Img2ImgPipeline.get_timesteps).
+    from diffusers import KandinskyV22Img2ImgPipeline
+
+    class Holder:
+        scheduler = DDPMScheduler.from_config(DECODER_SCHED)
+    meta["strength"] = []
+    for n, s in [(100, 0.3), (10, 0.2), (50, 1.0), (25, 0.05), (7, 0.5), (4, 0.99)]:
+        Holder.scheduler.set_timesteps(n)
+        ts, _ = KandinskyV22Img2ImgPipeline.get_timesteps(Holder, n, s, "cpu")
+        meta["strength"].append({"steps": n, "strength": s, "timesteps": [int(t) for t in ts]})
+    save_io("schedulers", io)
+    with open(os.path.join(OUT, "schedulers.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+    print("schedulers")
+
+
+# ----------------------------------------------------------------------------------------------- RNG
+def make_rng():
+    io, meta = {}, []
+    for seed in (0, 42, 1234567, 2**32 + 7):
+        g = torch.Generator().manual_seed(seed)
+        draws = []
+        for i, shape in enumerate([(5,), (3,), (1,), (15,), (16,), (17,), (1, 4, 8, 12), (33,), (2,), (1, 1280)]):
+            io[f"s{seed}.d{i}"] = torch.randn(shape, generator=g)
+            draws.append(list(shape))
+        meta.append({"seed": seed, "shapes": draws})
+    save_io("rng", io)
+    with open(os.path.join(OUT, "rng.json"), "w") as f:
+        json.dump(meta, f)
+    print("rng")
+
+
+# ----------------------------------------------------------------------------------------------- tokenizer
+def bytes_to_unicode():
+    bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    cs = bs[:]
+    n = 0
+    for b in range(256):
+        if b not in bs:
+            bs.append(b)
+            cs.append(256 + n)
+            n += 1
+    return dict(zip(bs, [chr(c) for c in cs]))
+
+
+def make_tokenizer():
+    """diffusers-layout tokenizer files from the CLIP BPE vocabulary (shared/spec/kandinsky22.md section 7)."""
+    path = os.path.join(OUT, "tokenizer")
+    shutil.rmtree(path, ignore_errors=True)
+    os.makedirs(path)
+    lines = gzip.open(VOCAB).read().decode("utf-8").split("\n")
+    merges = [tuple(m.split()) for m in lines[1:49152 - 256 - 2 + 1]]
+    vocab = list(bytes_to_unicode().values())
+    vocab = vocab + [v + "</w>" for v in vocab] + ["".join(m) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
+    with open(os.path.join(path, "vocab.json"), "w", encoding="utf-8") as f:
+        json.dump({t: i for i, t in enumerate(vocab)}, f, ensure_ascii=False)
+    with open(os.path.join(path, "merges.txt"), "w", encoding="utf-8") as f:
+        f.write("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n")
+    tok = CLIPTokenizer(os.path.join(path, "vocab.json"), os.path.join(path, "merges.txt"), pad_token="!", model_max_length=77)
+    tok.save_pretrained(path)
+    tok = CLIPTokenizer.from_pretrained(path)
+    prompts = tokenizer_corpus()
+    ids = tok(prompts, padding="max_length", max_length=77, truncation=True).input_ids
+    masks = tok(prompts, padding="max_length", max_length=77, truncation=True).attention_mask
+    with open(os.path.join(OUT, "tokenizer_cases.json"), "w", encoding="utf-8") as f:
+        json.dump([{"prompt": p, "ids": i, "mask": m} for p, i, m in zip(prompts, ids, masks)], f, ensure_ascii=False)
+    print("tokenizer", len(prompts), "prompts")
+
+
+def tokenizer_corpus():
+    rnd = random.Random(7)
+    fixed = [
+        "", " ", "a red cat", "A RED CAT, 4k photo", "red cat, 4k photo", "wow!!!", "hello!", "hello world!  ",
+        "a photo of a cat sitting on a mat", "It's a dog's life; isn't it?", "don't   stop   believin'",
+        "portrait of a woman, oil on canvas, by rembrandt, highly detailed, 8k", "1234567890", "3.14159 is pi",
+        "café crème brûlée", "Ünïcödé täxt wïth ümläuts", "日本語のテキスト", "中文文本测试", "한국어 텍스트", "Привет, мир!",
+        "emoji 🐱🐶🎨 test", "tabs\tand\nnewlines\r\nhere", "multiple    spaces", "<|startoftext|>special<|endoftext|>",
+        "hyphen-ated words and under_scores", "email@example.com and https://example.org/path?q=1", "#hashtag @mention $100 50%",
+        "((masterpiece)), [best quality], {detailed}", "a, b, c. d; e: f? g! h", "\"quoted\" and 'single quoted'",
+        "THE QUICK BROWN FOX JUMPS OVER THE LAZY DOG", "the the the the", "x" * 300, "word " * 100,
+        "a red circle and a small blue square on a yellow background", "ﬁ ligature and ½ fraction and ² superscript",
+        "Ⅻ roman numeral ① circled", "zero-width\u200bspace", "accented ÀÉÎÕÜ upper", "Greek αβγδ ΑΒΓΔ", "Arabic مرحبا",
+        "Hebrew שלום", "Thai สวัสดี", "Hindi नमस्ते", "mixed中English日本", "i'm you're he's we've they'll she'd",
+        "I'M YOU'RE HE'S", "rock'n'roll", "ice-cream & cake", "a/b\\c|d", "~tilde` backtick^caret", "under_score__double",
+    ]
+    words = ("a photo of red green blue yellow purple orange white black circle square triangle star cat dog house tree "
+             "mountain river painting sketch highly detailed 4k 8k realistic cinematic lighting sunset night city street "
+             "portrait landscape small large big tiny on the in with and by of background foreground").split()
+    punct = [",", ".", "!", "?", ";", ":", "-", "'s", "'t", "(", ")", "...", "!!", "?!"]
+    extra = []
+    while len(fixed) + len(extra) < 240:
+        k = rnd.randint(1, 40)
+        parts = []
+        for _ in range(k):
+            r = rnd.random()
+            if r < 0.75:
+                w = rnd.choice(words)
+                parts.append(w.upper() if rnd.random() < 0.1 else w)
+            elif r < 0.9:
+                parts.append(rnd.choice(punct))
+            else:
+                parts.append(str(rnd.randint(0, 99999)))
+        extra.append((" " if rnd.random() < 0.5 else "").join(parts) if rnd.random() < 0.2 else " ".join(parts))
+    return fixed + extra
+
+
+# ----------------------------------------------------------------------------------------------- images
+def make_images():
+    """Pillow resizes and CLIPImageProcessor outputs on seeded random images."""
+    rnd = np.random.default_rng(5)
+    io, meta = {}, {"resize": [], "clip": []}
+    resize_cases = [((37, 41), (224, 224), Image.BICUBIC, None), ((300, 200), (64, 96), Image.BICUBIC, 1),
+                    ((120, 90), (512, 384), Image.BICUBIC, 1), ((257, 1023), (224, 891), Image.BICUBIC, None),
+                    ((640, 480), (97, 131), Image.LANCZOS, None), ((33, 65), (64, 64), Image.LANCZOS, None),
+                    ((100, 100), (100, 100), Image.BICUBIC, None), ((500, 300), (128, 77), Image.BILINEAR, None),
+                    ((700, 500), (64, 48), Image.BICUBIC, 2), ((90, 61), (30, 17), Image.NEAREST, None)]
+    for i, (src, dst, flt, gap) in enumerate(resize_cases):
+        arr = rnd.integers(0, 256, (src[1], src[0], 3), dtype=np.uint8)
+        if i % 3 == 0:  # smooth gradients with noise hit different rounding paths than pure noise
+            yy, xx = np.mgrid[0:src[1], 0:src[0]]
+            arr = np.clip(((xx * 3 + yy * 2) % 256)[..., None] + rnd.integers(-20, 20, arr.shape), 0, 255).astype(np.uint8)
+        out = np.asarray(Image.fromarray(arr).resize(dst, resample=flt, reducing_gap=gap))
+        io[f"resize{i}.in"], io[f"resize{i}.out"] = torch.from_numpy(arr.astype(np.float32)), torch.from_numpy(out.astype(np.float32))
+        meta["resize"].append({"filter": int(flt), "reducing_gap": gap, "size": list(dst)})
+    proc = CLIPImageProcessor(crop_size=224, do_center_crop=True, do_normalize=True, do_resize=True,
+                              image_mean=[0.48145466, 0.4578275, 0.40821073], image_std=[0.26862954, 0.26130258, 0.27577711],
+                              resample=3, size=224)
+    for i, (w, h) in enumerate([(37, 41), (513, 771), (224, 224), (640, 300), (225, 227)]):
+        arr = rnd.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        pix = proc(Image.fromarray(arr), return_tensors="pt").pixel_values
+        io[f"clip{i}.in"], io[f"clip{i}.out"] = torch.from_numpy(arr.astype(np.float32)), pix
+    save_io("images", io)
+    with open(os.path.join(OUT, "images.json"), "w") as f:
+        json.dump(meta, f)
+    print("images")
+
+
+# ----------------------------------------------------------------------------------------------- safetensors dtypes
+def make_dtypes():
+    a = randn((3, 5), 40) * 100
+    save_file({"f32": a, "f16": a.half(), "bf16": a.bfloat16()}, os.path.join(OUT, "dtypes.safetensors"))
+    save_io("dtypes_expected", {"f32": a, "f16": a.half().float(), "bf16": a.bfloat16().float()})
+
+
+if __name__ == "__main__":
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, "VERSIONS.txt"), "w") as f:
+        f.write(f"torch {torch.__version__}\ndiffusers {diffusers.__version__}\ntransformers {transformers.__version__}\n"
+                f"Pillow {PIL.__version__}\nnumpy {np.__version__}\n")
+    which = sys.argv[1:] or ["unets", "movqs", "priors", "clips", "schedulers", "rng", "tokenizer", "images", "dtypes"]
+    for w in which:
+        globals()["make_" + w]()
