@@ -1,6 +1,6 @@
 // Bit-for-bit PyTorch CPU random numbers: `torch.Generator("cpu").manual_seed(s)` then `torch.randn(shape)` in
 // float32. Source of the recipe: aten/src/ATen/core/MT19937RNGEngine.h, aten/src/ATen/native/cpu/DistributionTemplates.h
-// (normal_fill_16 for 16+ elements; the scalar double Box-Muller with a cached second value below that).
+// (normal_fill_16_AVX2 for 16+ elements; the scalar double Box-Muller with a cached second value below that).
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -80,13 +80,16 @@ public final class TorchGenerator {
         }
     }
 
+    /// torch's normal_fill_16 as its AVX2 build runs it (x86-64 CPUs with AVX2): lane j pairs with lane j + 8,
+    /// with the cephes-style log and sincos of avx_mathfun.h (see CephesMath.swift), not libm.
     private func boxMuller16(_ d: UnsafeMutablePointer<Float>) {
+        let twoPi = Float(2.0 * Double.pi)
         for j in 0..<8 {
             let u1 = 1 - d[j], u2 = d[j + 8]
-            let radius = (-2 * logf(u1)).squareRoot()
-            let theta = 2 * Float.pi * u2
-            d[j] = radius * cosf(theta)
-            d[j + 8] = radius * sinf(theta)
+            let radius = (-2 * CephesMath.log(u1)).squareRoot()
+            let (s, c) = CephesMath.sincos(twoPi * u2)
+            d[j] = radius * c
+            d[j + 8] = radius * s
         }
     }
 
