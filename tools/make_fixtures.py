@@ -326,12 +326,18 @@ def make_tokenizer():
         f.write("#version: 0.2\n" + "\n".join(" ".join(m) for m in merges) + "\n")
     tok = CLIPTokenizer(os.path.join(path, "vocab.json"), os.path.join(path, "merges.txt"), pad_token="!", model_max_length=77)
     tok.save_pretrained(path)
-    tok = CLIPTokenizer.from_pretrained(path)
+    # The kandinsky-2-2-prior tokenizer folder has no tokenizer.json; load the way it would be loaded.
+    os.remove(os.path.join(path, "tokenizer.json"))
     prompts = tokenizer_corpus()
-    ids = tok(prompts, padding="max_length", max_length=77, truncation=True).input_ids
-    masks = tok(prompts, padding="max_length", max_length=77, truncation=True).attention_mask
+    cases = [{"prompt": p} for p in prompts]
+    # pad "!" as in shared/spec section 7, and pad "<|endoftext|>" as the real prior's tokenizer_config has it.
+    for key, pad in (("", "!"), ("_eos_pad", "<|endoftext|>")):
+        tok = CLIPTokenizer.from_pretrained(path, pad_token=pad)
+        enc = tok(prompts, padding="max_length", max_length=77, truncation=True)
+        for c, i, m in zip(cases, enc.input_ids, enc.attention_mask):
+            c["ids" + key], c["mask" + key] = i, m
     with open(os.path.join(OUT, "tokenizer_cases.json"), "w", encoding="utf-8") as f:
-        json.dump([{"prompt": p, "ids": i, "mask": m} for p, i, m in zip(prompts, ids, masks)], f, ensure_ascii=False)
+        json.dump(cases, f, ensure_ascii=False)
     print("tokenizer", len(prompts), "prompts")
 
 
