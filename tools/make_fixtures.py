@@ -165,6 +165,8 @@ def make_priors():
         torch.manual_seed(0)
         model = randomize(PriorTransformer(**cfg), 400 + i)
         save_model(model, name)
+        if name == "prior_3l":  # the same weights as a sharded checkpoint (*.safetensors.index.json)
+            save_model(model, name + "_sharded", max_shard_size="60KB")
         d = cfg["embedding_dim"]
         hidden, proj, enc = randn((2, d), 8), randn((2, d), 9), randn((2, 77, d), 10)
         mask = torch.zeros((2, 77), dtype=torch.bool)
@@ -403,6 +405,10 @@ def make_images():
         arr = rnd.integers(0, 256, (h, w, 3), dtype=np.uint8)
         pix = proc(Image.fromarray(arr), return_tensors="pt").pixel_values
         io[f"clip{i}.in"], io[f"clip{i}.out"] = torch.from_numpy(arr.astype(np.float32)), pix
+    rgba = rnd.integers(0, 256, (50, 70, 4), dtype=np.uint8)
+    io["clip_rgba.in"] = torch.from_numpy(rgba.astype(np.float32))
+    io["clip_rgba.out"] = proc(Image.fromarray(rgba, "RGBA"), return_tensors="pt").pixel_values
+    io["grey.out"] = torch.from_numpy(np.asarray(Image.fromarray(rgba[..., :3]).convert("L")).astype(np.float32))
     save_io("images", io)
     with open(os.path.join(OUT, "images.json"), "w") as f:
         json.dump(meta, f)

@@ -1,0 +1,165 @@
+// Pillow's Image.resize for 8-bit images, bit-exact with Pillow >= 13.0 (Resample.c, Reduce.c), following the
+// rules recorded in shared/spec/image-preprocessing.md: the optional reduce() pre-step for reducing_gap, float32
+// boxes, fixed-point (22-bit) separable passes with a uint8 intermediate, and Pillow 13's choice of pass order.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public enum ResampleFilter: Int, Sendable {
+    case nearest = 0, lanczos = 1, bilinear = 2, bicubic = 3
+
+    var support: Double {
+        switch self {
+        case .nearest: return 0
+        case .bilinear: return 1
+        case .bicubic: return 2
+        case .lanczos: return 3
+        }
+    }
+
+    func weight(_ x: Double) -> Double {
+        switch self {
+        case .nearest: return 0
+        case .bilinear:
+            let t = abs(x)
+            return t < 1 ? 1 - t : 0
+        case .bicubic:
+            let a = -0.5, t = abs(x)
+            if t < 1 { return ((a + 2) * t - (a + 3)) * t * t + 1 }
+            if t < 2 { return (((t - 5) * t + 8) * t - 4) * a }
+            return 0
+        case .lanczos:
+            func sinc(_ v: Double) -> Double { v == 0 ? 1 : sin(v * Double.pi) / (v * Double.pi) }
+            return (-3 <= x && x < 3) ? sinc(x) * sinc(x / 3) : 0
+        }
+    }
+}
+
+extension PixelImage {
+    /// Image.resize((width, height), resample: filter, reducing_gap: reducingGap).
+    public func resized(width w: Int, height h: Int, filter: ResampleFilter, reducingGap: Double? = nil) -> PixelImage {
+        precondition(w > 0 && h > 0, "resize to \(w)x\(h)")
+        if w == width && h == height { return self }
+        var source = self
+        var box: (Float, Float, Float, Float) = (0, 0, Float(width), Float(height))
+        if let gap = reducingGap, filter != .nearest {
+            let fx = max(1, Int(Double(width) / Double(w) / gap)), fy = max(1, Int(Double(height) / Double(h) / gap))
+            if fx > 1 || fy > 1 {
+                source = reduced(fx, fy)
+                box = (0, 0, Float(Double(width) / Double(fx)), Float(Double(height) / Double(fy)))
+            }
+        }
+        if filter == .nearest { return source.nearest(w, h, box) }
+        if box.0 == box.0.rounded(.towardZero), box.1 == box.1.rounded(.towardZero),
+           box.2 - box.0 == Float(w), box.3 - box.1 == Float(h) {
+            return source.cropped(x: Int(box.0), y: Int(box.1), width: w, height: h)
+        }
+        return source.resampled(w, h, box, filter)
+    }
+
+    public func cropped(x: Int, y: Int, width w: Int, height h: Int) -> PixelImage {
+        var out = PixelImage(width: w, height: h, channels: channels)
+        for row in 0..<h {
+            let src = ((y + row) * width + x) * channels
+            out.pixels.replaceSubrange(row * w * channels..<(row + 1) * w * channels, with: pixels[src..<src + w * channels])
+        }
+        return out
+    }
+
+    /// Image.reduce((fx, fy)): block means with Pillow's multiply-shift rounding; partial edge blocks included.
+    func reduced(_ fx: Int, _ fy: Int) -> PixelImage {
+        let ow = (width + fx - 1) / fx, oh = (height + fy - 1) / fy
+        var out = PixelImage(width: ow, height: oh, channels: channels)
+        for oy in 0..<oh {
+            let bh = min(fy, height - oy * fy)
+            for ox in 0..<ow {
+                let bw = min(fx, width - ox * fx)
+                let n = UInt32(bw * bh)
+                let m = UInt32(Float(4_294_967_296.0) / Float(256 * n))
+                for c in 0..<channels {
+                    var s: UInt32 = 0
+                    for yy in 0..<bh { for xx in 0..<bw { s += UInt32(self[ox * fx + xx, oy * fy + yy, c]) } }
+                    out[ox, oy, c] = UInt8(truncatingIfNeeded: (UInt64(s + n / 2) * UInt64(m)) >> 24)
+                }
+            }
+        }
+        return out
+    }
+
+    func nearest(_ w: Int, _ h: Int, _ box: (Float, Float, Float, Float)) -> PixelImage {
+        func indices(_ n: Int, _ b0: Float, _ b1: Float, _ limit: Int) -> [Int] {
+            let a = Double(Float(b1 - b0)) / Double(n)
+            var pos = Double(b0) + a * 0.5
+            var out: [Int] = []
+            for _ in 0..<n {
+                out.append(pos < 0 ? -1 : min(Int(pos), limit - 1))
+                pos += a
+            }
+            return out
+        }
+        let xs = indices(w, box.0, box.2, width), ys = indices(h, box.1, box.3, height)
+        var out = PixelImage(width: w, height: h, channels: channels)
+        for (oy, sy) in ys.enumerated() where sy >= 0 {
+            for (ox, sx) in xs.enumerated() where sx >= 0 {
+                for c in 0..<channels { out[ox, oy, c] = self[sx, sy, c] }
+            }
+        }
+        return out
+    }
+
+    /// One axis' fixed-point coefficients: (first source index, weights) per output index.
+    static func coefficients(inSize: Int, in0: Float, in1: Float, outSize: Int, filter: ResampleFilter) -> [(Int, [Int32])] {
+        let scale = Double(Float(in1 - in0)) / Double(outSize)
+        let fs = max(scale, 1)
+        let support = filter.support * fs
+        let inv = 1.0 / fs
+        return (0..<outSize).map { i in
+            let center = Double(in0) + (Double(i) + 0.5) * scale
+            let xmin = max(0, Int(center - support + 0.5))
+            let xend = min(inSize, Int(center + support + 0.5))
+            var w = (0..<max(0, xend - xmin)).map { j in filter.weight((Double(xmin + j) - center + 0.5) * inv) }
+            var total = 0.0
+            for v in w { total += v }
+            if total != 0 { w = w.map { $0 / total } }
+            let k = w.map { v -> Int32 in Int32(v < 0 ? (v * 4_194_304 - 0.5).rounded(.towardZero) : (v * 4_194_304 + 0.5).rounded(.towardZero)) }
+            return (xmin, k)
+        }
+    }
+
+    func resampled(_ w: Int, _ h: Int, _ box: (Float, Float, Float, Float), _ filter: ResampleFilter) -> PixelImage {
+        let needH = w != width || box.0 != 0 || box.2 != Float(w)
+        let needV = h != height || box.1 != 0 || box.3 != Float(h)
+        let dh = height - h, dw = width - w
+        let verticalFirst = dh > 0 && dh > 2 * dw
+        var img = self
+        func horizontal() { if needH { img = img.pass(horizontal: true, Self.coefficients(inSize: img.width, in0: box.0, in1: box.2, outSize: w, filter: filter)) } }
+        func vertical() { if needV { img = img.pass(horizontal: false, Self.coefficients(inSize: img.height, in0: box.1, in1: box.3, outSize: h, filter: filter)) } }
+        if verticalFirst { vertical(); horizontal() } else { horizontal(); vertical() }
+        return img
+    }
+
+    /// One separable pass writing uint8, as Pillow's ImagingResampleHorizontal/Vertical_8bpc.
+    func pass(horizontal: Bool, _ coeffs: [(Int, [Int32])]) -> PixelImage {
+        let ow = horizontal ? coeffs.count : width, oh = horizontal ? height : coeffs.count
+        var out = PixelImage(width: ow, height: oh, channels: channels)
+        let ch = channels, srcW = width
+        pixels.withUnsafeBufferPointer { src in
+            out.pixels.withUnsafeMutableBufferPointer { dst in
+                for y in 0..<oh {
+                    for x in 0..<ow {
+                        let (start, k) = coeffs[horizontal ? x : y]
+                        for c in 0..<ch {
+                            var acc: Int32 = 1 << 21
+                            for (j, kj) in k.enumerated() {
+                                let sx = horizontal ? start + j : x, sy = horizontal ? y : start + j
+                                acc &+= Int32(src[(sy * srcW + sx) * ch + c]) &* kj
+                            }
+                            dst[(y * ow + x) * ch + c] = UInt8(clamping: acc >> 22)
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+}
