@@ -30,13 +30,15 @@ let package = Package(
         .target(name: "Schedulers", dependencies: ["TensorCore", "TorchRandom", "Checkpoint"], swiftSettings: kernelFlags),
         .target(name: "Networks", dependencies: ["TensorCore", "Checkpoint"], swiftSettings: kernelFlags),
         .target(name: "Tokenization"),
-        .target(name: "ImageProcessing", dependencies: ["TensorCore"], swiftSettings: kernelFlags),
+        .target(name: "ImageProcessing", dependencies: ["TensorCore", "Checkpoint"], swiftSettings: kernelFlags),
+        .target(name: "Pipelines", dependencies: ["TensorCore", "Checkpoint", "Networks", "Schedulers", "TorchRandom", "Tokenization",
+                                                  "ImageProcessing"], swiftSettings: kernelFlags),
 
         // MARK: - Tests
         .testTarget(
             name: "EngineTests",
             dependencies: ["TensorCore", "Checkpoint", "TorchRandom", "Schedulers", "Networks", "Tokenization",
-                           "ImageProcessing"],
+                           "ImageProcessing", "Pipelines"],
             exclude: ["Fixtures"],
             swiftSettings: kernelFlags
         ),

@@ -415,6 +415,89 @@ def make_images():
     print("images")
 
 
+# ----------------------------------------------------------------------------------------------- pipelines
+def make_pipelines():
+    """A tiny prior + decoder model set in the kandinsky-community layouts, and diffusers' combined text2img on it."""
+    from diffusers import KandinskyV22CombinedPipeline, KandinskyV22PriorPipeline
+    prior_dir, dec_dir = os.path.join(OUT, "models", "pipe_prior"), os.path.join(OUT, "models", "pipe_decoder")
+    for d in (prior_dir, dec_dir):
+        shutil.rmtree(d, ignore_errors=True)
+    torch.manual_seed(0)
+    text = CLIPTextModelWithProjection(CLIPTextConfig(bos_token_id=0, eos_token_id=2, pad_token_id=1, hidden_size=32, projection_dim=32,
+                                                      intermediate_size=37, num_attention_heads=2, num_hidden_layers=2, vocab_size=49408,
+                                                      hidden_act="gelu"))
+    vision = CLIPVisionModelWithProjection(CLIPVisionConfig(hidden_size=32, image_size=32, projection_dim=32, intermediate_size=37,
+                                                            num_attention_heads=4, num_channels=3, num_hidden_layers=2, patch_size=8,
+                                                            hidden_act="gelu"))
+    prior = PriorTransformer(num_attention_heads=2, attention_head_dim=16, embedding_dim=32, num_layers=2)
+    unet = UNet2DConditionModel(**unet_cases()[0][1])
+    movq = VQModel(block_out_channels=[32, 64], down_block_types=["DownEncoderBlock2D", "AttnDownEncoderBlock2D"], in_channels=3,
+                   latent_channels=4, layers_per_block=1, norm_num_groups=8, norm_type="spatial", num_vq_embeddings=12, out_channels=3,
+                   up_block_types=["AttnUpDecoderBlock2D", "UpDecoderBlock2D"], vq_embed_dim=4)
+    for i, m in enumerate((text, vision, prior, unet, movq)):
+        randomize(m, 700 + i)
+    # fp16-exact weights, stored as fp16 files: the checkpoints stay small and both sides compute on the same values.
+    for m in (text, vision, prior, unet, movq):
+        for p_ in m.parameters():
+            p_.copy_(p_.half().float())
+    tok = CLIPTokenizer.from_pretrained(os.path.join(OUT, "tokenizer"), pad_token="<|endoftext|>")
+    proc = CLIPImageProcessor(crop_size=32, do_center_crop=True, do_normalize=True, do_resize=True,
+                              image_mean=[0.48145466, 0.4578275, 0.40821073], image_std=[0.26862954, 0.26130258, 0.27577711],
+                              resample=3, size=32)
+    prior_pipe = KandinskyV22PriorPipeline(prior=prior, image_encoder=vision, text_encoder=text, tokenizer=tok,
+                                           scheduler=UnCLIPScheduler.from_config(PRIOR_SCHED), image_processor=proc)
+    prior_pipe.save_pretrained(prior_dir, safe_serialization=True)
+    dec_sched = DDPMScheduler.from_config(DECODER_SCHED)
+    combined = KandinskyV22CombinedPipeline(unet=unet, scheduler=dec_sched, movq=movq, prior_prior=prior, prior_image_encoder=vision,
+                                            prior_text_encoder=text, prior_tokenizer=tok, prior_scheduler=prior_pipe.scheduler,
+                                            prior_image_processor=proc)
+    from diffusers import KandinskyV22Pipeline
+    KandinskyV22Pipeline(unet=unet, scheduler=dec_sched, movq=movq).save_pretrained(dec_dir, safe_serialization=True)
+    # Half-precision files; the tokenizer folder is the shared fixture one.
+    for d in (prior_dir, dec_dir):
+        for root, _, files in os.walk(d):
+            for f in files:
+                if f.endswith(".safetensors"):
+                    from safetensors.torch import load_file
+                    t = load_file(os.path.join(root, f))
+                    save_file({k: v.half() if v.is_floating_point() else v for k, v in t.items()}, os.path.join(root, f), metadata={"format": "pt"})
+    shutil.rmtree(os.path.join(prior_dir, "tokenizer"))
+    os.symlink("../../tokenizer", os.path.join(prior_dir, "tokenizer"))
+
+    cases = [
+        dict(prompt="a red cat, 4k photo", negative_prompt=None, seed=0, steps=3, guidance=4.0, prior_steps=3, prior_guidance=4.0, h=64, w=96),
+        dict(prompt="a blue square on a yellow background", negative_prompt="blurry, low quality", seed=7, steps=2, guidance=1.0,
+             prior_steps=2, prior_guidance=1.0, h=64, w=64),
+        dict(prompt="a green star", negative_prompt="", seed=123456, steps=4, guidance=2.5, prior_steps=5, prior_guidance=4.0, h=96, w=64),
+    ]
+    io = {}
+    for i, c in enumerate(cases):
+        g = torch.Generator().manual_seed(c["seed"])
+        pr = prior_pipe(c["prompt"], negative_prompt=c["negative_prompt"], num_inference_steps=c["prior_steps"], generator=g,
+                        guidance_scale=c["prior_guidance"], output_type="pt")
+        io[f"case{i}.image_embeds"], io[f"case{i}.negative_image_embeds"] = pr.image_embeds, pr.negative_image_embeds
+        g = torch.Generator().manual_seed(c["seed"])
+        steps = []
+
+        def record(pipe, step, t, kw):
+            steps.append(kw["latents"].clone())
+            return kw
+        img = combined(c["prompt"], negative_prompt=c["negative_prompt"], num_inference_steps=c["steps"], guidance_scale=c["guidance"],
+                       height=c["h"], width=c["w"], prior_guidance_scale=c["prior_guidance"], prior_num_inference_steps=c["prior_steps"],
+                       generator=g, output_type="np", callback_on_step_end=record).images
+        io[f"case{i}.image"] = torch.from_numpy(img)
+        for k, lat in enumerate(steps):
+            io[f"case{i}.latents_step{k}"] = lat
+        io[f"case{i}.decoded_final_raw"] = movq.decode(steps[-1], force_not_quantize=True).sample
+        # The same decode in float64: the exact value both float32 implementations approximate.
+        io[f"case{i}.decoded_final_f64"] = movq.double().decode(steps[-1].double(), force_not_quantize=True).sample
+        movq.float()
+    save_io("pipelines", io)
+    with open(os.path.join(OUT, "pipelines.json"), "w") as f:
+        json.dump(cases, f, indent=1)
+    print("pipelines", [tuple(io[f"case{i}.image"].shape) for i in range(len(cases))])
+
+
 # ----------------------------------------------------------------------------------------------- safetensors dtypes
 def make_dtypes():
     a = randn((3, 5), 40) * 100
@@ -427,6 +510,6 @@ if __name__ == "__main__":
     with open(os.path.join(OUT, "VERSIONS.txt"), "w") as f:
         f.write(f"torch {torch.__version__}\ndiffusers {diffusers.__version__}\ntransformers {transformers.__version__}\n"
                 f"Pillow {PIL.__version__}\nnumpy {np.__version__}\n")
-    which = sys.argv[1:] or ["unets", "movqs", "priors", "clips", "schedulers", "rng", "tokenizer", "images", "dtypes"]
+    which = sys.argv[1:] or ["unets", "movqs", "priors", "clips", "schedulers", "rng", "tokenizer", "images", "dtypes", "pipelines"]
     for w in which:
         globals()["make_" + w]()

@@ -37,8 +37,8 @@ public final class ConfigReader {
             if let d { return d }
             throw CheckpointError.badConfig(path: path, reason: "missing \(key)")
         }
-        guard let n = v as? NSNumber, n.doubleValue == n.doubleValue.rounded() else { throw typeError(key, "an integer") }
-        return n.intValue
+        guard let d = Self.number(v), d == d.rounded(), abs(d) < 9e15 else { throw typeError(key, "an integer") }
+        return Int(d)
     }
 
     public func double(_ key: String, default d: Double? = nil) throws -> Double {
@@ -46,13 +46,13 @@ public final class ConfigReader {
             if let d { return d }
             throw CheckpointError.badConfig(path: path, reason: "missing \(key)")
         }
-        guard let n = v as? NSNumber else { throw typeError(key, "a number") }
-        return n.doubleValue
+        guard let d = Self.number(v) else { throw typeError(key, "a number") }
+        return d
     }
 
     public func bool(_ key: String, default d: Bool) throws -> Bool {
         guard let v = raw(key) else { return d }
-        guard let b = v as? Bool else { throw typeError(key, "true or false") }
+        guard Self.isBool(v), let b = v as? Bool else { throw typeError(key, "true or false") }
         return b
     }
 
@@ -90,8 +90,8 @@ public final class ConfigReader {
 
     public func doubles(_ key: String, default d: [Double]) throws -> [Double] {
         guard let v = raw(key) else { return d }
-        guard let a = v as? [NSNumber] else { throw typeError(key, "a list of numbers") }
-        return a.map(\.doubleValue)
+        guard let a = v as? [Any] else { throw typeError(key, "a list of numbers") }
+        return try a.map { guard let d = Self.number($0) else { throw typeError(key, "a list of numbers") }; return d }
     }
 
     /// Keys that do not change inference (training settings, informational sizes).
@@ -106,9 +106,29 @@ public final class ConfigReader {
     }
 
     private static func same(_ a: AnyHashable, _ b: AnyHashable) -> Bool {
-        if let x = a as? NSNumber, let y = b as? NSNumber { return x.doubleValue == y.doubleValue }
-        if let x = a as? Bool, let y = b as? Bool { return x == y }
+        let (ab, bb) = (isBool(a.base), isBool(b.base))
+        if ab || bb { return ab && bb && (a.base as? Bool) == (b.base as? Bool) }
+        if let x = number(a.base), let y = number(b.base) { return x == y }
         return a == b
+    }
+
+    /// JSON true/false (Foundation's boolean NSNumber; plain 0/1 also bridge to Bool, so test the class).
+    static func isBool(_ v: Any) -> Bool {
+        if v is Bool && !(v is NSNumber) { return true }
+        return ObjectIdentifier(type(of: v as AnyObject)) == ObjectIdentifier(type(of: NSNumber(value: true)))
+    }
+
+    /// A JSON number as the nearest Double. Linux Foundation parses decimals as NSDecimalNumber, whose
+    /// doubleValue is not correctly rounded (1/255 comes back one ulp off); its decimal text is exact.
+    static func number(_ v: Any) -> Double? {
+        if isBool(v) { return nil }
+        switch v {
+        case let d as NSDecimalNumber: return Double(d.stringValue) ?? d.doubleValue
+        case let n as NSNumber: return n.doubleValue
+        case let d as Double: return d
+        case let i as Int: return Double(i)
+        default: return nil
+        }
     }
 
     /// Errors on the first key that was neither read nor ignored (private `_name` keys are metadata).

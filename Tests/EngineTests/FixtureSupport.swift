@@ -58,3 +58,9 @@ func assertEqualInts(_ actual: [Int], _ expected: [Int], _ name: String, file: S
                 file: file, line: line)
     }
 }
+
+func maxAbs(_ t: Tensor) -> Float { t.array.reduce(0) { max($0, abs($1)) } }
+func maxAbsDiff(_ a: Tensor, _ b: Tensor) -> Float {
+    precondition(a.shape == b.shape, "\(a.shape) vs \(b.shape)")
+    return zip(a.array, b.array).reduce(0) { max($0, abs($1.0 - $1.1)) }
+}

@@ -1,0 +1,90 @@
+// diffusers pipelines/kandinsky2_2/pipeline_kandinsky2_2.py (text2img decoder): image embeddings -> latents by the
+// UNet and the DDPM scheduler -> pixels by MoVQ. The denoising loop is shared by every decoder variant through
+// `denoise`, which takes the extra input channels and a per-step hook.
+import Checkpoint
+import Foundation
+import Networks
+import Schedulers
+import TensorCore
+import TorchRandom
+
+public final class DecoderPipeline {
+    public let unet: UNet2DConditionModel
+    public let movq: VQModel
+    public let scheduler: DenoisingScheduler
+
+    public init(unet: UNet2DConditionModel, movq: VQModel, scheduler: DenoisingScheduler) {
+        self.unet = unet; self.movq = movq; self.scheduler = scheduler
+    }
+
+    /// Loads a kandinsky-2-2-decoder(-inpaint / -controlnet-depth) folder.
+    public convenience init(folder: String) throws {
+        func sub(_ n: String) -> String { (folder as NSString).appendingPathComponent(n) }
+        try self.init(unet: UNet2DConditionModel(folder: sub("unet")), movq: VQModel(folder: sub("movq")),
+                      scheduler: loadScheduler(configPath: sub("scheduler/scheduler_config.json")))
+    }
+
+    /// downscale_height_and_width: latent side = ceil(side / f^2) * f with f = MoVQ's scale factor.
+    public func latentSize(height: Int, width: Int) -> (Int, Int) {
+        let f = movq.config.scaleFactor
+        func side(_ s: Int) -> Int { (s + f * f - 1) / (f * f) * f }
+        return (side(height), side(width))
+    }
+
+    public struct Conditioning {
+        public var imageEmbeds: Tensor            // [1, D]
+        public var negativeImageEmbeds: Tensor    // [1, D]
+        public var hint: Tensor?                  // [1, 3, H, W] for image_hint UNets
+        public init(imageEmbeds: Tensor, negativeImageEmbeds: Tensor, hint: Tensor? = nil) {
+            self.imageEmbeds = imageEmbeds; self.negativeImageEmbeds = negativeImageEmbeds; self.hint = hint
+        }
+    }
+
+    /// The decoder loop of every Kandinsky 2.2 decoder pipeline (shared/spec section 1.0).
+    /// - extraChannels: appended after the (CFG-doubled) latents on the channel axis at each step (inpaint's
+    ///   masked image and mask).
+    /// - afterStep: called with (step index, latents) after each scheduler step; returns the latents to continue with.
+    public func denoise(latents start: Tensor, timesteps: [Int], conditioning c: Conditioning, guidance: Float, generator: TorchGenerator,
+                        extraChannels: Tensor? = nil, afterStep: ((Int, Tensor) -> Tensor)? = nil,
+                        progress: ((Int, Int) -> Bool)? = nil) throws -> Tensor {
+        let cfg = guidance > 1
+        let embeds = cfg ? concat([c.negativeImageEmbeds, c.imageEmbeds], axis: 0) : c.imageEmbeds
+        let hint = c.hint.map { cfg ? concat([$0, $0], axis: 0) : $0 }
+        let channels = start.dim(1)
+        var latents = start
+        for (i, t) in timesteps.enumerated() {
+            var input = cfg ? concat([latents, latents], axis: 0) : latents
+            if let e = extraChannels { input = concat([input, e], axis: 1) }
+            var out = unet(sample: input, timestep: Float(t), imageEmbeds: embeds, hint: hint)
+            if cfg {
+                let eps = guided(slice(out, axis: 1, start: 0, length: channels), guidance)
+                let variance = chunk(slice(out, axis: 1, start: channels, length: out.dim(1) - channels), 2, axis: 0)[1]
+                out = concat([eps, variance], axis: 1)
+            }
+            if !scheduler.usesLearnedVariance { out = slice(out, axis: 1, start: 0, length: channels) }
+            latents = scheduler.step(modelOutput: out, timestep: t, sample: latents, generator: generator)
+            if let afterStep { latents = afterStep(i, latents) }
+            if let progress, !progress(i + 1, timesteps.count) { throw CancellationError() }
+        }
+        return latents
+    }
+
+    /// KandinskyV22Pipeline: fresh latents, full schedule, decode. Returns pixels in [0, 1] as [1, 3, H, W].
+    public func text2img(_ c: Conditioning, height: Int, width: Int, steps: Int, guidance: Float, generator: TorchGenerator,
+                         progress: ((Int, Int) -> Bool)? = nil) throws -> Tensor {
+        scheduler.setTimesteps(steps)
+        let (h, w) = latentSize(height: height, width: width)
+        let latents = Tensor(shape: [1, unet.config.inChannels - (c.hint == nil ? 0 : 4), h, w])
+        generator.fillNormal(latents.data, latents.count)
+        let out = try denoise(latents: latents, timesteps: scheduler.timesteps, conditioning: c, guidance: guidance, generator: generator,
+                              progress: progress)
+        return toUnitRange(movq.decode(out))
+    }
+}
+
+/// (x * 0.5 + 0.5).clamp(0, 1), diffusers' post-processing of MoVQ output.
+public func toUnitRange(_ x: Tensor) -> Tensor {
+    let out = Tensor(shape: x.shape)
+    for i in 0..<x.count { out.data[i] = min(max(x.data[i] * 0.5 + 0.5, 0), 1) }
+    return out
+}
