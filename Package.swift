@@ -31,8 +31,14 @@ let package = Package(
         .target(name: "Networks", dependencies: ["TensorCore", "Checkpoint"], swiftSettings: kernelFlags),
         .target(name: "Tokenization"),
         .target(name: "ImageProcessing", dependencies: ["TensorCore", "Checkpoint"], swiftSettings: kernelFlags),
+        .target(name: "JPEGBridge", dependencies: ["CJPEG"]),
+        .target(name: "ImageIO", dependencies: ["ImageProcessing", "CPNG", "JPEGBridge"]),
         .target(name: "Pipelines", dependencies: ["TensorCore", "Checkpoint", "Networks", "Schedulers", "TorchRandom", "Tokenization",
                                                   "ImageProcessing"], swiftSettings: kernelFlags),
+
+        // MARK: - Benchmark (bench/run.sh)
+        .executableTarget(name: "kandinsky-bench", dependencies: ["Pipelines", "ImageIO", "ImageProcessing", "TensorCore", "TorchRandom"],
+                          path: "bench/KandinskyBench", swiftSettings: kernelFlags),
 
         // MARK: - Tests
         .testTarget(

@@ -35,20 +35,7 @@ public final class CLIPTokenizer {
 
     public convenience init(folder: String, padToken: String? = nil) throws {
         func path(_ n: String) -> String { (folder as NSString).appendingPathComponent(n) }
-        guard let vdata = FileManager.default.contents(atPath: path("vocab.json")) else { throw TokenizerError.missingFile(path("vocab.json")) }
-        guard let vocab = (try? JSONSerialization.jsonObject(with: vdata)) as? [String: Int] else {
-            throw TokenizerError.badFile(path("vocab.json"), "not a JSON object of token -> id")
-        }
-        guard let mdata = FileManager.default.contents(atPath: path("merges.txt")), let mtext = String(data: mdata, encoding: .utf8) else {
-            throw TokenizerError.missingFile(path("merges.txt"))
-        }
-        var merges: [(String, String)] = []
-        for line in mtext.split(separator: "\n", omittingEmptySubsequences: true) {
-            if line.hasPrefix("#version") { continue }
-            let parts = line.split(separator: " ")
-            guard parts.count == 2 else { throw TokenizerError.badFile(path("merges.txt"), "line '\(line)' is not a pair") }
-            merges.append((String(parts[0]), String(parts[1])))
-        }
+        let (vocab, merges) = try Self.readModel(folder: folder, path: path)
         var config: [String: Any] = [:]
         if let cdata = FileManager.default.contents(atPath: path("tokenizer_config.json")) {
             guard let c = (try? JSONSerialization.jsonObject(with: cdata)) as? [String: Any] else {
@@ -66,6 +53,39 @@ public final class CLIPTokenizer {
         try self.init(vocab: vocab, merges: merges, bos: token("bos_token", "<|startoftext|>"), eos: token("eos_token", "<|endoftext|>"),
                       unk: token("unk_token", "<|endoftext|>"), pad: padToken ?? token("pad_token", "<|endoftext|>"),
                       maxLength: maxLen > 10_000 ? 77 : maxLen)
+    }
+
+    /// vocab.json + merges.txt (the slow-tokenizer files every kandinsky-community folder has), or the BPE model
+    /// inside tokenizer.json (folders saved by transformers 5 alone).
+    static func readModel(folder: String, path: (String) -> String) throws -> ([String: Int], [(String, String)]) {
+        let fm = FileManager.default
+        if !fm.fileExists(atPath: path("vocab.json")), let tdata = fm.contents(atPath: path("tokenizer.json")) {
+            guard let t = (try? JSONSerialization.jsonObject(with: tdata)) as? [String: Any], let model = t["model"] as? [String: Any],
+                  model["type"] as? String == "BPE", let vocab = model["vocab"] as? [String: Int], let rawMerges = model["merges"] as? [Any] else {
+                throw TokenizerError.badFile(path("tokenizer.json"), "no BPE model with vocab and merges")
+            }
+            let merges = try rawMerges.map { m -> (String, String) in
+                if let s = m as? String, case let p = s.split(separator: " "), p.count == 2 { return (String(p[0]), String(p[1])) }
+                if let a = m as? [String], a.count == 2 { return (a[0], a[1]) }
+                throw TokenizerError.badFile(path("tokenizer.json"), "merge \(m) is not a pair")
+            }
+            return (vocab, merges)
+        }
+        guard let vdata = fm.contents(atPath: path("vocab.json")) else { throw TokenizerError.missingFile(path("vocab.json")) }
+        guard let vocab = (try? JSONSerialization.jsonObject(with: vdata)) as? [String: Int] else {
+            throw TokenizerError.badFile(path("vocab.json"), "not a JSON object of token -> id")
+        }
+        guard let mdata = fm.contents(atPath: path("merges.txt")), let mtext = String(data: mdata, encoding: .utf8) else {
+            throw TokenizerError.missingFile(path("merges.txt"))
+        }
+        var merges: [(String, String)] = []
+        for line in mtext.split(separator: "\n", omittingEmptySubsequences: true) {
+            if line.hasPrefix("#version") { continue }
+            let parts = line.split(separator: " ")
+            guard parts.count == 2 else { throw TokenizerError.badFile(path("merges.txt"), "line '\(line)' is not a pair") }
+            merges.append((String(parts[0]), String(parts[1])))
+        }
+        return (vocab, merges)
     }
 
     public init(vocab: [String: Int], merges: [(String, String)], bos: String, eos: String, unk: String, pad: String, maxLength: Int) throws {

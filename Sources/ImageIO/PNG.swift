@@ -1,0 +1,102 @@
+// PNG through libpng's simplified API (png_image), which reports errors in the struct instead of longjmp-ing,
+// so Swift can call it directly. Reads every PNG libpng reads (1-16 bit, grey, palette, alpha) as 8-bit.
+import CPNG
+import Foundation
+import ImageProcessing
+
+public enum ImageIOError: Error, CustomStringConvertible, Equatable {
+    case missing(String)
+    case unreadable(String, String)
+    case unsupported(String, String)
+    case writeFailed(String, String)
+
+    public var description: String {
+        switch self {
+        case .missing(let p): return "\(p): file not found"
+        case .unreadable(let p, let why): return "\(p): cannot decode image: \(why)"
+        case .unsupported(let p, let why): return "\(p): \(why)"
+        case .writeFailed(let p, let why): return "\(p): cannot write: \(why)"
+        }
+    }
+}
+
+enum PNGCodec {
+    // PNG_FORMAT_* are composite macros Swift cannot import; the flags are plain constants.
+    static let colorFlag = UInt32(PNG_FORMAT_FLAG_COLOR), alphaFlag = UInt32(PNG_FORMAT_FLAG_ALPHA)
+
+    static func read(path: String, data: Data) throws -> PixelImage {
+        var image = png_image()
+        image.version = UInt32(PNG_IMAGE_VERSION)
+        let ok = data.withUnsafeBytes { png_image_begin_read_from_memory(&image, $0.baseAddress, $0.count) }
+        guard ok != 0 else { throw ImageIOError.unreadable(path, message(&image)) }
+        defer { png_image_free(&image) }
+        let hasAlpha = image.format & UInt32(PNG_FORMAT_FLAG_ALPHA) != 0
+        let hasColor = image.format & UInt32(PNG_FORMAT_FLAG_COLOR) != 0
+        let channels = (hasColor ? 3 : 1) + (hasAlpha ? 1 : 0)
+        // 8-bit sRGB output; 16-bit input is scaled down by libpng.
+        image.format = (hasColor ? colorFlag : 0) | (hasAlpha ? alphaFlag : 0)
+        let (w, h) = (Int(image.width), Int(image.height))
+        var pixels = [UInt8](repeating: 0, count: w * h * channels)
+        let done = data.withUnsafeBytes { _ in
+            pixels.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, Int32(w * channels), nil) }
+        }
+        guard done != 0 else { throw ImageIOError.unreadable(path, message(&image)) }
+        return PixelImage(width: w, height: h, channels: channels, pixels: pixels)
+    }
+
+    static func encode(_ img: PixelImage, text: [(String, String)]) throws -> Data {
+        var image = png_image()
+        image.version = UInt32(PNG_IMAGE_VERSION)
+        image.width = UInt32(img.width)
+        image.height = UInt32(img.height)
+        image.format = (img.channels >= 3 ? colorFlag : 0) | (img.channels % 2 == 0 ? alphaFlag : 0)
+        var size: Int = 0
+        let stride = Int32(img.width * img.channels)
+        // With no buffer, png_image_write_to_memory reports the size it needs.
+        guard img.pixels.withUnsafeBytes({ png_image_write_to_memory(&image, nil, &size, 0, $0.baseAddress, stride, nil) }) != 0 else {
+            throw ImageIOError.writeFailed("png", message(&image))
+        }
+        var out = [UInt8](repeating: 0, count: size)
+        let ok = out.withUnsafeMutableBytes { dst in
+            img.pixels.withUnsafeBytes { png_image_write_to_memory(&image, dst.baseAddress, &size, 0, $0.baseAddress, stride, nil) }
+        }
+        guard ok != 0 else { throw ImageIOError.writeFailed("png", message(&image)) }
+        return PNGText.insert(text, into: Data(out.prefix(size)))
+    }
+
+    static func message(_ image: inout png_image) -> String {
+        withUnsafeBytes(of: &image.message) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+    }
+}
+
+/// tEXt chunks (parameters and seed) inserted after IHDR; the simplified writer has no text API.
+enum PNGText {
+    static func insert(_ entries: [(String, String)], into png: Data) -> Data {
+        if entries.isEmpty { return png }
+        var chunks = Data()
+        for (k, v) in entries {
+            let body = Data(k.utf8.prefix(79)) + Data([0]) + Data(v.utf8.map { $0 == 0 ? 32 : $0 })
+            var chunk = Data()
+            var len = UInt32(body.count).bigEndian
+            withUnsafeBytes(of: &len) { chunk += $0 }
+            let typed = Data("tEXt".utf8) + body
+            chunk += typed
+            var crc = crc32(typed).bigEndian
+            withUnsafeBytes(of: &crc) { chunk += $0 }
+            chunks += chunk
+        }
+        // 8-byte signature + IHDR (4 length + 4 type + 13 data + 4 crc) = 33 bytes.
+        return png.prefix(33) + chunks + png.dropFirst(33)
+    }
+
+    static func crc32(_ d: Data) -> UInt32 {
+        var c: UInt32 = 0xffff_ffff
+        for b in d {
+            c ^= UInt32(b)
+            for _ in 0..<8 { c = (c & 1) != 0 ? 0xedb8_8320 ^ (c >> 1) : c >> 1 }
+        }
+        return c ^ 0xffff_ffff
+    }
+}
