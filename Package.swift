@@ -10,9 +10,16 @@ let kernelFlags: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-march=x86-64-v3"])]
 let kernelFlags: [SwiftSetting] = []
 #endif
 
+/// Variant plugins: (product, target folder under Plugins/). Each is a shared library linking only the C header
+/// (and the stateless PluginSupport helpers), never the engine.
+let swiftPlugins = [("kandinsky_plugin_text2img", "Text2Img"), ("kandinsky_plugin_img2img", "Img2Img"),
+                    ("kandinsky_plugin_inpaint", "Inpaint"), ("kandinsky_plugin_fusion", "Fusion"),
+                    ("kandinsky_plugin_controlnet_depth", "ControlNetDepth")]
+
 let package = Package(
     name: "kandinsky",
     platforms: [.macOS(.v13)],
+    products: swiftPlugins.map { .library(name: $0.0, type: .dynamic, targets: [$0.1]) },
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
@@ -36,6 +43,15 @@ let package = Package(
         .target(name: "Pipelines", dependencies: ["TensorCore", "Checkpoint", "Networks", "Schedulers", "TorchRandom", "Tokenization",
                                                   "ImageProcessing"], swiftSettings: kernelFlags),
 
+        // MARK: - Product: plugin ABI, model server, host
+        .target(name: "KandinskyPluginABI"),
+        .target(name: "ModelServer", dependencies: ["KandinskyPluginABI", "Pipelines", "Checkpoint", "Networks", "Schedulers", "TensorCore",
+                                                    "TorchRandom", "ImageProcessing"], swiftSettings: kernelFlags),
+
+        .target(name: "PluginHost", dependencies: ["KandinskyPluginABI", "ModelServer", "ImageProcessing"]),
+
+        .target(name: "PluginSupport", dependencies: ["KandinskyPluginABI"], path: "Plugins/PluginSupport"),
+
         // MARK: - Benchmark (bench/run.sh)
         .executableTarget(name: "kandinsky-bench", dependencies: ["Pipelines", "ImageIO", "ImageProcessing", "TensorCore", "TorchRandom"],
                           path: "bench/KandinskyBench", swiftSettings: kernelFlags),
@@ -48,7 +64,7 @@ let package = Package(
             exclude: ["Fixtures"],
             swiftSettings: kernelFlags
         ),
-    ],
+    ] + swiftPlugins.map { .target(name: $0.1, dependencies: ["KandinskyPluginABI", "PluginSupport"], path: "Plugins/\($0.1)") },
     // Kernels hand raw pointers to worker threads by design; strict Sendable checking would reject every one.
     swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,77 @@
+// fusion: KandinskyV22PriorPipeline.interpolate + the text2img decoder. Each item (the prompt, then image1,
+// image2, ...) becomes a CLIP image embedding; the embeddings are summed with `weights` (not normalised, as
+// diffusers). The negative embedding is the prior run on the negative prompt ("" by default), as interpolate does.
+import KandinskyPluginABI
+import PluginSupport
+
+@_cdecl("kandinsky_plugin_entry")
+public func kandinsky_plugin_entry() -> UnsafePointer<kd_plugin_entry_t> {
+    var prompt = CommonParams.prompt
+    prompt.flags = UInt32(KD_PARAM_OPTIONAL)
+    prompt.help = "optional text item, mixed first (weights[0]); leave out to mix images only"
+    var negative = CommonParams.negativePrompt
+    negative.help = "text for the negative embedding; absent or \"\" = the zero-image embedding (diffusers' interpolate)"
+    let params = [prompt, negative] + CommonParams.generation.filter { $0.key != "prompt" && $0.key != "negative_prompt" } +
+        [ParamDecl("weights", KD_PARAM_FLOAT_LIST, help: "one weight per item: [prompt,] image1, image2, ...", min: -10, max: 10, default: "[0.3, 0.3, 0.4]")]
+    return makeEntry([PluginDefinition(
+        id: "fusion", name: "Image fusion",
+        description: "Mixes a prompt and two or more images (or only images) by weights in CLIP image-embedding space, then decodes the mix.",
+        aliases: ["infer_kandinsky_2_image_mixing"],
+        inputs: [InputDecl("image", KD_INPUT_IMAGE, help: "images to mix: image1, image2, ...", flags: UInt32(KD_INPUT_REPEATED))],
+        params: params, run: run)])
+}
+
+func run(_ req: Request) throws {
+    let images = req.numberedInputs("image")
+    let prompt = req.string("prompt")
+    let itemCount = images.count + (prompt == nil ? 0 : 1)
+    guard images.count >= 1, itemCount >= 2 else { throw PluginFailure("fusion mixes at least two items: give image1 and image2, or a prompt and image1") }
+    let weights = req.list("weights") ?? []
+    guard weights.count == itemCount else {
+        throw PluginFailure("weights has \(weights.count) values for \(itemCount) items (\(prompt == nil ? "" : "prompt, ")\((1...images.count).map { "image\($0)" }.joined(separator: ", ")))")
+    }
+    let prior = try req.prior()
+    let (decoder, info) = try req.decoder(kind: "text2img")
+    guard !info.has_hint, info.unet_in_channels == info.latent_channels else {
+        throw PluginFailure("model_name is not a text-to-image decoder (its UNet takes \(info.unet_in_channels) channels)", status: Int32(KD_ERR_UNSUPPORTED))
+    }
+    let g = try req.generator()
+    defer { req.s.generator_release(g) }
+    var mixed: TensorHandle?
+    var k = 0
+    func add(_ e: TensorHandle) throws {
+        let m = try mixed ?? { let t = try req.tensor(e.shape); return t }()
+        let w = Float(weights[k])
+        for i in 0..<e.count { m.data[i] += e.data[i] * w }
+        mixed = m
+        k += 1
+    }
+    // Text items run through the prior with no negative prompt of their own (interpolate's negative_prior_prompt).
+    if let prompt {
+        var e: OpaquePointer?, n: OpaquePointer?
+        try req.check(prompt.withCString { req.s.prior_embed_prompt(req.ctx, prior, $0, nil, Int32(req.int("prior_num_inference_steps") ?? 25),
+                                                                   Float(req.double("prior_guidance_scale") ?? 4), g, &e, &n) }, "prior")
+        _ = try req.adopt(n)
+        try add(try req.adopt(e))
+    }
+    for img in images {
+        var e: OpaquePointer?
+        try req.check(req.s.prior_embed_image(prior, img, &e), "image embedding")
+        try add(try req.adopt(e))
+    }
+    // interpolate: out_zero = prior(negative_prompt); "" gives its negative (the zero-image embedding).
+    let negText = req.string("negative_prompt") ?? ""
+    var e: OpaquePointer?, n: OpaquePointer?
+    try req.check(negText.withCString { req.s.prior_embed_prompt(req.ctx, prior, $0, nil, Int32(req.int("prior_num_inference_steps") ?? 25),
+                                                                Float(req.double("prior_guidance_scale") ?? 4), g, &e, &n) }, "prior")
+    let zeroRun = (try req.adopt(e), try req.adopt(n))
+    let negative = negText.isEmpty ? zeroRun.1 : zeroRun.0
+
+    let (h, w) = req.outputSize(info)
+    let f = Int(info.scale_factor)
+    let latents = try req.tensor([1, Int(info.unet_in_channels), h / f, w / f])
+    req.s.generator_randn(g, latents.raw)
+    let ts = try req.timesteps(decoder, steps: req.int("num_inference_steps") ?? 100)
+    let out = try req.denoise(decoder, latents: latents, timesteps: ts, embeds: mixed!, negative: negative, generator: g)
+    try req.writeOutput(try req.decode(decoder, out))
+}

@@ -1,0 +1,347 @@
+// Helpers every Swift plugin links (statically, one copy per plugin library). Only C types cross into the host;
+// the one global here (the library's own plugin list) is meant to be per library.
+import Foundation
+import KandinskyPluginABI
+
+// MARK: - Declaring plugins
+
+public struct ParamDecl {
+    public var key: String, help: String, type: kd_param_type, flags: UInt32 = 0
+    public var min: Double = 0, max: Double = 0, defaultValue: String?
+    public init(_ key: String, _ type: kd_param_type, help: String, min: Double = 0, max: Double = 0, default d: String? = nil, flags: UInt32 = 0) {
+        self.key = key; self.type = type; self.help = help; self.min = min; self.max = max; defaultValue = d; self.flags = flags
+    }
+}
+
+public struct InputDecl {
+    public var key: String, kind: kd_input_kind, flags: UInt32, help: String
+    public init(_ key: String, _ kind: kd_input_kind, help: String, flags: UInt32 = 0) { self.key = key; self.kind = kind; self.flags = flags; self.help = help }
+}
+
+/// The parameters every generating variant shares, with the seed's defaults.
+public enum CommonParams {
+    public static let prompt = ParamDecl("prompt", KD_PARAM_STRING, help: "what the image should show")
+    public static let negativePrompt = ParamDecl("negative_prompt", KD_PARAM_STRING,
+        help: "what to steer away from; absent = the zero-image embedding, \"\" = the prior's embedding of the empty text (as diffusers)",
+        flags: UInt32(KD_PARAM_OPTIONAL))
+    public static let priorSteps = ParamDecl("prior_num_inference_steps", KD_PARAM_INT, help: "prior denoising steps", min: 2, max: 1000, default: "25")
+    public static let priorGuidance = ParamDecl("prior_guidance_scale", KD_PARAM_FLOAT, help: "prior classifier-free guidance (on above 1)",
+                                                min: 0, max: 100, default: "4.0")
+    public static let steps = ParamDecl("num_inference_steps", KD_PARAM_INT, help: "decoder denoising steps", min: 1, max: 1000, default: "100")
+    public static let guidance = ParamDecl("guidance_scale", KD_PARAM_FLOAT, help: "decoder classifier-free guidance (on above 1)",
+                                           min: 0, max: 100, default: "1.0")
+    public static let seed = ParamDecl("seed", KD_PARAM_SEED, help: "random seed; -1 picks one (printed and recorded)", min: -1, max: 9_007_199_254_740_991,
+                                       default: "-1")
+    public static let width = ParamDecl("width", KD_PARAM_INT, help: "output width in pixels (rounded up to a multiple of 64); default: the model's natural size",
+                                        min: 64, max: 4096, flags: UInt32(KD_PARAM_OPTIONAL))
+    public static let height = ParamDecl("height", KD_PARAM_INT, help: "output height in pixels (rounded up to a multiple of 64); default: the model's natural size",
+                                         min: 64, max: 4096, flags: UInt32(KD_PARAM_OPTIONAL))
+    public static let strength = ParamDecl("strength", KD_PARAM_FLOAT, help: "how far to move from the init image (0 keeps it, 1 ignores it)",
+                                           min: 0, max: 1, default: "0.3")
+    public static let model = ParamDecl("model_name", KD_PARAM_STRING, help: "decoder model: folder or hub id in the local Hugging Face cache",
+                                        flags: UInt32(KD_PARAM_OPTIONAL | KD_PARAM_MODEL))
+    public static let priorModel = ParamDecl("prior_model_name", KD_PARAM_STRING, help: "prior model: folder or hub id in the local Hugging Face cache",
+                                             flags: UInt32(KD_PARAM_OPTIONAL | KD_PARAM_MODEL))
+    public static let generation = [prompt, negativePrompt, priorSteps, priorGuidance, steps, guidance, seed, width, height, model, priorModel]
+}
+
+public struct PluginFailure: Error {
+    public let status: kd_status
+    public let message: String
+    public init(_ message: String, status: Int32 = Int32(KD_ERR_INVALID_ARGUMENT)) { self.message = message; self.status = status }
+}
+
+public struct PluginDefinition {
+    public let descriptor: UnsafePointer<kd_plugin_desc_t>
+    public let run: (Request) throws -> Void
+
+    public init(id: String, name: String, version: String = "1.0.0", description: String, aliases: [String] = [], inputs: [InputDecl],
+                params: [ParamDecl], run: @escaping (Request) throws -> Void) {
+        func c(_ s: String) -> UnsafePointer<CChar> { UnsafePointer(strdup(s)!) }
+        let ins = UnsafeMutablePointer<kd_input_desc_t>.allocate(capacity: max(inputs.count, 1))
+        for (i, d) in inputs.enumerated() {
+            ins[i] = kd_input_desc_t(struct_size: UInt32(MemoryLayout<kd_input_desc_t>.size), key: c(d.key), kind: d.kind, flags: d.flags, help: c(d.help))
+        }
+        let ps = UnsafeMutablePointer<kd_param_desc_t>.allocate(capacity: max(params.count, 1))
+        for (i, p) in params.enumerated() {
+            ps[i] = kd_param_desc_t(struct_size: UInt32(MemoryLayout<kd_param_desc_t>.size), key: c(p.key), help: c(p.help), type: p.type, flags: p.flags,
+                                    min_value: p.min, max_value: p.max, default_value: p.defaultValue.map(c))
+        }
+        let al = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: max(aliases.count, 1))
+        for (i, a) in aliases.enumerated() { al[i] = c(a) }
+        let d = UnsafeMutablePointer<kd_plugin_desc_t>.allocate(capacity: 1)
+        d.initialize(to: kd_plugin_desc_t(struct_size: UInt32(MemoryLayout<kd_plugin_desc_t>.size), id: c(id), name: c(name), version: c(version),
+                                          description: c(description), aliases: UnsafePointer(al), alias_count: UInt32(aliases.count),
+                                          inputs: UnsafePointer(ins), input_count: UInt32(inputs.count), params: UnsafePointer(ps),
+                                          param_count: UInt32(params.count)))
+        descriptor = UnsafePointer(d)
+        self.run = run
+    }
+}
+
+/// This library's plugins and the host's server table, set once by `makeEntry` and `init`.
+nonisolated(unsafe) var libraryPlugins: [PluginDefinition] = []
+nonisolated(unsafe) var hostServer: UnsafePointer<kd_model_server_t>?
+
+/// The entry table for a library holding `plugins`. Call from the library's `kandinsky_plugin_entry`.
+public func makeEntry(_ plugins: @autoclosure () -> [PluginDefinition]) -> UnsafePointer<kd_plugin_entry_t> {
+    if let e = entryTable { return e }
+    libraryPlugins = plugins()
+    let e = UnsafeMutablePointer<kd_plugin_entry_t>.allocate(capacity: 1)
+    e.initialize(to: kd_plugin_entry_t(
+        struct_size: UInt32(MemoryLayout<kd_plugin_entry_t>.size), abi: kd_version_t(major: KD_ABI_MAJOR, minor: KD_ABI_MINOR, patch: 0),
+        init: { host in
+            guard let host, let get = host.pointee.get_extension, let ext = get(host, KD_EXT_MODEL_SERVER) else { return false }
+            let table = ext.assumingMemoryBound(to: kd_model_server_t.self)
+            guard table.pointee.struct_size >= UInt32(MemoryLayout<kd_model_server_t>.size) else { return false }
+            hostServer = table
+            return true
+        },
+        plugin_count: { UInt32(libraryPlugins.count) },
+        plugin_descriptor: { i in Int(i) < libraryPlugins.count ? libraryPlugins[Int(i)].descriptor : nil },
+        run: { i, ctx in
+            guard let ctx, Int(i) < libraryPlugins.count, let server = hostServer else { return Int32(KD_ERR_INVALID_ARGUMENT) }
+            let req = Request(ctx: ctx, server: server)
+            do {
+                try libraryPlugins[Int(i)].run(req)
+                return Int32(KD_OK)
+            } catch let f as PluginFailure {
+                if f.status != KD_CANCELLED { req.setError(f.message) }
+                return f.status
+            } catch {
+                req.setError("\(error)")
+                return Int32(KD_ERR_FAILED)
+            }
+        }))
+    entryTable = UnsafePointer(e)
+    return UnsafePointer(e)
+}
+nonisolated(unsafe) private var entryTable: UnsafePointer<kd_plugin_entry_t>?
+
+// MARK: - One request
+
+/// A tensor owned by the plugin, released with the handle.
+public final class TensorHandle {
+    public let raw: OpaquePointer
+    let server: UnsafePointer<kd_model_server_t>
+    /// false for a tensor the server lends during a callback.
+    let owned: Bool
+    init(_ raw: OpaquePointer, _ server: UnsafePointer<kd_model_server_t>, owned: Bool = true) { self.raw = raw; self.server = server; self.owned = owned }
+    deinit { if owned { server.pointee.tensor_release(raw) } }
+    public var data: UnsafeMutablePointer<Float> { server.pointee.tensor_data(raw)! }
+    public var shape: [Int] { (0..<Int(server.pointee.tensor_rank(raw))).map { Int(server.pointee.tensor_dim(raw, UInt32($0))) } }
+    public var count: Int { shape.reduce(1, *) }
+}
+
+public final class Request {
+    public let ctx: UnsafePointer<kd_run_context_t>
+    public let server: UnsafePointer<kd_model_server_t>
+    public var s: kd_model_server_t { server.pointee }
+
+    init(ctx: UnsafePointer<kd_run_context_t>, server: UnsafePointer<kd_model_server_t>) { self.ctx = ctx; self.server = server }
+
+    public func setError(_ m: String) { m.withCString { ctx.pointee.set_error?(ctx, $0) } }
+
+    func value(_ key: String) -> kd_value_t? {
+        for i in 0..<Int(ctx.pointee.param_count) {
+            let v = ctx.pointee.params[i]
+            if let k = v.key, String(cString: k) == key, v.has_value { return v }
+        }
+        return nil
+    }
+
+    public func string(_ key: String) -> String? { value(key)?.string_value.map { String(cString: $0) } }
+    public func int(_ key: String) -> Int? { value(key).map { Int($0.int_value) } }
+    public func double(_ key: String) -> Double? { value(key)?.float_value }
+    public func list(_ key: String) -> [Double]? {
+        guard let v = value(key), let l = v.list_values else { return nil }
+        return (0..<Int(v.list_count)).map { l[$0] }
+    }
+
+    public func input(_ key: String) -> UnsafePointer<kd_image_t>? {
+        for i in 0..<Int(ctx.pointee.input_count) where String(cString: ctx.pointee.inputs[i].key) == key { return ctx.pointee.inputs[i].image }
+        return nil
+    }
+
+    /// Inputs named prefix1, prefix2, ... in numeric order.
+    public func numberedInputs(_ prefix: String) -> [UnsafePointer<kd_image_t>] {
+        var found: [(Int, UnsafePointer<kd_image_t>)] = []
+        for i in 0..<Int(ctx.pointee.input_count) {
+            let k = String(cString: ctx.pointee.inputs[i].key)
+            if k.hasPrefix(prefix), let n = Int(k.dropFirst(prefix.count)), let img = ctx.pointee.inputs[i].image { found.append((n, img)) }
+        }
+        return found.sorted { $0.0 < $1.0 }.map(\.1)
+    }
+
+    public func tensor(_ shape: [Int]) throws -> TensorHandle {
+        let dims = shape.map(Int64.init)
+        guard let t = dims.withUnsafeBufferPointer({ s.tensor_create($0.baseAddress, UInt32(dims.count)) }) else {
+            throw PluginFailure("out of memory for a tensor of shape \(shape)", status: Int32(KD_ERR_OUT_OF_MEMORY))
+        }
+        return TensorHandle(t, server)
+    }
+
+    public func adopt(_ raw: OpaquePointer?) throws -> TensorHandle {
+        guard let raw else { throw PluginFailure("the model server returned no tensor", status: Int32(KD_ERR_FAILED)) }
+        return TensorHandle(raw, server)
+    }
+
+    /// Maps a server status to an error; the server has already set the message where it had one.
+    public func check(_ status: kd_status, _ what: String) throws {
+        if status == KD_OK { return }
+        if status == KD_CANCELLED { throw PluginFailure("cancelled", status: status) }
+        throw PluginFailure("\(what) failed", status: status)
+    }
+
+    // MARK: models
+
+    public func prior() throws -> OpaquePointer {
+        var err = [CChar](repeating: 0, count: 1024)
+        guard let m = s.prior(string("prior_model_name"), &err, err.count) else { throw PluginFailure(String(cString: err), status: Int32(KD_ERR_FAILED)) }
+        return m
+    }
+
+    public func decoder(kind: String) throws -> (OpaquePointer, kd_decoder_info_t) {
+        var err = [CChar](repeating: 0, count: 1024)
+        guard let m = s.decoder(string("model_name"), kind, &err, err.count) else { throw PluginFailure(String(cString: err), status: Int32(KD_ERR_FAILED)) }
+        var info = kd_decoder_info_t()
+        info.struct_size = UInt32(MemoryLayout<kd_decoder_info_t>.size)
+        try check(s.decoder_info(m, &info), "decoder_info")
+        return (m, info)
+    }
+
+    /// prompt (+ negative prompt) through the prior with this request's parameters.
+    public func promptEmbeds(prior: OpaquePointer, prompt: String, generator: OpaquePointer) throws -> (TensorHandle, TensorHandle) {
+        var e: OpaquePointer?, n: OpaquePointer?
+        let negative = string("negative_prompt")
+        let status = prompt.withCString { p in
+            withOptionalCString(negative) { np in
+                s.prior_embed_prompt(ctx, prior, p, np, Int32(int("prior_num_inference_steps") ?? 25), Float(double("prior_guidance_scale") ?? 4),
+                                     generator, &e, &n)
+            }
+        }
+        try check(status, "prior")
+        return (try adopt(e), try adopt(n))
+    }
+
+    /// Output size: the request's width/height or the model's natural size, rounded up as diffusers'
+    /// downscale_height_and_width does (to a multiple of scale_factor^2).
+    public func outputSize(_ info: kd_decoder_info_t) -> (height: Int, width: Int) {
+        let f = Int(info.scale_factor), q = f * f
+        let h = int("height") ?? Int(info.default_height), w = int("width") ?? Int(info.default_width)
+        return ((h + q - 1) / q * q, (w + q - 1) / q * q)
+    }
+
+    public func timesteps(_ decoder: OpaquePointer, steps: Int) throws -> [Int64] {
+        var buf = [Int64](repeating: 0, count: steps)
+        var n: UInt32 = 0
+        try check(s.set_timesteps(decoder, Int32(steps), &buf, UInt32(buf.count), &n), "set_timesteps")
+        return Array(buf.prefix(Int(n)))
+    }
+
+    /// The decoder loop through the server.
+    public func denoise(_ decoder: OpaquePointer, latents: TensorHandle, timesteps: [Int64], embeds: TensorHandle, negative: TensorHandle,
+                        generator: OpaquePointer, hint: TensorHandle? = nil, extra: TensorHandle? = nil,
+                        hook: ((Int, TensorHandle) -> Void)? = nil) throws -> TensorHandle {
+        final class HookBox { let f: (Int, OpaquePointer) -> Void; init(_ f: @escaping (Int, OpaquePointer) -> Void) { self.f = f } }
+        let server = self.server
+        let box = hook.map { h in HookBox { i, raw in h(i, TensorHandle(raw, server, owned: false)) } }
+        var out: OpaquePointer?
+        let status: kd_status = timesteps.withUnsafeBufferPointer { ts in
+            var a = kd_denoise_args_t()
+            a.struct_size = UInt32(MemoryLayout<kd_denoise_args_t>.size)
+            a.latents = latents.raw
+            a.timesteps = ts.baseAddress
+            a.timestep_count = UInt32(ts.count)
+            a.image_embeds = embeds.raw
+            a.negative_image_embeds = negative.raw
+            a.guidance_scale = Float(double("guidance_scale") ?? 1)
+            a.hint = hint.map { $0.raw }
+            a.extra_channels = extra.map { $0.raw }
+            a.generator = generator
+            if let box {
+                a.step_hook = { user, i, lat in
+                    Unmanaged<HookBox>.fromOpaque(user!).takeUnretainedValue().f(Int(i), lat!)
+                    return Int32(KD_OK)
+                }
+                a.step_hook_user = Unmanaged.passUnretained(box).toOpaque()
+            }
+            return withExtendedLifetime(box) { s.denoise(ctx, decoder, &a, &out) }
+        }
+        try check(status, "denoise")
+        return try adopt(out)
+    }
+
+    public func decode(_ decoder: OpaquePointer, _ latents: TensorHandle) throws -> TensorHandle {
+        var out: OpaquePointer?
+        try check(s.movq_decode(decoder, latents.raw, &out), "movq_decode")
+        return try adopt(out)
+    }
+
+    public func encode(_ decoder: OpaquePointer, _ pixels: TensorHandle) throws -> TensorHandle {
+        var out: OpaquePointer?
+        try check(s.movq_encode(decoder, pixels.raw, &out), "movq_encode")
+        return try adopt(out)
+    }
+
+    public func addNoise(_ decoder: OpaquePointer, _ x: TensorHandle, _ noise: TensorHandle, _ t: Int64) throws -> TensorHandle {
+        var out: OpaquePointer?
+        try check(s.add_noise(decoder, x.raw, noise.raw, t, &out), "add_noise")
+        return try adopt(out)
+    }
+
+    // MARK: images
+
+    /// Resized copy (Pillow-exact); `body` sees the pixels, which are freed afterwards.
+    public func resized<T>(_ img: UnsafePointer<kd_image_t>, width: Int, height: Int, filter: kd_resample, reducingGap: Double,
+                           _ body: (kd_image_t) throws -> T) throws -> T {
+        guard let r = s.image_resize(img, Int32(width), Int32(height), filter, reducingGap) else {
+            throw PluginFailure("cannot resize a \(img.pointee.width)x\(img.pointee.height) image to \(width)x\(height)")
+        }
+        defer { s.image_release(r) }
+        return try body(r.pointee)
+    }
+
+    /// An RGB picture as [1, 3, H, W] in [-1, 1] (v / 127.5 - 1 in float32, as diffusers), resized with
+    /// PIL bicubic and reducing_gap 1 to width x height; grey is replicated and alpha dropped.
+    public func pictureTensor(_ img: UnsafePointer<kd_image_t>, width: Int, height: Int) throws -> TensorHandle {
+        let t = try tensor([1, 3, height, width])
+        try resized(img, width: width, height: height, filter: KD_RESAMPLE_BICUBIC, reducingGap: 1) { r in
+            let p = t.data, plane = width * height, ch = Int(r.channels)
+            for y in 0..<height {
+                let row = r.data! + y * Int(r.row_bytes)
+                for x in 0..<width {
+                    for c in 0..<3 { p[c * plane + y * width + x] = Float(row[x * ch + (ch < 3 ? 0 : c)]) / 127.5 - 1 }
+                }
+            }
+        }
+        return t
+    }
+
+    /// Writes [1, 3, H, W] in [0, 1] as the output image: round-half-even(x * 255), as numpy_to_pil.
+    public func writeOutput(_ pixels: TensorHandle) throws {
+        let shape = pixels.shape
+        guard shape.count == 4, shape[1] == 3 else { throw PluginFailure("unexpected decoder output \(shape)", status: Int32(KD_ERR_FAILED)) }
+        let (h, w) = (shape[2], shape[3])
+        guard let out = ctx.pointee.allocate_output?(ctx, Int32(w), Int32(h), 3), let data = out.pointee.data else {
+            throw PluginFailure("cannot allocate a \(w)x\(h) output", status: Int32(KD_ERR_OUT_OF_MEMORY))
+        }
+        let p = pixels.data, plane = w * h
+        for y in 0..<h {
+            let row = data + y * Int(out.pointee.row_bytes)
+            for x in 0..<w {
+                for c in 0..<3 { row[x * 3 + c] = UInt8((p[c * plane + y * w + x] * 255).rounded(.toNearestOrEven)) }
+            }
+        }
+    }
+
+    public func generator() throws -> OpaquePointer {
+        guard let seed = int("seed"), seed >= 0 else { throw PluginFailure("seed must be resolved by the host") }
+        return s.generator_create(UInt64(seed))!
+    }
+}
+
+func withOptionalCString<R>(_ s: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {
+    guard let s else { return body(nil) }
+    return s.withCString { body($0) }
+}

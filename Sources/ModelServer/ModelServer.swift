@@ -1,0 +1,105 @@
+// The one model server of a host process: resolves references, loads each prior and decoder lazily and once,
+// and hands the same instances to every plugin, run and workflow task. Thread-safe.
+import Checkpoint
+import Foundation
+import Networks
+import Pipelines
+
+/// Per-model defaults kept as data beside the weights (`kandinsky_defaults.json` in the decoder folder), so a small
+/// model trained at 64x64 and the published 768x768 weights each get their natural size without code changes.
+public struct ModelDefaults: Sendable, Equatable {
+    public var width = 768, height = 768
+    public var steps: Int?
+    public var guidance: Double?
+    public var priorSteps: Int?
+    public var priorGuidance: Double?
+
+    public init() {}
+
+    public static let fileName = "kandinsky_defaults.json"
+
+    public static func read(folder: String) throws -> ModelDefaults {
+        var d = ModelDefaults()
+        let path = (folder as NSString).appendingPathComponent(fileName)
+        guard FileManager.default.fileExists(atPath: path) else { return d }
+        let c = try ConfigReader(path: path)
+        d.width = try c.int("width", default: 768)
+        d.height = try c.int("height", default: 768)
+        func opt(_ k: String) -> Bool { c.values[k] != nil && !(c.values[k] is NSNull) }
+        d.steps = opt("num_inference_steps") ? try c.int("num_inference_steps") : nil
+        d.guidance = opt("guidance_scale") ? try c.double("guidance_scale") : nil
+        d.priorSteps = opt("prior_num_inference_steps") ? try c.int("prior_num_inference_steps") : nil
+        d.priorGuidance = opt("prior_guidance_scale") ? try c.double("prior_guidance_scale") : nil
+        c.ignore(["num_inference_steps", "guidance_scale", "prior_num_inference_steps", "prior_guidance_scale", "comment"])
+        try c.finish()
+        return d
+    }
+}
+
+public final class LoadedPrior {
+    public let folder: String
+    public let pipeline: PriorPipeline
+    init(folder: String) throws {
+        self.folder = folder
+        pipeline = try PriorPipeline(folder: folder)
+    }
+}
+
+public final class LoadedDecoder {
+    public let folder: String
+    public let pipeline: DecoderPipeline
+    public let defaults: ModelDefaults
+    /// One denoising loop at a time per decoder: the scheduler holds the timesteps of the run in progress.
+    let lock = NSLock()
+    init(folder: String) throws {
+        self.folder = folder
+        pipeline = try DecoderPipeline(folder: folder)
+        defaults = try ModelDefaults.read(folder: folder)
+    }
+}
+
+public final class ModelServer: @unchecked Sendable {
+    public let defaultPrior: String
+    public let defaultDecoders: [String: String]
+    private var priors: [String: LoadedPrior] = [:]
+    private var decoders: [String: LoadedDecoder] = [:]
+    private let lock = NSLock()
+    /// Counts of actual loads, for tests that prove sharing.
+    public private(set) var priorLoads = 0, decoderLoads = 0
+    /// Called when a component starts and ends loading (the CLI shows it).
+    public var onLoad: ((String) -> Void)?
+
+    /// - defaultDecoders: the decoder to use per kind ("text2img", "inpaint", "controlnet") when a task names none.
+    public init(defaultPrior: String, defaultDecoders: [String: String]) {
+        self.defaultPrior = defaultPrior
+        self.defaultDecoders = defaultDecoders
+    }
+
+    public func prior(_ reference: String?) throws -> LoadedPrior {
+        let folder = try ModelResolver.resolve(reference.flatMap { $0.isEmpty ? nil : $0 } ?? defaultPrior)
+        lock.lock(); defer { lock.unlock() }
+        if let p = priors[folder] { return p }
+        onLoad?("loading prior \(folder)")
+        let p = try LoadedPrior(folder: folder)
+        priors[folder] = p
+        priorLoads += 1
+        return p
+    }
+
+    public func decoder(_ reference: String?, kind: String = "text2img") throws -> LoadedDecoder {
+        let ref = reference.flatMap { $0.isEmpty ? nil : $0 } ?? defaultDecoders[kind] ?? defaultDecoders["text2img"] ?? ""
+        let folder = try ModelResolver.resolve(ref)
+        lock.lock(); defer { lock.unlock() }
+        if let d = decoders[folder] { return d }
+        onLoad?("loading decoder \(folder)")
+        let d = try LoadedDecoder(folder: folder)
+        decoders[folder] = d
+        decoderLoads += 1
+        return d
+    }
+
+    /// Forgets every loaded model (their memory goes once no run holds them).
+    public func dropAll() {
+        lock.lock(); priors = [:]; decoders = [:]; lock.unlock()
+    }
+}

@@ -1,0 +1,96 @@
+// Finds and loads plugin libraries. A library is dlopen'ed once and never closed (Swift code cannot be safely
+// unloaded); one whose ABI major differs, whose entry is missing, or whose descriptors are malformed is skipped
+// with a warning naming the file and the reason.
+import Foundation
+import KandinskyPluginABI
+import ModelServer
+
+public final class PluginRegistry {
+    public private(set) var plugins: [PluginSpec] = []
+    public private(set) var warnings: [String] = []
+    private var entries: [String: UnsafePointer<kd_plugin_entry_t>] = [:]
+
+    /// The host interface given to every plugin; immortal.
+    public static let host: UnsafeMutablePointer<kd_host_t> = {
+        let h = UnsafeMutablePointer<kd_host_t>.allocate(capacity: 1)
+        h.initialize(to: kd_host_t(struct_size: UInt32(MemoryLayout<kd_host_t>.size), abi: kd_version_t(major: KD_ABI_MAJOR, minor: KD_ABI_MINOR, patch: 0),
+                                   name: UnsafePointer(strdup("kandinsky")), version: UnsafePointer(strdup("0.1.0")), host_data: nil,
+                                   get_extension: { _, id in
+                                       guard let id, String(cString: id) == KD_EXT_MODEL_SERVER else { return nil }
+                                       return UnsafeRawPointer(ServerABI.table)
+                                   }))
+        return h
+    }()
+
+    public init() {}
+
+    /// Plugin folders in search order: beside the executable (and its `plugins/`), KANDINSKY_PLUGIN_PATH
+    /// (colon-separated), then the user folder ~/.local/share/kandinsky/plugins.
+    public static func searchPath(executable: String = CommandLine.arguments[0],
+                                  environment env: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+        let exe = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent().path
+        var dirs = [exe, exe + "/plugins"]
+        if let extra = env["KANDINSKY_PLUGIN_PATH"] { dirs += extra.split(separator: ":").map(String.init) }
+        dirs.append(((env["HOME"] ?? NSHomeDirectory()) as NSString).appendingPathComponent(".local/share/kandinsky/plugins"))
+        return dirs
+    }
+
+    /// Plugin libraries are named libkandinsky_plugin_*.so (or *.kdplugin).
+    public static func isPluginFile(_ name: String) -> Bool {
+        (name.hasPrefix("libkandinsky_plugin_") && name.hasSuffix(".so")) || name.hasSuffix(".kdplugin")
+    }
+
+    public func load(directories: [String]) {
+        var seen = Set<String>()
+        for dir in directories {
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { continue }
+            for name in names.sorted() where Self.isPluginFile(name) {
+                let path = URL(fileURLWithPath: dir).appendingPathComponent(name).resolvingSymlinksInPath().path
+                guard seen.insert(path).inserted else { continue }
+                do { try load(library: path) } catch { warnings.append("skipping plugin \(path): \(error)") }
+            }
+        }
+    }
+
+    public func load(library path: String) throws {
+        guard let handle = dlopen(path, RTLD_NOW | RTLD_LOCAL) else {
+            throw DescriptorError.bad("cannot load: \(dlerror().map { String(cString: $0) } ?? "unknown error")")
+        }
+        // Never dlclose: see the type comment.
+        guard let sym = dlsym(handle, KD_PLUGIN_ENTRY_SYMBOL) else { throw DescriptorError.bad("no \(KD_PLUGIN_ENTRY_SYMBOL) symbol") }
+        let entryFn = unsafeBitCast(sym, to: kd_plugin_entry_fn.self)
+        guard let entry = entryFn() else { throw DescriptorError.bad("\(KD_PLUGIN_ENTRY_SYMBOL) returned NULL") }
+        let e = entry.pointee
+        guard e.abi.major == KD_ABI_MAJOR else {
+            throw DescriptorError.bad("built for plugin ABI \(e.abi.major).\(e.abi.minor); this host speaks \(KD_ABI_MAJOR).\(KD_ABI_MINOR)")
+        }
+        guard e.abi.minor <= KD_ABI_MINOR else {
+            throw DescriptorError.bad("needs plugin ABI \(e.abi.major).\(e.abi.minor), newer than this host's \(KD_ABI_MAJOR).\(KD_ABI_MINOR)")
+        }
+        guard e.struct_size >= UInt32(MemoryLayout<kd_plugin_entry_t>.size), let initFn = e.`init`, let count = e.plugin_count,
+              let descFn = e.plugin_descriptor, e.run != nil else {
+            throw DescriptorError.bad("entry table is incomplete")
+        }
+        guard initFn(UnsafePointer(Self.host)) else { throw DescriptorError.bad("the plugin declined to initialise") }
+        var specs: [PluginSpec] = []
+        for i in 0..<count() {
+            guard let d = descFn(i) else { throw DescriptorError.bad("descriptor \(i) is NULL") }
+            specs.append(try PluginSpec(d, library: path, index: i))
+        }
+        for s in specs {
+            let names = [s.id] + s.aliases
+            if let clash = plugins.first(where: { p in names.contains { p.id == $0 || p.aliases.contains($0) } }) {
+                warnings.append("skipping plugin \(s.id) in \(path): its name clashes with \(clash.id) from \(clash.library)")
+                continue
+            }
+            plugins.append(s)
+        }
+        entries[path] = entry
+    }
+
+    public func plugin(named name: String) -> PluginSpec? {
+        plugins.first { $0.id == name || $0.aliases.contains(name) }
+    }
+
+    func entry(for spec: PluginSpec) -> UnsafePointer<kd_plugin_entry_t> { entries[spec.library]! }
+}

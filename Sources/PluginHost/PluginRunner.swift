@@ -1,0 +1,168 @@
+// Runs one request: resolves parameters against the schema, builds the C run context, calls the plugin on this
+// thread and returns its output image.
+import Foundation
+import ImageProcessing
+import KandinskyPluginABI
+import ModelServer
+
+public struct RunRequest {
+    public var plugin: PluginSpec
+    /// Validated values for every schema parameter that has one (defaults filled, seed resolved).
+    public var params: [String: ParamValue]
+    public var inputs: [String: PixelImage]
+}
+
+public enum RunError: Error, CustomStringConvertible {
+    case failed(String, String)
+    case cancelled(String)
+
+    public var description: String {
+        switch self {
+        case .failed(let id, let why): return "\(id): \(why)"
+        case .cancelled(let id): return "\(id): cancelled"
+        }
+    }
+}
+
+/// Seeds drawn for seed = -1 lie in [0, 191965535], as in the original tool.
+public let maxRandomSeed: Int64 = 191_965_535
+
+extension PluginSpec {
+    /// Checks names and values given as text (CLI or workflow), fills defaults and a random seed for -1.
+    public func resolve(_ given: [String: String], randomSeed: () -> Int64 = { Int64.random(in: 0...maxRandomSeed) }) throws -> [String: ParamValue] {
+        var out: [String: ParamValue] = [:]
+        for (k, v) in given {
+            guard let p = params.first(where: { $0.key == k }) else {
+                throw ParamError.unknown(k, closestName(k, in: params.map(\.key)), id)
+            }
+            out[k] = try ParamValue.parse(v, for: p).get()
+        }
+        for p in params where out[p.key] == nil {
+            if let d = p.defaultText { out[p.key] = try ParamValue.parse(d, for: p).get() }
+        }
+        for p in params where p.kind == .seed {
+            if case .int(-1)? = out[p.key] { out[p.key] = .int(randomSeed()) }
+        }
+        return out
+    }
+
+    /// Checks the given input names against the schema (repeated inputs take numbered keys: image1, image2, ...).
+    public func checkInputs(_ keys: [String]) throws {
+        for k in keys {
+            let known = inputs.contains { i in i.key == k || (i.repeated && k.hasPrefix(i.key) && Int(k.dropFirst(i.key.count)) != nil) }
+            if !known { throw ParamError.unknownInput(k, id) }
+        }
+        for i in inputs where !i.optional {
+            let present = keys.contains { $0 == i.key || (i.repeated && $0.hasPrefix(i.key) && Int($0.dropFirst(i.key.count)) != nil) }
+            if !present { throw ParamError.missingInput(i.repeated ? i.key + "1" : i.key, id) }
+        }
+    }
+}
+
+/// State of one run, reached from the C callbacks through host_data.
+final class RunState {
+    let progress: (String, Int, Int) -> Bool
+    let isCancelled: () -> Bool
+    var error: String?
+    var output: UnsafeMutablePointer<kd_image_t>?
+    init(progress: @escaping (String, Int, Int) -> Bool, isCancelled: @escaping () -> Bool) {
+        self.progress = progress; self.isCancelled = isCancelled
+    }
+    deinit {
+        if let o = output { free(o.pointee.data); o.deallocate() }
+    }
+}
+
+public enum PluginRunner {
+    /// Runs `request` with `registry`'s library. `progress(stage, step, total)` returns false to stop.
+    public static func run(_ request: RunRequest, registry: PluginRegistry, progress: @escaping (String, Int, Int) -> Bool = { _, _, _ in true },
+                           isCancelled: @escaping () -> Bool = { false }) throws -> PixelImage {
+        let spec = request.plugin
+        let state = RunState(progress: progress, isCancelled: isCancelled)
+        var cStrings: [UnsafeMutablePointer<CChar>] = []
+        var cLists: [UnsafeMutablePointer<Double>] = []
+        defer { cStrings.forEach { free($0) }; cLists.forEach { $0.deallocate() } }
+        func keep(_ s: String) -> UnsafePointer<CChar> { let p = strdup(s)!; cStrings.append(p); return UnsafePointer(p) }
+
+        var values: [kd_value_t] = spec.params.map { p in
+            var v = kd_value_t()
+            v.struct_size = UInt32(MemoryLayout<kd_value_t>.size)
+            v.key = keep(p.key)
+            guard let value = request.params[p.key] else { return v }
+            v.has_value = true
+            switch value {
+            case .int(let i): v.int_value = i
+            case .float(let f): v.float_value = f
+            case .bool(let b): v.int_value = b ? 1 : 0
+            case .string(let s): v.string_value = keep(s)
+            case .floatList(let l):
+                let buf = UnsafeMutablePointer<Double>.allocate(capacity: l.count)
+                buf.initialize(from: l, count: l.count)
+                cLists.append(buf)
+                v.list_values = UnsafePointer(buf)
+                v.list_count = UInt32(l.count)
+            }
+            return v
+        }
+        // Input pixels live in Swift arrays for the duration of the call.
+        var images: [PixelImage] = []
+        var keys: [String] = []
+        for (k, img) in request.inputs.sorted(by: { $0.key < $1.key }) { keys.append(k); images.append(img) }
+        let pixelBuffers = images.map { img -> UnsafeMutablePointer<UInt8> in
+            let b = UnsafeMutablePointer<UInt8>.allocate(capacity: max(img.pixels.count, 1))
+            b.initialize(from: img.pixels, count: img.pixels.count)
+            return b
+        }
+        defer { pixelBuffers.forEach { $0.deallocate() } }
+        var cImages = zip(images, pixelBuffers).map { img, buf in
+            kd_image_t(struct_size: UInt32(MemoryLayout<kd_image_t>.size), width: Int32(img.width), height: Int32(img.height),
+                       channels: Int32(img.channels), row_bytes: Int64(img.width * img.channels), data: buf)
+        }
+        let entry = registry.entry(for: spec)
+        let status: kd_status = cImages.withUnsafeMutableBufferPointer { imgs in
+            var named = (0..<imgs.count).map { i in
+                kd_named_image_t(struct_size: UInt32(MemoryLayout<kd_named_image_t>.size), key: keep(keys[i]), image: UnsafePointer(imgs.baseAddress! + i))
+            }
+            return named.withUnsafeMutableBufferPointer { namedBuf in
+                values.withUnsafeMutableBufferPointer { valueBuf in
+                    let unmanaged = Unmanaged.passUnretained(state)
+                    var ctx = kd_run_context_t()
+                    ctx.struct_size = UInt32(MemoryLayout<kd_run_context_t>.size)
+                    ctx.host = UnsafePointer(PluginRegistry.host)
+                    ctx.host_data = unmanaged.toOpaque()
+                    ctx.params = UnsafePointer(valueBuf.baseAddress)
+                    ctx.param_count = UInt32(valueBuf.count)
+                    ctx.inputs = UnsafePointer(namedBuf.baseAddress)
+                    ctx.input_count = UInt32(namedBuf.count)
+                    ctx.progress = { c, stage, step, total in
+                        let s = Unmanaged<RunState>.fromOpaque(c!.pointee.host_data).takeUnretainedValue()
+                        return s.progress(stage.map { String(cString: $0) } ?? "", Int(step), Int(total)) && !s.isCancelled()
+                    }
+                    ctx.is_cancelled = { c in Unmanaged<RunState>.fromOpaque(c!.pointee.host_data).takeUnretainedValue().isCancelled() }
+                    ctx.set_error = { c, msg in
+                        Unmanaged<RunState>.fromOpaque(c!.pointee.host_data).takeUnretainedValue().error = msg.map { String(cString: $0) } ?? "unknown error"
+                    }
+                    ctx.allocate_output = { c, w, h, ch in
+                        let s = Unmanaged<RunState>.fromOpaque(c!.pointee.host_data).takeUnretainedValue()
+                        guard s.output == nil, w > 0, h > 0, w <= 16384, h <= 16384, [1, 3, 4].contains(ch),
+                              let data = calloc(Int(w) * Int(h) * Int(ch), 1) else { return nil }
+                        let img = UnsafeMutablePointer<kd_image_t>.allocate(capacity: 1)
+                        img.initialize(to: kd_image_t(struct_size: UInt32(MemoryLayout<kd_image_t>.size), width: w, height: h, channels: ch,
+                                                      row_bytes: Int64(w) * Int64(ch), data: data.assumingMemoryBound(to: UInt8.self)))
+                        s.output = img
+                        return img
+                    }
+                    return withUnsafePointer(to: &ctx) { entry.pointee.run!(spec.index, $0) }
+                }
+            }
+        }
+        if status == KD_CANCELLED { throw RunError.cancelled(spec.id) }
+        guard status == KD_OK else {
+            throw RunError.failed(spec.id, state.error ?? "failed with status \(status) and no message")
+        }
+        guard let out = state.output, let px = ServerABI.pixelImage(UnsafePointer(out)) else {
+            throw RunError.failed(spec.id, "returned without an output image")
+        }
+        return px
+    }
+}

@@ -1,0 +1,97 @@
+// Swift views of the C descriptors, copied out once at load time and checked for sanity.
+import Foundation
+import KandinskyPluginABI
+
+public struct ParamSpec: Sendable {
+    public enum Kind: String, Sendable { case int, float, string, bool, floatList = "float list", seed }
+    public let key: String
+    public let help: String
+    public let kind: Kind
+    public let optional: Bool
+    public let isModel: Bool
+    public let min: Double, max: Double
+    public let defaultText: String?
+}
+
+public struct InputSpec: Sendable {
+    public enum Kind: String, Sendable { case image, mask, depth }
+    public let key: String
+    public let kind: Kind
+    public let optional: Bool
+    public let repeated: Bool
+    public let help: String
+}
+
+public struct PluginSpec: Sendable {
+    public let id: String
+    public let name: String
+    public let version: String
+    public let description: String
+    public let aliases: [String]
+    public let inputs: [InputSpec]
+    public let params: [ParamSpec]
+    public let library: String
+    public let index: UInt32
+}
+
+enum DescriptorError: Error, CustomStringConvertible {
+    case bad(String)
+    var description: String { if case .bad(let s) = self { return s }; return "" }
+}
+
+extension PluginSpec {
+    /// Copies and validates a C descriptor; any malformation is an error (the library is then skipped).
+    init(_ d: UnsafePointer<kd_plugin_desc_t>, library: String, index: UInt32) throws {
+        let desc = d.pointee
+        guard desc.struct_size >= UInt32(MemoryLayout<kd_plugin_desc_t>.size) else { throw DescriptorError.bad("descriptor struct_size \(desc.struct_size) is too small") }
+        func str(_ p: UnsafePointer<CChar>?, _ what: String, required: Bool = true) throws -> String {
+            guard let p else {
+                if required { throw DescriptorError.bad("descriptor has no \(what)") }
+                return ""
+            }
+            return String(cString: p)
+        }
+        let id = try str(desc.id, "id")
+        self.id = id
+        guard !id.isEmpty, id.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else { throw DescriptorError.bad("plugin id '\(id)' is not a plain name") }
+        name = try str(desc.name, "name")
+        version = try str(desc.version, "version", required: false)
+        description = try str(desc.description, "description", required: false)
+        let aliases = try (0..<Int(desc.alias_count)).map { i in
+            guard let a = desc.aliases?[i] else { throw DescriptorError.bad("\(id): alias \(i) is NULL") }
+            return String(cString: a)
+        }
+        guard desc.input_count == 0 || desc.inputs != nil, desc.param_count == 0 || desc.params != nil else {
+            throw DescriptorError.bad("\(id): NULL inputs or params with a non-zero count")
+        }
+        guard desc.input_count <= 64, desc.param_count <= 256 else { throw DescriptorError.bad("\(id): implausible input/parameter counts") }
+        let inputs = try (0..<Int(desc.input_count)).map { i in
+            let x = desc.inputs[i]
+            guard let kind: InputSpec.Kind = [KD_INPUT_IMAGE: .image, KD_INPUT_MASK: .mask, KD_INPUT_DEPTH: .depth][x.kind] else {
+                throw DescriptorError.bad("\(id): input \(i) has unknown kind \(x.kind.rawValue)")
+            }
+            return InputSpec(key: try str(x.key, "input key"), kind: kind, optional: x.flags & UInt32(KD_INPUT_OPTIONAL) != 0,
+                             repeated: x.flags & UInt32(KD_INPUT_REPEATED) != 0, help: try str(x.help, "help", required: false))
+        }
+        let params = try (0..<Int(desc.param_count)).map { i in
+            let p = desc.params[i]
+            let kinds: [kd_param_type: ParamSpec.Kind] = [KD_PARAM_INT: .int, KD_PARAM_FLOAT: .float, KD_PARAM_STRING: .string, KD_PARAM_BOOL: .bool,
+                                                         KD_PARAM_FLOAT_LIST: .floatList, KD_PARAM_SEED: .seed]
+            guard let kind = kinds[p.type] else { throw DescriptorError.bad("\(id): parameter \(i) has unknown type \(p.type.rawValue)") }
+            let key = try str(p.key, "parameter key")
+            guard !key.isEmpty, p.min_value <= p.max_value || kind == .string || kind == .bool else {
+                throw DescriptorError.bad("\(id): parameter '\(key)' has min > max")
+            }
+            return ParamSpec(key: key, help: try str(p.help, "help", required: false), kind: kind, optional: p.flags & UInt32(KD_PARAM_OPTIONAL) != 0,
+                             isModel: p.flags & UInt32(KD_PARAM_MODEL) != 0, min: p.min_value, max: p.max_value,
+                             defaultText: p.default_value.map { String(cString: $0) })
+        }
+        self.aliases = aliases
+        self.inputs = inputs
+        self.params = params
+        self.library = library
+        self.index = index
+        // Every default must itself be a valid value.
+        for p in params { if let d = p.defaultText { _ = try ParamValue.parse(d, for: p).get() } }
+    }
+}
