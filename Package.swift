@@ -52,6 +52,10 @@ let package = Package(
 
         .target(name: "PluginSupport", dependencies: ["KandinskyPluginABI"], path: "Plugins/PluginSupport"),
 
+        .executableTarget(name: "kandinsky", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser"), "PluginHost",
+                                                            "ModelServer", "ImageIO", "ImageProcessing", "Checkpoint"],
+                          path: "Sources/KandinskyCLI"),
+
         // MARK: - Benchmark (bench/run.sh)
         .executableTarget(name: "kandinsky-bench", dependencies: ["Pipelines", "ImageIO", "ImageProcessing", "TensorCore", "TorchRandom"],
                           path: "bench/KandinskyBench", swiftSettings: kernelFlags),
@@ -64,7 +68,10 @@ let package = Package(
             exclude: ["Fixtures"],
             swiftSettings: kernelFlags
         ),
-    ] + swiftPlugins.map { .target(name: $0.1, dependencies: ["KandinskyPluginABI", "PluginSupport"], path: "Plugins/\($0.1)") },
+    ] + swiftPlugins.map {
+        .target(name: $0.1, dependencies: ["KandinskyPluginABI", "PluginSupport"], path: "Plugins/\($0.1)",
+                linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Plugins/exports.map"])])
+    },
     // Kernels hand raw pointers to worker threads by design; strict Sendable checking would reject every one.
     swiftLanguageModes: [.v5]
 )

@@ -60,6 +60,7 @@ public enum ParamError: Error, CustomStringConvertible, Equatable {
     case invalid(String, String, String)
     case unknown(String, String?, String)
     case missingInput(String, String)
+    case missingParam(String, String)
     case unknownInput(String, String)
 
     public var description: String {
@@ -68,6 +69,7 @@ public enum ParamError: Error, CustomStringConvertible, Equatable {
         case .unknown(let k, let suggestion, let plugin):
             return "unknown parameter '\(k)' for \(plugin)" + (suggestion.map { "; did you mean '\($0)'?" } ?? "")
         case .missingInput(let k, let plugin): return "\(plugin) needs the input '\(k)'"
+        case .missingParam(let k, let plugin): return "\(plugin) needs the parameter '\(k)'"
         case .unknownInput(let k, let plugin): return "unknown input '\(k)' for \(plugin)"
         }
     }

@@ -10,6 +10,10 @@ public struct RunRequest {
     /// Validated values for every schema parameter that has one (defaults filled, seed resolved).
     public var params: [String: ParamValue]
     public var inputs: [String: PixelImage]
+
+    public init(plugin: PluginSpec, params: [String: ParamValue], inputs: [String: PixelImage]) {
+        self.plugin = plugin; self.params = params; self.inputs = inputs
+    }
 }
 
 public enum RunError: Error, CustomStringConvertible {
@@ -38,7 +42,11 @@ extension PluginSpec {
             out[k] = try ParamValue.parse(v, for: p).get()
         }
         for p in params where out[p.key] == nil {
-            if let d = p.defaultText { out[p.key] = try ParamValue.parse(d, for: p).get() }
+            if let d = p.defaultText {
+                out[p.key] = try ParamValue.parse(d, for: p).get()
+            } else if !p.optional {
+                throw ParamError.missingParam(p.key, id)
+            }
         }
         for p in params where p.kind == .seed {
             if case .int(-1)? = out[p.key] { out[p.key] = .int(randomSeed()) }

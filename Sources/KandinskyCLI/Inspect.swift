@@ -1,0 +1,54 @@
+// `kandinsky inspect MODEL`: what a model folder holds, without loading the weights.
+import ArgumentParser
+import Checkpoint
+import Foundation
+import ModelServer
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show a model's components, parameter counts, dtypes, sizes and defaults.")
+
+    @Argument(help: "Model folder or hub id in the local Hugging Face cache.") var model: String
+
+    func run() throws {
+        let folder = try ModelResolver.resolve(model)
+        print("\(model) -> \(folder)")
+        let fm = FileManager.default
+        let components = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).sorted().filter { c in
+            var d: ObjCBool = false
+            return fm.fileExists(atPath: (folder as NSString).appendingPathComponent(c), isDirectory: &d) && d.boolValue
+        }
+        if components.isEmpty { throw CLIError("\(folder): no component folders (not a diffusers pipeline folder)") }
+        for c in components {
+            let dir = (folder as NSString).appendingPathComponent(c)
+            let cfgName = ["config.json", "scheduler_config.json", "preprocessor_config.json", "tokenizer_config.json"]
+                .first { fm.fileExists(atPath: (dir as NSString).appendingPathComponent($0)) }
+            var cls = ""
+            if let n = cfgName, let d = fm.contents(atPath: (dir as NSString).appendingPathComponent(n)),
+               let j = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] {
+                cls = (j["_class_name"] as? String) ?? (j["architectures"] as? [String])?.first ?? (j["tokenizer_class"] as? String) ?? ""
+            }
+            do {
+                let store = try WeightStore(folder: dir)
+                var params = 0, bytes = 0
+                var dtypes: [String: Int] = [:]
+                for k in store.keys {
+                    let e = store.entry(k)!
+                    params += e.shape.reduce(1, *)
+                    bytes += e.byteCount
+                    dtypes[e.dtype.rawValue, default: 0] += 1
+                }
+                print(String(format: "  %-16@ %-34@ %8.1fM params  %@  %.1f MB on disk, %.1f MB as float32", c, cls, Double(params) / 1e6,
+                             dtypes.keys.sorted().joined(separator: "/"), Double(bytes) / 1e6, Double(params * 4) / 1e6))
+            } catch CheckpointError.noWeights {
+                print(String(format: "  %-16@ %@", c, cls))
+            } catch {
+                print("  \(c): \(error)")
+            }
+        }
+        if fm.fileExists(atPath: (folder as NSString).appendingPathComponent("unet")) {
+            let d = try ModelDefaults.read(folder: folder)
+            print("  defaults: \(d.width)x\(d.height)" + (d.steps.map { ", \($0) steps" } ?? "") + (d.guidance.map { ", guidance \($0)" } ?? "") +
+                  (FileManager.default.fileExists(atPath: (folder as NSString).appendingPathComponent(ModelDefaults.fileName)) ? " (\(ModelDefaults.fileName))" : " (built-in)"))
+        }
+    }
+}

@@ -1,0 +1,81 @@
+// `kandinsky`: the host program. Loads the variant plugins, holds the one model server, and runs requests from
+// the command line or a workflow file.
+import ArgumentParser
+import Foundation
+import ImageIO
+import ImageProcessing
+import ModelServer
+import PluginHost
+
+@main
+struct Kandinsky: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kandinsky",
+        abstract: "Kandinsky 2.2 image generation and editing on the CPU, through plugins.",
+        discussion: """
+        Models are diffusers-layout folders or hub ids already in the local Hugging Face cache (nothing is \
+        downloaded). Without model_name / prior_model_name the default model set is used: \
+        \(Defaults.prior) and \(Defaults.decoders["text2img"]!) (inpaint: \(Defaults.decoders["inpaint"]!), \
+        controlnet-depth: \(Defaults.decoders["controlnet"]!)); set KANDINSKY_PRIOR and KANDINSKY_DECODER(_INPAINT, \
+        _CONTROLNET) to change them. Plugins are searched beside this program, in KANDINSKY_PLUGIN_PATH \
+        (colon-separated) and in ~/.local/share/kandinsky/plugins.
+        """,
+        version: "0.1.0",
+        subcommands: [Plugins.self, Run.self, Workflow.self, Inspect.self])
+}
+
+enum Defaults {
+    static let env = ProcessInfo.processInfo.environment
+    static let prior = env["KANDINSKY_PRIOR"] ?? "kandinsky-community/kandinsky-2-2-prior"
+    static let decoders = [
+        "text2img": env["KANDINSKY_DECODER"] ?? "kandinsky-community/kandinsky-2-2-decoder",
+        "inpaint": env["KANDINSKY_DECODER_INPAINT"] ?? "kandinsky-community/kandinsky-2-2-decoder-inpaint",
+        "controlnet": env["KANDINSKY_DECODER_CONTROLNET"] ?? "kandinsky-community/kandinsky-2-2-controlnet-depth",
+    ]
+}
+
+/// One line to stderr, for warnings and errors.
+func report(_ s: String) { FileHandle.standardError.write((s + "\n").data(using: .utf8)!) }
+
+struct CLIError: Error, CustomStringConvertible {
+    let description: String
+    init(_ d: String) { description = d }
+}
+
+/// Host start-up shared by the subcommands: plugins loaded (warnings shown), the model server installed.
+func startHost() -> PluginRegistry {
+    let registry = PluginRegistry()
+    registry.load(directories: PluginRegistry.searchPath())
+    for w in registry.warnings { report("warning: \(w)") }
+    if ServerABI.server == nil {
+        ServerABI.server = ModelServer(defaultPrior: Defaults.prior, defaultDecoders: Defaults.decoders)
+    }
+    return registry
+}
+
+struct Plugins: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List the plugins with their inputs and parameters.")
+
+    func run() throws {
+        let registry = startHost()
+        if registry.plugins.isEmpty { throw CLIError("no plugins found (searched \(PluginRegistry.searchPath().joined(separator: ", ")))") }
+        for p in registry.plugins {
+            print("\(p.id) (\(p.name) \(p.version))" + (p.aliases.isEmpty ? "" : " — aliases: \(p.aliases.joined(separator: ", "))"))
+            print("  \(p.description)")
+            print("  library: \(p.library)")
+            for i in p.inputs {
+                let flag = i.repeated ? "--\(i.key)1, --\(i.key)2, ..." : "--\(i.key)"
+                print("  input  \(flag) (\(i.kind.rawValue)\(i.optional ? ", optional" : "")): \(i.help)")
+            }
+            for q in p.params {
+                var line = "  param  --\(q.key.replacingOccurrences(of: "_", with: "-")) <\(q.kind.rawValue)>"
+                if let d = q.defaultText { line += " default \(d)" } else if q.optional { line += " optional" } else { line += " required" }
+                if q.kind == .int || q.kind == .float || q.kind == .floatList { line += ", range [\(fmt(q.min)), \(fmt(q.max))]" }
+                print(line + ": \(q.help)")
+            }
+            print("")
+        }
+    }
+}
+
+func fmt(_ d: Double) -> String { d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : String(d) }

@@ -1,0 +1,65 @@
+// `kandinsky workflow FILE.json`: several tasks in one process, sharing the model server (each model loads once).
+import ArgumentParser
+import Foundation
+import ModelServer
+import PluginHost
+
+struct Workflow: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run the tasks of a workflow file in one process.",
+        discussion: """
+        Format: {"tasks": [{"task": "inpaint", "parameters": {"prompt": "a cat", "seed": "11"}, \
+        "inputs": {"image": "in.png", "mask": "mask.png"}, "output": "out.png"}]}. Tasks are plugin ids or \
+        Ikomia's names (infer_kandinsky_2, ..._img2img, ..._inpaint, ..._image_mixing, ..._controlnet_depth). \
+        Parameter values are strings or JSON numbers (weights also a JSON list). Relative paths resolve against \
+        the workflow file's folder. A failing task does not stop the others; the exit code is 1 if any failed.
+        """)
+
+    @Argument(help: "The workflow JSON file.") var file: String
+    @Flag(name: .customLong("quiet"), help: "No progress output.") var quiet = false
+
+    func run() throws {
+        let path = (file as NSString).expandingTildeInPath
+        guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("\(file): file not found") }
+        guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { throw CLIError("\(file): not a JSON object") }
+        guard let tasks = root["tasks"] as? [Any] else { throw CLIError("\(file): needs a \"tasks\" list") }
+        let registry = startHost()
+        let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        var failed = 0
+        for (n, raw) in tasks.enumerated() {
+            let label = "\(file) task \(n + 1)"
+            do {
+                guard let t = raw as? [String: Any] else { throw CLIError("not a JSON object") }
+                guard let name = t["task"] as? String else { throw CLIError("needs \"task\"") }
+                guard let spec = registry.plugin(named: name) else {
+                    throw CLIError("unknown task '\(name)'" + (closestName(name, in: registry.plugins.flatMap { [$0.id] + $0.aliases }).map { "; did you mean '\($0)'?" } ?? ""))
+                }
+                guard let output = t["output"] as? String else { throw CLIError("needs \"output\"") }
+                var params: [String: String] = [:]
+                for (k, v) in (t["parameters"] as? [String: Any]) ?? [:] {
+                    switch v {
+                    case let s as String: params[k] = s
+                    case let n as NSNumber where !(String(describing: type(of: n)).contains("Boolean")): params[k] = n.stringValue
+                    case let n as NSNumber: params[k] = n.boolValue ? "true" : "false"
+                    case let a as [Any]:
+                        params[k] = String(data: try JSONSerialization.data(withJSONObject: a), encoding: .utf8)
+                    default: throw CLIError("parameter \(k): expected a string or a number")
+                    }
+                }
+                var inputs: [String: String] = [:]
+                for (k, v) in (t["inputs"] as? [String: Any]) ?? [:] {
+                    guard let s = v as? String else { throw CLIError("input \(k): expected a file name") }
+                    inputs[k] = s
+                }
+                report("[\(n + 1)/\(tasks.count)] \(spec.id) -> \(output)")
+                try Task(spec: spec, params: params, inputs: inputs, output: output, baseFolder: folder)
+                    .execute(registry: registry, progress: quiet ? nil : ProgressDisplay())
+            } catch {
+                failed += 1
+                report("error: \(label): \(error)")
+                if Interrupt.requested { break }
+            }
+        }
+        if failed > 0 { throw ExitCode(1) }
+    }
+}
