@@ -19,7 +19,10 @@ let swiftPlugins = [("kandinsky_plugin_text2img", "Text2Img"), ("kandinsky_plugi
 let package = Package(
     name: "kandinsky",
     platforms: [.macOS(.v13)],
-    products: swiftPlugins.map { .library(name: $0.0, type: .dynamic, targets: [$0.1]) },
+    products: swiftPlugins.map { .library(name: $0.0, type: .dynamic, targets: [$0.1]) } + [
+        // The plain-C plugin: proof that a new variant needs only the header.
+        .library(name: "kandinsky_plugin_outpaint", type: .dynamic, targets: ["Outpaint"]),
+    ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
@@ -51,6 +54,9 @@ let package = Package(
         .target(name: "PluginHost", dependencies: ["KandinskyPluginABI", "ModelServer", "ImageProcessing"]),
 
         .target(name: "PluginSupport", dependencies: ["KandinskyPluginABI"], path: "Plugins/PluginSupport"),
+        .target(name: "Outpaint", dependencies: ["KandinskyPluginABI"], path: "Plugins/Outpaint", publicHeadersPath: ".",
+                cSettings: [.unsafeFlags(["-std=c11", "-Wall", "-Wextra", "-Werror"])],
+                linkerSettings: [.linkedLibrary("m"), .unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Plugins/exports.map"])]),
 
         .executableTarget(name: "kandinsky", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser"), "PluginHost",
                                                             "ModelServer", "ImageIO", "ImageProcessing", "Checkpoint"],
@@ -61,6 +67,11 @@ let package = Package(
                           path: "bench/KandinskyBench", swiftSettings: kernelFlags),
 
         // MARK: - Tests
+        .testTarget(
+            name: "ProductTests",
+            dependencies: ["PluginHost", "ModelServer", "ImageIO", "ImageProcessing", "KandinskyPluginABI", "Checkpoint", "TensorCore"],
+            exclude: ["Plugins"]
+        ),
         .testTarget(
             name: "EngineTests",
             dependencies: ["TensorCore", "Checkpoint", "TorchRandom", "Schedulers", "Networks", "Tokenization",

@@ -498,6 +498,115 @@ def make_pipelines():
     print("pipelines", [tuple(io[f"case{i}.image"].shape) for i in range(len(cases))])
 
 
+# ----------------------------------------------------------------------------------------------- product (plugins)
+def sample_images():
+    """Deterministic inputs shared by the plugin tests and samples/: a picture, a soft mask and a depth map."""
+    rnd = np.random.default_rng(11)
+    yy, xx = np.mgrid[0:60, 0:80]
+    pic = np.stack([(xx * 3) % 256, (yy * 4) % 256, ((xx + yy) * 2) % 256], -1) + rnd.integers(-15, 15, (60, 80, 3))
+    picture = Image.fromarray(np.clip(pic, 0, 255).astype(np.uint8))
+    mask = Image.fromarray((((xx - 50) ** 2 + (yy - 25) ** 2) < 18 ** 2).astype(np.uint8) * 255)
+    depth = Image.fromarray(np.clip(255 - yy * 3 - (np.abs(xx - 40) < 12) * 0 + (((xx - 40) ** 2 + (yy - 30) ** 2) < 15 ** 2) * 60 - 60, 0, 255).astype(np.uint8))
+    picture2 = Image.fromarray(np.clip(255 - pic, 0, 255).astype(np.uint8))
+    return picture, picture2, mask, depth
+
+
+def make_product():
+    """Decoders for inpainting and ControlNet-depth, and diffusers' pipelines on the sample inputs."""
+    from diffusers import (KandinskyV22ControlnetImg2ImgPipeline, KandinskyV22ControlnetPipeline, KandinskyV22Img2ImgCombinedPipeline,
+                           KandinskyV22InpaintCombinedPipeline, KandinskyV22InpaintPipeline, KandinskyV22Pipeline, KandinskyV22PriorPipeline)
+    models = os.path.join(OUT, "models")
+    prior = KandinskyV22PriorPipeline.from_pretrained(os.path.join(models, "pipe_prior"), torch_dtype=torch.float32)
+    dec = KandinskyV22Pipeline.from_pretrained(os.path.join(models, "pipe_decoder"), torch_dtype=torch.float32)
+    sched = dec.scheduler
+    # 9-channel inpaint UNet with the decoder's MoVQ; ControlNet UNet (image_hint) with a 4-level MoVQ (8x, as the hint encoder).
+    torch.manual_seed(0)
+    inpaint_unet = randomize(UNet2DConditionModel(**dict(unet_cases()[0][1], in_channels=9)), 800)
+    cn_unet = randomize(UNet2DConditionModel(**dict(unet_cases()[0][1], in_channels=8, addition_embed_type="image_hint")), 801)
+    cn_movq = randomize(VQModel(block_out_channels=[32, 32, 64, 64], down_block_types=["DownEncoderBlock2D"] * 3 + ["AttnDownEncoderBlock2D"],
+                                in_channels=3, latent_channels=4, layers_per_block=1, norm_num_groups=8, norm_type="spatial", num_vq_embeddings=12,
+                                out_channels=3, up_block_types=["AttnUpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"],
+                                vq_embed_dim=4), 802)
+    for m in (inpaint_unet, cn_unet, cn_movq):
+        for p_ in m.parameters():
+            p_.copy_(p_.half().float())
+    inpaint = KandinskyV22InpaintPipeline(unet=inpaint_unet, scheduler=sched, movq=dec.movq)
+    cn = KandinskyV22ControlnetPipeline(unet=cn_unet, scheduler=sched, movq=cn_movq)
+    for pipe, name in ((inpaint, "pipe_inpaint"), (cn, "pipe_controlnet")):
+        path = os.path.join(models, name)
+        shutil.rmtree(path, ignore_errors=True)
+        pipe.save_pretrained(path, safe_serialization=True)
+        for root, _, files in os.walk(path):
+            for f in files:
+                if f.endswith(".safetensors"):
+                    from safetensors.torch import load_file
+                    t = load_file(os.path.join(root, f))
+                    save_file({k: v.half() for k, v in t.items()}, os.path.join(root, f), metadata={"format": "pt"})
+    picture, picture2, mask, depth = sample_images()
+    idir = os.path.join(OUT, "inputs")
+    os.makedirs(idir, exist_ok=True)
+    for img, name in ((picture, "picture.png"), (picture2, "picture2.png"), (mask, "mask.png"), (depth, "depth.png")):
+        img.save(os.path.join(idir, name))
+
+    def g(seed):
+        return torch.Generator().manual_seed(seed)
+
+    def hint_of(d, h, w):  # the plugin's documented preprocessing: grey, bicubic to the output size, 3 channels, / 255
+        a = np.asarray(d.convert("L").resize((w, h), Image.BICUBIC)).astype(np.float32)
+        return torch.from_numpy(np.repeat(a[None], 3, 0) / 255.0)[None].float()
+
+    io, cases = {}, []
+    common = lambda c: dict(num_inference_steps=c["steps"], guidance_scale=c["guidance"], prior_num_inference_steps=c["prior_steps"],
+                            prior_guidance_scale=c["prior_guidance"], height=c["h"], width=c["w"], output_type="np")
+    i2i = KandinskyV22Img2ImgCombinedPipeline(unet=dec.unet, scheduler=sched, movq=dec.movq, prior_prior=prior.prior, prior_image_encoder=prior.image_encoder,
+                                             prior_text_encoder=prior.text_encoder, prior_tokenizer=prior.tokenizer, prior_scheduler=prior.scheduler,
+                                             prior_image_processor=prior.image_processor)
+    inp = KandinskyV22InpaintCombinedPipeline(unet=inpaint_unet, scheduler=sched, movq=dec.movq, prior_prior=prior.prior,
+                                             prior_image_encoder=prior.image_encoder, prior_text_encoder=prior.text_encoder, prior_tokenizer=prior.tokenizer,
+                                             prior_scheduler=prior.scheduler, prior_image_processor=prior.image_processor)
+    for c in [dict(plugin="img2img", prompt="a blue cat", seed=3, steps=5, guidance=4.0, prior_steps=2, prior_guidance=4.0, h=64, w=64, strength=0.6),
+              dict(plugin="img2img", prompt="a red house", negative_prompt="blurry", seed=9, steps=10, guidance=1.0, prior_steps=3, prior_guidance=1.0,
+                   h=128, w=128, strength=0.35),
+              dict(plugin="inpaint", prompt="a yellow star", seed=5, steps=3, guidance=4.0, prior_steps=2, prior_guidance=4.0, h=64, w=128),
+              dict(plugin="inpaint", prompt="a hat", negative_prompt="", seed=8, steps=4, guidance=1.0, prior_steps=2, prior_guidance=4.0, h=128, w=64),
+              dict(plugin="fusion", prompt="a green tree", seed=4, steps=3, guidance=4.0, prior_steps=2, prior_guidance=4.0, h=64, w=64,
+                   weights=[0.3, 0.3, 0.4]),
+              dict(plugin="fusion", seed=6, steps=3, guidance=1.0, prior_steps=2, prior_guidance=4.0, h=64, w=128, weights=[0.8, 0.2]),
+              dict(plugin="controlnet-depth", prompt="a robot", seed=1, steps=3, guidance=4.0, prior_steps=2, prior_guidance=4.0, h=64, w=128),
+              dict(plugin="controlnet-depth", prompt="a robot", seed=2, steps=6, guidance=4.0, prior_steps=2, prior_guidance=4.0, h=128, w=128,
+                   strength=0.5, init_image=True)]:
+        k = len(cases)
+        neg = c.get("negative_prompt")
+        if c["plugin"] == "img2img":
+            img = i2i(c["prompt"], image=picture, negative_prompt=neg, strength=c["strength"], generator=g(c["seed"]), **common(c)).images
+        elif c["plugin"] == "inpaint":
+            img = inp(c["prompt"], image=picture, mask_image=mask, negative_prompt=neg, generator=g(c["seed"]), **common(c)).images
+        elif c["plugin"] == "fusion":
+            gen = g(c["seed"])
+            items = ([c["prompt"]] if "prompt" in c else []) + [picture, picture2]
+            pr = prior.interpolate(items, c["weights"], num_inference_steps=c["prior_steps"], generator=gen, guidance_scale=c["prior_guidance"])
+            img = dec(image_embeds=pr.image_embeds, negative_image_embeds=pr.negative_image_embeds, height=c["h"], width=c["w"],
+                      num_inference_steps=c["steps"], guidance_scale=c["guidance"], generator=gen, output_type="np").images
+        else:
+            gen = g(c["seed"])
+            pr = prior(c["prompt"], negative_prompt=neg, num_inference_steps=c["prior_steps"], generator=gen, guidance_scale=c["prior_guidance"])
+            hint = hint_of(depth, c["h"], c["w"])
+            if c.get("init_image"):
+                pipe = KandinskyV22ControlnetImg2ImgPipeline(unet=cn_unet, scheduler=sched, movq=cn_movq)
+                img = pipe(image_embeds=pr.image_embeds, negative_image_embeds=pr.negative_image_embeds, image=picture, hint=hint,
+                           strength=c["strength"], height=c["h"], width=c["w"], num_inference_steps=c["steps"], guidance_scale=c["guidance"],
+                           generator=gen, output_type="np").images
+            else:
+                img = cn(image_embeds=pr.image_embeds, negative_image_embeds=pr.negative_image_embeds, hint=hint, height=c["h"], width=c["w"],
+                         num_inference_steps=c["steps"], guidance_scale=c["guidance"], generator=gen, output_type="np").images
+        io[f"case{k}.image"] = torch.from_numpy(img)
+        cases.append(c)
+    save_io("product", io)
+    with open(os.path.join(OUT, "product.json"), "w") as f:
+        json.dump(cases, f, indent=1)
+    print("product", [(c["plugin"], tuple(io[f"case{k}.image"].shape)) for k, c in enumerate(cases)])
+
+
 # ----------------------------------------------------------------------------------------------- safetensors dtypes
 def make_dtypes():
     a = randn((3, 5), 40) * 100
@@ -510,6 +619,6 @@ if __name__ == "__main__":
     with open(os.path.join(OUT, "VERSIONS.txt"), "w") as f:
         f.write(f"torch {torch.__version__}\ndiffusers {diffusers.__version__}\ntransformers {transformers.__version__}\n"
                 f"Pillow {PIL.__version__}\nnumpy {np.__version__}\n")
-    which = sys.argv[1:] or ["unets", "movqs", "priors", "clips", "schedulers", "rng", "tokenizer", "images", "dtypes", "pipelines"]
+    which = sys.argv[1:] or ["unets", "movqs", "priors", "clips", "schedulers", "rng", "tokenizer", "images", "dtypes", "pipelines", "product"]
     for w in which:
         globals()["make_" + w]()

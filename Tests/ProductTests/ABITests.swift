@@ -1,0 +1,70 @@
+// The host side of the ABI: plugins found and loaded through dlopen, libraries of another ABI or malformed ones
+// refused with a warning naming them, the plain-C plugin built from the header alone and run.
+import Foundation
+import ImageIO
+import ImageProcessing
+import ModelServer
+import PluginHost
+import XCTest
+
+final class ABITests: XCTestCase {
+    func testAllPluginsLoadThroughDlopen() throws {
+        try Product.requirePlugins()
+        let ids = Set(Product.registry.plugins.map(\.id))
+        XCTAssertEqual(ids, ["text2img", "img2img", "inpaint", "fusion", "controlnet-depth", "outpaint"])
+        for alias in ["infer_kandinsky_2", "infer_kandinsky_2_img2img", "infer_kandinsky_2_inpaint", "infer_kandinsky_2_image_mixing",
+                      "infer_kandinsky_2_controlnet_depth"] {
+            XCTAssertNotNil(Product.registry.plugin(named: alias), "alias \(alias)")
+        }
+        XCTAssertTrue(Product.registry.warnings.isEmpty, "\(Product.registry.warnings)")
+    }
+
+    func testWrongMajorMalformedAndForeignLibrariesAreSkipped() throws {
+        let dir = try Product.tempDir()
+        let src = Product.repo + "/Tests/ProductTests/Plugins/"
+        _ = try Product.compileC(src + "wrong_major.c", to: dir, name: "libkandinsky_plugin_future.so")
+        _ = try Product.compileC(src + "malformed.c", to: dir, name: "libkandinsky_plugin_broken.so")
+        _ = try Product.compileC(src + "no_entry.c", to: dir, name: "libkandinsky_plugin_noentry.so")
+        try "not a library".write(toFile: dir + "/libkandinsky_plugin_text.so", atomically: true, encoding: .utf8)
+        let r = PluginRegistry()
+        r.load(directories: [dir])
+        XCTAssertTrue(r.plugins.isEmpty, "\(r.plugins.map(\.id))")
+        func warned(_ file: String, _ fragment: String) {
+            XCTAssertTrue(r.warnings.contains { $0.contains(file) && $0.contains(fragment) }, "no warning about \(file) saying '\(fragment)': \(r.warnings)")
+        }
+        warned("libkandinsky_plugin_future.so", "built for plugin ABI 2.0; this host speaks 1.0")
+        warned("libkandinsky_plugin_broken.so", "descriptor has no id")
+        warned("libkandinsky_plugin_noentry.so", "no kandinsky_plugin_entry symbol")
+        warned("libkandinsky_plugin_text.so", "cannot load")
+    }
+
+    func testCPluginBuiltFromTheHeaderAloneRuns() throws {
+        // Built here with the C compiler and nothing but kandinsky_plugin.h, then loaded by a fresh registry.
+        let dir = try Product.tempDir()
+        let lib = try Product.compileC(Product.repo + "/Plugins/Outpaint/outpaint.c", to: dir, name: "libkandinsky_plugin_outpaint.so")
+        let r = PluginRegistry()
+        try r.load(library: lib)
+        let spec = try XCTUnwrap(r.plugin(named: "outpaint"))
+        _ = Product.registry  // installs the shared server
+        let values = try spec.resolve(["prompt": "a field", "border": "20", "seed": "3", "num_inference_steps": "2", "prior_num_inference_steps": "2",
+                                       "model_name": Product.model("pipe_inpaint"), "prior_model_name": Product.model("pipe_prior")])
+        let picture = try ImageFiles.read(Product.input("picture.png"))
+        let out = try PluginRunner.run(RunRequest(plugin: spec, params: values, inputs: ["image": picture]), registry: r)
+        XCTAssertEqual([out.width, out.height], [120, 100])
+        // The original picture survives in the centre: it is kept by the mask (up to MoVQ's reconstruction).
+        XCTAssertEqual(out.channels, 3)
+    }
+
+    func testPluginErrorsComeBackAsMessages() throws {
+        try Product.requirePlugins()
+        let spec = try XCTUnwrap(Product.registry.plugin(named: "inpaint"))
+        // An inpaint run against a text2img decoder: the plugin refuses with a message, no crash.
+        let values = try spec.resolve(["prompt": "x", "seed": "1", "num_inference_steps": "2", "prior_num_inference_steps": "2",
+                                       "model_name": Product.model("pipe_decoder")])
+        let picture = try ImageFiles.read(Product.input("picture.png")), mask = try ImageFiles.read(Product.input("mask.png"))
+        XCTAssertThrowsError(try PluginRunner.run(RunRequest(plugin: spec, params: values, inputs: ["image": picture, "mask": mask]),
+                                                  registry: Product.registry)) { e in
+            XCTAssertTrue("\(e)".contains("is not an inpainting decoder (its UNet takes 4 channels, inpainting needs 9)"), "\(e)")
+        }
+    }
+}

@@ -1,0 +1,96 @@
+// Shared set-up for the product tests: the built plugins and CLI (from `swift build -c release`, which the test
+// command runs first), the fixture models, and one host per test process.
+import Foundation
+import ImageIO
+import ImageProcessing
+import ModelServer
+import PluginHost
+import XCTest
+
+enum Product {
+    /// The build folder holding this test bundle, the plugin libraries and the kandinsky executable.
+    static let buildDir: String = {
+        let bundle = Bundle.main.bundlePath.hasSuffix(".xctest") ? Bundle.main.bundlePath : CommandLine.arguments[0]
+        var url = URL(fileURLWithPath: bundle)
+        while url.path != "/" && !FileManager.default.fileExists(atPath: url.appendingPathComponent("kandinsky").path) {
+            url.deleteLastPathComponent()
+        }
+        return url.path
+    }()
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("EngineTests/Fixtures").path
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    static func model(_ n: String) -> String { fixtures + "/models/" + n }
+    static func input(_ n: String) -> String { fixtures + "/inputs/" + n }
+
+    /// One registry and server for the whole test process, as in the real host.
+    static let registry: PluginRegistry = {
+        let r = PluginRegistry()
+        r.load(directories: [buildDir])
+        ServerABI.server = ModelServer(defaultPrior: model("pipe_prior"),
+                                       defaultDecoders: ["text2img": model("pipe_decoder"), "inpaint": model("pipe_inpaint"), "controlnet": model("pipe_controlnet")])
+        return r
+    }()
+
+    static func requirePlugins(file: StaticString = #filePath, line: UInt = #line) throws {
+        if registry.plugins.count < 6 {
+            XCTFail("expected 6 plugins in \(buildDir), found \(registry.plugins.map(\.id)); run `swift build -c release` first. Warnings: \(registry.warnings)",
+                    file: file, line: line)
+            throw XCTSkip("plugins not built")
+        }
+    }
+
+    /// Compiles a test C plugin against the header alone.
+    static func compileC(_ source: String, to dir: String, name: String) throws -> String {
+        let out = (dir as NSString).appendingPathComponent(name)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["cc", "-std=c11", "-Wall", "-Werror", "-shared", "-fPIC", "-I", repo + "/Sources/KandinskyPluginABI/include", source, "-o", out]
+        try p.run()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { throw XCTSkip("cc failed on \(source)") }
+        return out
+    }
+
+    struct CLIResult { let status: Int32; let stdout: String; let stderr: String }
+
+    /// Runs the built kandinsky executable.
+    static func cli(_ args: [String], cwd: String? = nil) throws -> CLIResult {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: buildDir + "/kandinsky")
+        p.arguments = args
+        if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
+        var env = ProcessInfo.processInfo.environment
+        env["HOME"] = NSTemporaryDirectory()
+        env["KANDINSKY_PLUGIN_PATH"] = nil
+        env["KANDINSKY_PRIOR"] = model("pipe_prior")
+        env["KANDINSKY_DECODER"] = model("pipe_decoder")
+        env["KANDINSKY_DECODER_INPAINT"] = model("pipe_inpaint")
+        env["KANDINSKY_DECODER_CONTROLNET"] = model("pipe_controlnet")
+        p.environment = env
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out
+        p.standardError = err
+        try p.run()
+        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        return CLIResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+    }
+
+    static func tempDir() throws -> String {
+        let d = NSTemporaryDirectory() + "kd-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+        return d
+    }
+}
+
+/// The product's bar: uint8 within 2 levels on at least 99.5% of values.
+func assertMatchesDiffusers(_ got: PixelImage, _ expected: [Float], height: Int, width: Int, _ name: String,
+                            file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual([got.height, got.width, got.channels], [height, width, 3], "\(name): output size", file: file, line: line)
+    guard got.pixels.count == expected.count else { return }
+    let diffs = zip(got.pixels, expected).map { abs(Int($0) - Int(($1 * 255).rounded(.toNearestOrEven))) }
+    let off = diffs.filter { $0 > 2 }.count
+    XCTAssertLessThanOrEqual(Double(off), 0.005 * Double(diffs.count),
+                             "\(name): \(off) of \(diffs.count) values differ by more than 2 levels (worst \(diffs.max() ?? 0))", file: file, line: line)
+}
