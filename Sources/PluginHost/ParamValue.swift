@@ -75,8 +75,13 @@ public enum ParamError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-/// The known name closest to `name` (edit distance), if it is plausibly a typo.
+/// The known name closest to `name`: one it starts (or that starts it), else the nearest by edit distance if that
+/// is plausibly a typo.
 public func closestName(_ name: String, in names: [String]) -> String? {
+    let lower = name.lowercased()
+    if let prefixed = names.filter({ $0.lowercased().hasPrefix(lower) || lower.hasPrefix($0.lowercased()) }).min(by: { $0.count < $1.count }) {
+        return prefixed
+    }
     func distance(_ a: [Character], _ b: [Character]) -> Int {
         var prev = Array(0...b.count)
         for i in 1...max(a.count, 1) where !a.isEmpty {

@@ -1,0 +1,139 @@
+// Every kind of bad input: a one-line error naming the file or parameter, a non-zero exit, and no output file
+// (an existing one survives).
+import Foundation
+import XCTest
+
+final class BadInputTests: XCTestCase {
+    var dir: String!
+    override func setUpWithError() throws {
+        try Product.requirePlugins()
+        dir = try Product.tempDir()
+    }
+
+    let fast = ["--seed", "1", "--num-inference-steps", "2", "--prior-num-inference-steps", "2", "--width", "64", "--height", "64"]
+
+    /// Runs the CLI, expects failure with `fragment` in the error, and no file at `output`.
+    func expectFailure(_ args: [String], _ fragment: String, output: String = "out.png", line: UInt = #line) throws {
+        let r = try Product.cli(args + (args.contains("-o") || args.first == "workflow" ? [] : ["-o", output]), cwd: dir)
+        XCTAssertNotEqual(r.status, 0, "exit status for \(args)", line: line)
+        XCTAssertTrue(r.stderr.contains(fragment), "stderr should contain '\(fragment)':\n\(r.stderr)", line: line)
+        if r.stderr.contains("Error:") {
+            let errorLines = r.stderr.split(separator: "\n").filter { $0.contains("Error:") }
+            XCTAssertEqual(errorLines.count, 1, "one error line: \(r.stderr)", line: line)
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/" + output), "\(output) must not be written", line: line)
+    }
+
+    func testMissingCorruptTruncatedAndNonImageFiles() throws {
+        try expectFailure(["run", "img2img", "--prompt", "x", "--image", "nope.png"] + fast, "nope.png: file not found")
+        var junk = Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
+        junk.append(Data((0..<200).map { UInt8($0 & 0xff) }))
+        try junk.write(to: URL(fileURLWithPath: dir + "/corrupt.png"))
+        try expectFailure(["run", "img2img", "--prompt", "x", "--image", "corrupt.png"] + fast, "corrupt.png: cannot decode image")
+        let png = try Data(contentsOf: URL(fileURLWithPath: Product.input("picture.png")))
+        try png.prefix(png.count / 2).write(to: URL(fileURLWithPath: dir + "/truncated.png"))
+        try expectFailure(["run", "img2img", "--prompt", "x", "--image", "truncated.png"] + fast, "truncated.png: cannot decode image")
+        try Data([0xFF, 0xD8, 0xFF, 0xE0, 0, 16]).write(to: URL(fileURLWithPath: dir + "/truncated.jpg"))
+        try expectFailure(["run", "img2img", "--prompt", "x", "--image", "truncated.jpg"] + fast, "truncated.jpg: cannot decode image")
+        try "hello".write(toFile: dir + "/notes.txt", atomically: true, encoding: .utf8)
+        try expectFailure(["run", "img2img", "--prompt", "x", "--image", "notes.txt"] + fast, "notes.txt: not a PNG or JPEG file")
+        FileManager.default.createFile(atPath: dir + "/empty.png", contents: Data())
+        try expectFailure(["run", "img2img", "--prompt", "x", "--image", "empty.png"] + fast, "empty.png: cannot decode image: the file is empty")
+    }
+
+    func testBadNumbers() throws {
+        let base = ["run", "text2img", "--prompt", "x", "--seed", "1", "--prior-num-inference-steps", "2", "--width", "64", "--height", "64"]
+        try expectFailure(base + ["--num-inference-steps", "abc"], "parameter num_inference_steps = 'abc': expected a whole number")
+        try expectFailure(base + ["--num-inference-steps", "0"], "parameter num_inference_steps = '0': must be between 1 and 1000")
+        try expectFailure(base + ["--num-inference-steps", "-5"], "must be between 1 and 1000")
+        try expectFailure(base + ["--num-inference-steps", "2", "--guidance-scale", "nan"], "parameter guidance_scale = 'nan': expected a finite number")
+        try expectFailure(base + ["--num-inference-steps", "2", "--guidance-scale", "-1"], "parameter guidance_scale = '-1': must be between 0 and 100")
+        try expectFailure(["run", "text2img", "--prompt", "x", "--width", "100000"], "parameter width = '100000': must be between 64 and 4096")
+        try expectFailure(["run", "img2img", "--prompt", "x", "--image", Product.input("picture.png"), "--strength", "1.5"] + fast,
+                          "parameter strength = '1.5': must be between 0 and 1")
+        try expectFailure(["run", "img2img", "--prompt", "x", "--image", Product.input("picture.png"), "--strength", "0.1"] + fast,
+                          "leaves no denoising step")
+    }
+
+    func testWeights() throws {
+        let fusion = ["run", "fusion", "--prompt", "x", "--image1", Product.input("picture.png"), "--image2", Product.input("picture2.png")] + fast
+        try expectFailure(fusion + ["--weights", "[0.5, 0.5]"], "weights has 2 values for 3 items (prompt, image1, image2)")
+        try expectFailure(fusion + ["--weights", "__import__('os').system('touch pwned')"], "expected a JSON list of numbers")
+        try expectFailure(fusion + ["--weights", "[0.5, \"a\", 0.2]"], "every element must be a number")
+        try expectFailure(fusion + ["--weights", "[]"], "the list is empty")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/pwned"))
+    }
+
+    func testMissingInputsUnknownNamesAndOutputs() throws {
+        try expectFailure(["run", "inpaint", "--prompt", "x", "--image", Product.input("picture.png")] + fast, "inpaint needs the input 'mask'")
+        try expectFailure(["run", "text2img"] + fast, "text2img needs the parameter 'prompt'")
+        try expectFailure(["run", "text2img", "--prompt", "x", "--guidance", "4"] + fast, "unknown parameter 'guidance' for text2img; did you mean 'guidance_scale'?")
+        try expectFailure(["run", "text2imgg", "--prompt", "x"], "unknown plugin 'text2imgg'; did you mean 'text2img'?")
+        try expectFailure(["run", "text2img", "--prompt", "x"] + fast, "out.bmp: output must end in .png, .jpg or .jpeg", output: "out.bmp")
+        try expectFailure(["run", "text2img", "--prompt", "x"] + fast + ["-o", "no/such/dir/out.png"], "folder", output: "no/such/dir/out.png")
+    }
+
+    func testBadModelFolders() throws {
+        try FileManager.default.createDirectory(atPath: dir + "/empty_model", withIntermediateDirectories: true)
+        try expectFailure(["run", "text2img", "--prompt", "x", "--model-name", "empty_model"] + fast, "config.json: file not found")
+        try expectFailure(["run", "text2img", "--prompt", "x", "--model-name", "someorg/missing-model"] + fast,
+                          "model 'someorg/missing-model' is not in the local Hugging Face cache")
+        // A copy of the decoder with its UNet weights cut in half.
+        let broken = dir + "/broken"
+        try FileManager.default.copyItem(atPath: Product.model("pipe_decoder"), toPath: broken)
+        let w = broken + "/unet/diffusion_pytorch_model.safetensors"
+        let data = try Data(contentsOf: URL(fileURLWithPath: w))
+        try data.prefix(data.count / 2).write(to: URL(fileURLWithPath: w))
+        try expectFailure(["run", "text2img", "--prompt", "x", "--model-name", "broken"] + fast, "unet/diffusion_pytorch_model.safetensors: not a valid safetensors file")
+        // Header length pointing past the end of the file.
+        var header = Data(count: 8)
+        header.withUnsafeMutableBytes { $0.storeBytes(of: UInt64(1_000_000).littleEndian, as: UInt64.self) }
+        try (header + Data("{}".utf8)).write(to: URL(fileURLWithPath: w))
+        try expectFailure(["run", "text2img", "--prompt", "x", "--model-name", "broken"] + fast, "runs past the end")
+        // The wrong kind of decoder for the task.
+        try expectFailure(["run", "inpaint", "--prompt", "x", "--image", Product.input("picture.png"), "--mask", Product.input("mask.png"),
+                           "--model-name", Product.model("pipe_decoder")] + fast, "is not an inpainting decoder")
+    }
+
+    func testFailedRunKeepsAnExistingOutput() throws {
+        let original = Data("previous result".utf8)
+        try original.write(to: URL(fileURLWithPath: dir + "/keep.png"))
+        let r = try Product.cli(["run", "img2img", "--prompt", "x", "--image", "nope.png", "-o", "keep.png"] + fast, cwd: dir)
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/keep.png")), original)
+    }
+
+    func testWorkflowRunsEveryTaskAndReportsFailures() throws {
+        let wf = """
+        {"tasks": [
+          {"task": "infer_kandinsky_2", "parameters": {"prompt": "a cat", "seed": "11", "num_inference_steps": 2, "prior_num_inference_steps": "2",
+           "width": 64, "height": 64}, "output": "a.png"},
+          {"task": "no_such_task", "parameters": {}, "output": "b.png"},
+          {"task": "inpaint", "parameters": {"prompt": "a hat", "seed": 3, "num_inference_steps": 2, "prior_num_inference_steps": 2, "width": 64,
+           "height": 64}, "inputs": {"image": "missing.png", "mask": "\(Product.input("mask.png"))"}, "output": "c.png"},
+          {"task": "infer_kandinsky_2_image_mixing", "parameters": {"prompt": "a tree", "seed": 5, "num_inference_steps": 2,
+           "prior_num_inference_steps": 2, "width": 64, "height": 64, "weights": [0.3, 0.3, 0.4]},
+           "inputs": {"image1": "\(Product.input("picture.png"))", "image2": "\(Product.input("picture2.png"))"}, "output": "d.png"}
+        ]}
+        """
+        try wf.write(toFile: dir + "/wf.json", atomically: true, encoding: .utf8)
+        let r = try Product.cli(["workflow", dir + "/wf.json"])
+        XCTAssertEqual(r.status, 1, r.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/a.png"), r.stderr)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/d.png"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/b.png"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/c.png"))
+        XCTAssertTrue(r.stderr.contains("wf.json task 2: unknown task 'no_such_task'"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("missing.png: file not found"), r.stderr)
+        // The prior loaded once for the three tasks that ran it.
+        XCTAssertEqual(r.stderr.components(separatedBy: "loading prior").count - 1, 1, r.stderr)
+    }
+
+    func testBrokenWorkflowFiles() throws {
+        try "{\"tasks\": 3}".write(toFile: dir + "/bad.json", atomically: true, encoding: .utf8)
+        try expectFailure(["workflow", dir + "/bad.json"], "bad.json: needs a \"tasks\" list")
+        try "not json".write(toFile: dir + "/bad2.json", atomically: true, encoding: .utf8)
+        try expectFailure(["workflow", dir + "/bad2.json"], "bad2.json: not a JSON object")
+        try expectFailure(["workflow", dir + "/none.json"], "none.json: file not found")
+    }
+}
