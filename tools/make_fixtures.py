@@ -511,6 +511,12 @@ def sample_images():
     return picture, picture2, mask, depth
 
 
+def write_defaults(folder, **values):
+    """kandinsky_defaults.json: per-model defaults kept as data beside the weights (docs/models.md)."""
+    with open(os.path.join(folder, "kandinsky_defaults.json"), "w") as f:
+        json.dump(values, f, indent=1)
+
+
 def make_product():
     """Decoders for inpainting and ControlNet-depth, and diffusers' pipelines on the sample inputs."""
     from diffusers import (KandinskyV22ControlnetImg2ImgPipeline, KandinskyV22ControlnetPipeline, KandinskyV22Img2ImgCombinedPipeline,
@@ -542,6 +548,9 @@ def make_product():
                     from safetensors.torch import load_file
                     t = load_file(os.path.join(root, f))
                     save_file({k: v.half() for k, v in t.items()}, os.path.join(root, f), metadata={"format": "pt"})
+    for name in ("pipe_decoder", "pipe_inpaint", "pipe_controlnet"):
+        write_defaults(os.path.join(models, name), width=64, height=64,
+                       comment="tiny random-weight test decoder; its natural size is 64x64")
     picture, picture2, mask, depth = sample_images()
     idir = os.path.join(OUT, "inputs")
     os.makedirs(idir, exist_ok=True)

@@ -55,6 +55,21 @@ final class ABITests: XCTestCase {
         XCTAssertEqual(out.channels, 3)
     }
 
+    func testDocumentedExamplePluginBuildsAndRuns() throws {
+        // docs/writing-a-plugin.md's complete example.
+        let dir = try Product.tempDir()
+        let lib = try Product.compileC(Product.repo + "/samples/plugins/variations.c", to: dir, name: "libkandinsky_plugin_variations.so")
+        let r = PluginRegistry()
+        try r.load(library: lib)
+        let spec = try XCTUnwrap(r.plugin(named: "variations"))
+        _ = Product.registry
+        let values = try spec.resolve(["seed": "3", "num_inference_steps": "2", "model_name": Product.model("pipe_decoder"),
+                                       "prior_model_name": Product.model("pipe_prior")])
+        let out = try PluginRunner.run(RunRequest(plugin: spec, params: values, inputs: ["image": try ImageFiles.read(Product.input("picture.png"))]),
+                                       registry: r)
+        XCTAssertEqual([out.width, out.height, out.channels], [64, 64, 3], "the model's natural size from its kandinsky_defaults.json")
+    }
+
     func testPluginErrorsComeBackAsMessages() throws {
         try Product.requirePlugins()
         let spec = try XCTUnwrap(Product.registry.plugin(named: "inpaint"))
