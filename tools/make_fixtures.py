@@ -554,8 +554,11 @@ def make_product():
     picture, picture2, mask, depth = sample_images()
     idir = os.path.join(OUT, "inputs")
     os.makedirs(idir, exist_ok=True)
+    sdir = os.path.join(ROOT, "samples", "inputs")
+    os.makedirs(sdir, exist_ok=True)
     for img, name in ((picture, "picture.png"), (picture2, "picture2.png"), (mask, "mask.png"), (depth, "depth.png")):
         img.save(os.path.join(idir, name))
+        img.save(os.path.join(sdir, name))
 
     def g(seed):
         return torch.Generator().manual_seed(seed)

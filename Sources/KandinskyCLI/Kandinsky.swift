@@ -42,6 +42,17 @@ struct CLIError: Error, CustomStringConvertible {
     init(_ d: String) { description = d }
 }
 
+/// Parses a size like 12G, 800M or 2000000000 (bytes).
+func parseBytes(_ s: String) throws -> Int {
+    let units: [Character: Double] = ["K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12]
+    var t = s.trimmingCharacters(in: .whitespaces).uppercased()
+    if t.hasSuffix("B") { t.removeLast() }
+    let scale = t.last.flatMap { units[$0] } ?? 1
+    if units[t.last ?? " "] != nil { t.removeLast() }
+    guard let v = Double(t), v > 0, v.isFinite else { throw CLIError("--max-memory '\(s)': expected a size such as 12G or 800M") }
+    return Int(v * scale)
+}
+
 /// Host start-up shared by the subcommands: plugins loaded (warnings shown), the model server installed.
 func startHost() -> PluginRegistry {
     let registry = PluginRegistry()

@@ -70,7 +70,7 @@ struct Task {
 
     func path(_ p: String) -> String {
         let expanded = (p as NSString).expandingTildeInPath
-        return expanded.hasPrefix("/") ? expanded : (baseFolder as NSString).appendingPathComponent(expanded)
+        return ((expanded.hasPrefix("/") ? expanded : (baseFolder as NSString).appendingPathComponent(expanded)) as NSString).standardizingPath
     }
 
     func execute(registry: PluginRegistry, progress: ProgressDisplay?) throws {
@@ -83,6 +83,12 @@ struct Task {
             throw CLIError("\(output): folder \(outDir) does not exist")
         }
         try spec.checkInputs(Array(inputs.keys))
+        // Model references that name an existing folder relative to the base (the workflow file's folder) become
+        // absolute; anything else stays a hub id or path for the model server to resolve.
+        var params = self.params
+        for p in spec.params where p.isModel {
+            if let v = params[p.key], !v.isEmpty, FileManager.default.fileExists(atPath: path(v)) { params[p.key] = path(v) }
+        }
         let values = try spec.resolve(params)
         var images: [String: PixelImage] = [:]
         for (k, f) in inputs { images[k] = try ImageFiles.read(path(f)) }

@@ -17,13 +17,17 @@ struct Workflow: ParsableCommand {
 
     @Argument(help: "The workflow JSON file.") var file: String
     @Flag(name: .customLong("quiet"), help: "No progress output.") var quiet = false
+    @Option(name: .customLong("max-memory"), help: "Budget for loaded model weights (e.g. 12G); least recently used models are dropped between tasks to stay under it.")
+    var maxMemory: String?
 
     func run() throws {
+        let budget = try maxMemory.map(parseBytes)
         let path = (file as NSString).expandingTildeInPath
         guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("\(file): file not found") }
         guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { throw CLIError("\(file): not a JSON object") }
         guard let tasks = root["tasks"] as? [Any] else { throw CLIError("\(file): needs a \"tasks\" list") }
         let registry = startHost()
+        ServerABI.server?.maxMemory = budget
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         var failed = 0
         for (n, raw) in tasks.enumerated() {
@@ -54,7 +58,9 @@ struct Workflow: ParsableCommand {
                 report("[\(n + 1)/\(tasks.count)] \(spec.id) -> \(output)")
                 try Task(spec: spec, params: params, inputs: inputs, output: output, baseFolder: folder)
                     .execute(registry: registry, progress: quiet ? nil : ProgressDisplay())
+                ServerABI.server?.trim()
             } catch {
+                ServerABI.server?.trim()
                 failed += 1
                 report("error: \(label): \(error)")
                 if Interrupt.requested { break }

@@ -36,12 +36,26 @@ public struct ModelDefaults: Sendable, Equatable {
     }
 }
 
+/// Bytes the weights of a model folder take as float32 (from the safetensors headers, without loading).
+func float32Bytes(folder: String) -> Int {
+    var total = 0
+    let fm = FileManager.default
+    for c in (try? fm.contentsOfDirectory(atPath: folder)) ?? [] {
+        if let store = try? WeightStore(folder: (folder as NSString).appendingPathComponent(c)) {
+            total += store.keys.reduce(0) { $0 + (store.entry($1)?.shape.reduce(1, *) ?? 0) * 4 }
+        }
+    }
+    return total
+}
+
 public final class LoadedPrior {
     public let folder: String
     public let pipeline: PriorPipeline
+    public let bytes: Int
     init(folder: String) throws {
         self.folder = folder
         pipeline = try PriorPipeline(folder: folder)
+        bytes = float32Bytes(folder: folder)
     }
 }
 
@@ -49,12 +63,14 @@ public final class LoadedDecoder {
     public let folder: String
     public let pipeline: DecoderPipeline
     public let defaults: ModelDefaults
+    public let bytes: Int
     /// One denoising loop at a time per decoder: the scheduler holds the timesteps of the run in progress.
     let lock = NSLock()
     init(folder: String) throws {
         self.folder = folder
-        pipeline = try DecoderPipeline(folder: folder)
         defaults = try ModelDefaults.read(folder: folder)
+        pipeline = try DecoderPipeline(folder: folder)
+        bytes = float32Bytes(folder: folder)
     }
 }
 
@@ -68,6 +84,10 @@ public final class ModelServer: @unchecked Sendable {
     public private(set) var priorLoads = 0, decoderLoads = 0
     /// Called when a component starts and ends loading (the CLI shows it).
     public var onLoad: ((String) -> Void)?
+    /// Budget for loaded weights (float32 bytes); enforced by `trim()` between tasks.
+    public var maxMemory: Int?
+    /// Folders in order of last use, oldest first.
+    private var lastUse: [String] = []
 
     /// - defaultDecoders: the decoder to use per kind ("text2img", "inpaint", "controlnet") when a task names none.
     public init(defaultPrior: String, defaultDecoders: [String: String]) {
@@ -78,6 +98,7 @@ public final class ModelServer: @unchecked Sendable {
     public func prior(_ reference: String?) throws -> LoadedPrior {
         let folder = try ModelResolver.resolve(reference.flatMap { $0.isEmpty ? nil : $0 } ?? defaultPrior)
         lock.lock(); defer { lock.unlock() }
+        touch(folder)
         if let p = priors[folder] { return p }
         onLoad?("loading prior \(folder)")
         let p = try LoadedPrior(folder: folder)
@@ -90,6 +111,7 @@ public final class ModelServer: @unchecked Sendable {
         let ref = reference.flatMap { $0.isEmpty ? nil : $0 } ?? defaultDecoders[kind] ?? defaultDecoders["text2img"] ?? ""
         let folder = try ModelResolver.resolve(ref)
         lock.lock(); defer { lock.unlock() }
+        touch(folder)
         if let d = decoders[folder] { return d }
         onLoad?("loading decoder \(folder)")
         let d = try LoadedDecoder(folder: folder)
@@ -98,8 +120,27 @@ public final class ModelServer: @unchecked Sendable {
         return d
     }
 
-    /// Forgets every loaded model (their memory goes once no run holds them).
-    public func dropAll() {
-        lock.lock(); priors = [:]; decoders = [:]; lock.unlock()
+    private func touch(_ folder: String) {
+        lastUse.removeAll { $0 == folder }
+        lastUse.append(folder)
+    }
+
+    /// Weights currently loaded, as float32 bytes.
+    public var loadedBytes: Int {
+        lock.lock(); defer { lock.unlock() }
+        return priors.values.reduce(0) { $0 + $1.bytes } + decoders.values.reduce(0) { $0 + $1.bytes }
+    }
+
+    /// Drops the least recently used models until the loaded weights fit `maxMemory`. Call only between runs:
+    /// a running plugin holds model handles, which the cache alone keeps alive.
+    public func trim() {
+        guard let budget = maxMemory else { return }
+        lock.lock(); defer { lock.unlock() }
+        var total = priors.values.reduce(0) { $0 + $1.bytes } + decoders.values.reduce(0) { $0 + $1.bytes }
+        while total > budget, let oldest = lastUse.first {
+            lastUse.removeFirst()
+            if let p = priors.removeValue(forKey: oldest) { total -= p.bytes; onLoad?("dropped prior \(oldest) (--max-memory)") }
+            if let d = decoders.removeValue(forKey: oldest) { total -= d.bytes; onLoad?("dropped decoder \(oldest) (--max-memory)") }
+        }
     }
 }

@@ -101,7 +101,7 @@ public enum ServerABI {
             do {
                 guard let server = ServerABI.server else { throw ModelError.wrongKind("model server", "not started") }
                 let p = try server.prior(ref.map { String(cString: $0) })
-                return OpaquePointer(Unmanaged.passRetained(p as AnyObject).toOpaque())
+                return OpaquePointer(Unmanaged.passUnretained(p as AnyObject).toOpaque())
             } catch {
                 ServerABI.writeError("\(error)", err, size)
                 return nil
@@ -111,7 +111,7 @@ public enum ServerABI {
             do {
                 guard let server = ServerABI.server else { throw ModelError.wrongKind("model server", "not started") }
                 let d = try server.decoder(ref.map { String(cString: $0) }, kind: kind.map { String(cString: $0) } ?? "text2img")
-                return OpaquePointer(Unmanaged.passRetained(d as AnyObject).toOpaque())
+                return OpaquePointer(Unmanaged.passUnretained(d as AnyObject).toOpaque())
             } catch {
                 ServerABI.writeError("\(error)", err, size)
                 return nil

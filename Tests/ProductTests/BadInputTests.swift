@@ -129,6 +129,19 @@ final class BadInputTests: XCTestCase {
         XCTAssertEqual(r.stderr.components(separatedBy: "loading prior").count - 1, 1, r.stderr)
     }
 
+    func testMaxMemoryDropsModelsBetweenTasks() throws {
+        let task = #"{"task": "text2img", "parameters": {"prompt": "a cat", "seed": 1, "num_inference_steps": 2, "prior_num_inference_steps": 2}, "output": "OUT"}"#
+        let wf = "{\"tasks\": [" + task.replacingOccurrences(of: "OUT", with: "a.png") + ", " + task.replacingOccurrences(of: "OUT", with: "b.png") + "]}"
+        try wf.write(toFile: dir + "/wf.json", atomically: true, encoding: .utf8)
+        let unlimited = try Product.cli(["workflow", dir + "/wf.json"])
+        XCTAssertEqual(unlimited.stderr.components(separatedBy: "loading prior").count - 1, 1, unlimited.stderr)
+        let tight = try Product.cli(["workflow", "--max-memory", "1M", dir + "/wf.json"])
+        XCTAssertEqual(tight.status, 0, tight.stderr)
+        XCTAssertEqual(tight.stderr.components(separatedBy: "loading prior").count - 1, 2, tight.stderr)
+        XCTAssertTrue(tight.stderr.contains("(--max-memory)"), tight.stderr)
+        try expectFailure(["workflow", "--max-memory", "lots", dir + "/wf.json"], "--max-memory 'lots': expected a size such as 12G or 800M")
+    }
+
     func testBrokenWorkflowFiles() throws {
         try "{\"tasks\": 3}".write(toFile: dir + "/bad.json", atomically: true, encoding: .utf8)
         try expectFailure(["workflow", dir + "/bad.json"], "bad.json: needs a \"tasks\" list")

@@ -201,7 +201,8 @@ typedef const kd_plugin_entry_t *(*kd_plugin_entry_fn)(void);
 
 typedef struct kd_tensor kd_tensor_t;       /* opaque */
 typedef struct kd_generator kd_generator_t; /* opaque: torch.Generator("cpu") equivalent */
-typedef struct kd_model kd_model_t;         /* opaque: a loaded prior or decoder; host-owned, lives forever */
+typedef struct kd_model kd_model_t;         /* opaque: a loaded prior or decoder; host-owned, valid at least until
+                                               the run that obtained it returns (the host may unload between runs) */
 
 typedef enum kd_resample { KD_RESAMPLE_NEAREST = 0, KD_RESAMPLE_LANCZOS = 1, KD_RESAMPLE_BILINEAR = 2, KD_RESAMPLE_BICUBIC = 3 } kd_resample;
 
