@@ -619,6 +619,42 @@ def make_product():
     print("product", [(c["plugin"], tuple(io[f"case{k}.image"].shape)) for k, c in enumerate(cases)])
 
 
+# ----------------------------------------------------------------------------------------------- file formats
+def make_formats():
+    """Image files in every format the CLI accepts, with Pillow's decoding of each as the expected pixels."""
+    fdir = os.path.join(OUT, "formats")
+    shutil.rmtree(fdir, ignore_errors=True)
+    os.makedirs(fdir)
+    picture = sample_images()[0]
+    rgba = picture.copy()
+    rgba.putalpha(Image.fromarray((np.arange(80)[None, :].repeat(60, 0) * 3).astype(np.uint8)))
+    deep = np.clip(np.mgrid[0:60, 0:80][0] * 1100 + np.mgrid[0:60, 0:80][1] * 7, 0, 65535).astype(np.uint16)
+    files = {
+        "rgb.png": (picture, {}), "grey.png": (picture.convert("L"), {}), "grey_alpha.png": (rgba.convert("LA"), {}),
+        "rgba.png": (rgba, {}), "palette.png": (picture.convert("P", palette=Image.ADAPTIVE, colors=37), {}),
+        "grey16.png": (Image.fromarray(deep), {}),
+        "baseline.jpg": (picture, {"quality": 90}), "progressive.jpg": (picture, {"quality": 90, "progressive": True}),
+        "grey.jpg": (picture.convert("L"), {"quality": 90}), "cmyk.jpg": (picture.convert("CMYK"), {"quality": 95}),
+    }
+    io = {}
+    for name, (img, kw) in files.items():
+        path = os.path.join(fdir, name)
+        img.save(path, **kw)
+        back = Image.open(path)
+        if back.mode == "P":
+            back = back.convert("RGB")
+        if back.mode == "CMYK":
+            back = back.convert("RGB")
+        arr = np.asarray(back)
+        if back.mode in ("I;16", "I;16B", "I"):
+            arr = (arr.astype(np.uint32) >> 8).astype(np.uint8)
+        if arr.ndim == 2:
+            arr = arr[..., None]
+        io[name] = torch.from_numpy(arr.astype(np.float32))
+    save_io("formats", io)
+    print("formats", {k: tuple(v.shape) for k, v in io.items()})
+
+
 # ----------------------------------------------------------------------------------------------- safetensors dtypes
 def make_dtypes():
     a = randn((3, 5), 40) * 100
@@ -631,6 +667,6 @@ if __name__ == "__main__":
     with open(os.path.join(OUT, "VERSIONS.txt"), "w") as f:
         f.write(f"torch {torch.__version__}\ndiffusers {diffusers.__version__}\ntransformers {transformers.__version__}\n"
                 f"Pillow {PIL.__version__}\nnumpy {np.__version__}\n")
-    which = sys.argv[1:] or ["unets", "movqs", "priors", "clips", "schedulers", "rng", "tokenizer", "images", "dtypes", "pipelines", "product"]
+    which = sys.argv[1:] or ["unets", "movqs", "priors", "clips", "schedulers", "rng", "tokenizer", "images", "dtypes", "pipelines", "product", "formats"]
     for w in which:
         globals()["make_" + w]()

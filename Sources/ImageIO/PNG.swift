@@ -30,17 +30,34 @@ enum PNGCodec {
         let ok = data.withUnsafeBytes { png_image_begin_read_from_memory(&image, $0.baseAddress, $0.count) }
         guard ok != 0 else { throw ImageIOError.unreadable(path, message(&image)) }
         defer { png_image_free(&image) }
-        let hasAlpha = image.format & UInt32(PNG_FORMAT_FLAG_ALPHA) != 0
-        let hasColor = image.format & UInt32(PNG_FORMAT_FLAG_COLOR) != 0
+        let hasAlpha = image.format & alphaFlag != 0
+        let hasColor = image.format & colorFlag != 0
+        let sixteen = image.format & UInt32(PNG_FORMAT_FLAG_LINEAR) != 0
         let channels = (hasColor ? 3 : 1) + (hasAlpha ? 1 : 0)
-        // 8-bit sRGB output; 16-bit input is scaled down by libpng.
-        image.format = (hasColor ? colorFlag : 0) | (hasAlpha ? alphaFlag : 0)
         let (w, h) = (Int(image.width), Int(image.height))
         var pixels = [UInt8](repeating: 0, count: w * h * channels)
-        let done = data.withUnsafeBytes { _ in
-            pixels.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, Int32(w * channels), nil) }
+        if sixteen {
+            // libpng would gamma-encode 16-bit data on the way to 8 bits (it assumes 16-bit is linear); read the
+            // 16-bit values as they are and keep their high byte, as Pillow does. Linear output with alpha comes
+            // premultiplied, so colour is divided by alpha again.
+            image.format = (hasColor ? colorFlag : 0) | (hasAlpha ? alphaFlag : 0) | UInt32(PNG_FORMAT_FLAG_LINEAR)
+            var wide = [UInt16](repeating: 0, count: w * h * channels)
+            let done = wide.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, Int32(w * channels), nil) }
+            guard done != 0 else { throw ImageIOError.unreadable(path, message(&image)) }
+            for px in 0..<(w * h) {
+                let base = px * channels
+                let alpha = hasAlpha ? UInt32(wide[base + channels - 1]) : 65535
+                for c in 0..<channels {
+                    var v = UInt32(wide[base + c])
+                    if hasAlpha && c < channels - 1 { v = alpha == 0 ? 0 : min(65535, (v * 65535 + alpha / 2) / alpha) }
+                    pixels[base + c] = UInt8(v >> 8)
+                }
+            }
+        } else {
+            image.format = (hasColor ? colorFlag : 0) | (hasAlpha ? alphaFlag : 0)
+            let done = pixels.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, Int32(w * channels), nil) }
+            guard done != 0 else { throw ImageIOError.unreadable(path, message(&image)) }
         }
-        guard done != 0 else { throw ImageIOError.unreadable(path, message(&image)) }
         return PixelImage(width: w, height: h, channels: channels, pixels: pixels)
     }
 

@@ -1,0 +1,36 @@
+// Every image format the CLI accepts decodes as Pillow decodes it (grey keeps 1 channel, palettes become RGB,
+// 16-bit keeps the high byte, CMYK JPEGs convert as Pillow's convert("RGB")); outputs round-trip.
+import Checkpoint
+import Foundation
+import ImageIO
+import ImageProcessing
+import XCTest
+
+final class ImageFileTests: XCTestCase {
+    func testFormatsMatchPillow() throws {
+        let f = try SafetensorsFile(path: Product.fixtures + "/formats.safetensors")
+        XCTAssertEqual(f.entries.count, 10)
+        for (name, entry) in f.entries.sorted(by: { $0.key < $1.key }) {
+            let expected = f.load(entry)
+            let img = try ImageFiles.read(Product.fixtures + "/formats/" + name)
+            XCTAssertEqual([img.height, img.width, img.channels], expected.shape, name)
+            guard [img.height, img.width, img.channels] == expected.shape else { continue }
+            let diffs = zip(img.pixels, expected.array).map { abs(Int($0) - Int($1)) }
+            // JPEG: libjpeg-turbo on both sides; PNG: lossless.
+            XCTAssertEqual(diffs.max() ?? 0, 0, "\(name): worst difference \(diffs.max() ?? 0) at value \(diffs.firstIndex(of: diffs.max() ?? 0) ?? 0)")
+        }
+    }
+
+    func testWritesAreAtomicAndRoundTrip() throws {
+        let dir = try Product.tempDir()
+        let img = try ImageFiles.read(Product.input("picture.png"))
+        try ImageFiles.write(img, to: dir + "/a.png", text: [("kandinsky:seed", "42")])
+        XCTAssertEqual(try ImageFiles.read(dir + "/a.png"), img)
+        let png = try String(decoding: Data(contentsOf: URL(fileURLWithPath: dir + "/a.png")), as: UTF8.self)
+        XCTAssertTrue(png.contains("kandinsky:seed\u{0}42"))
+        try ImageFiles.write(img, to: dir + "/a.jpg")
+        XCTAssertEqual(try ImageFiles.read(dir + "/a.jpg").width, img.width)
+        XCTAssertThrowsError(try ImageFiles.write(img, to: dir + "/a.gif"))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).sorted(), ["a.jpg", "a.png"], "no temporary files left")
+    }
+}
