@@ -31,25 +31,15 @@ func run(_ req: Request) throws {
         for y in 0..<h {
             let row = d.data! + y * Int(d.row_bytes)
             for x in 0..<w {
-                let grey = ch >= 3
-                    ? (UInt32(row[x * ch]) * 19595 + UInt32(row[x * ch + 1]) * 38470 + UInt32(row[x * ch + 2]) * 7471 + 0x8000) >> 16
-                    : UInt32(row[x * ch])
+                let grey = greyValue(row, x: x, channels: ch)
                 for c in 0..<3 { hint.data[c * plane + y * w + x] = Float(grey) / 255 }
             }
         }
     }
-    let steps = req.int("num_inference_steps") ?? 100
-    var ts = try req.timesteps(decoder, steps: steps)
+    var ts = try req.timesteps(decoder, steps: req.int("num_inference_steps") ?? 100)
     let latents: TensorHandle
     if let image = req.input("image") {
-        let initLatents = try req.encode(decoder, try req.pictureTensor(image, width: w, height: h))
-        let strength = req.double("strength") ?? 0.3
-        let keep = min(Int(Double(ts.count) * strength), ts.count)
-        guard keep > 0 else { throw PluginFailure("strength \(strength) x num_inference_steps \(steps) leaves no denoising step; raise either") }
-        ts = Array(ts.suffix(keep))
-        let noise = try req.tensor(initLatents.shape)
-        req.s.generator_randn(g, noise.raw)
-        latents = try req.addNoise(decoder, initLatents, noise, ts[0])
+        (latents, ts) = try req.noisedInitLatents(decoder, image: image, width: w, height: h, timesteps: ts, generator: g)
     } else {
         latents = try req.tensor([1, Int(info.latent_channels), h / f, w / f])
         req.s.generator_randn(g, latents.raw)

@@ -31,10 +31,7 @@ func run(_ req: Request) throws {
         throw PluginFailure("weights has \(weights.count) values for \(itemCount) items (\(prompt == nil ? "" : "prompt, ")\((1...images.count).map { "image\($0)" }.joined(separator: ", ")))")
     }
     let prior = try req.prior()
-    let (decoder, info) = try req.decoder(kind: "text2img")
-    guard !info.has_hint, info.unet_in_channels == info.latent_channels else {
-        throw PluginFailure("model_name is not a text-to-image decoder (its UNet takes \(info.unet_in_channels) channels)", status: Int32(KD_ERR_UNSUPPORTED))
-    }
+    let (decoder, info) = try req.text2imgDecoder()
     let g = try req.generator()
     defer { req.s.generator_release(g) }
     var mixed: TensorHandle?

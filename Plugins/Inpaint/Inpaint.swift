@@ -38,12 +38,7 @@ func run(_ req: Request) throws {
         for y in 0..<h {
             let row = m.data! + y * Int(m.row_bytes)
             for x in 0..<w {
-                let grey: UInt32
-                if ch >= 3 {
-                    grey = (UInt32(row[x * ch]) * 19595 + UInt32(row[x * ch + 1]) * 38470 + UInt32(row[x * ch + 2]) * 7471 + 0x8000) >> 16
-                } else {
-                    grey = UInt32(row[x * ch])
-                }
+                let grey = greyValue(row, x: x, channels: ch)
                 let repaint = Float(grey) / 255 >= 0.5
                 keep[y * w + x] = (repaint != invert) ? 0 : 1
             }

@@ -210,6 +210,32 @@ public final class Request {
         return (m, info)
     }
 
+    /// A decoder that must be a plain text-to-image one (4-channel UNet, no hint).
+    public func text2imgDecoder() throws -> (OpaquePointer, kd_decoder_info_t) {
+        let (d, info) = try decoder(kind: "text2img")
+        guard !info.has_hint, info.unet_in_channels == info.latent_channels else {
+            throw PluginFailure("model_name is not a text-to-image decoder (its UNet takes \(info.unet_in_channels) channels\(info.has_hint ? " and a depth hint" : ""))",
+                                status: Int32(KD_ERR_UNSUPPORTED))
+        }
+        return (d, info)
+    }
+
+    /// img2img's start (diffusers get_timesteps + prepare_latents): the init image's latents noised to the first of
+    /// the last `strength` fraction of `timesteps`. Returns the latents and the timesteps left to run.
+    public func noisedInitLatents(_ decoder: OpaquePointer, image: UnsafePointer<kd_image_t>, width: Int, height: Int, timesteps: [Int64],
+                                  generator: OpaquePointer) throws -> (TensorHandle, [Int64]) {
+        let initLatents = try encode(decoder, try pictureTensor(image, width: width, height: height))
+        let strength = double("strength") ?? 0.3
+        let keep = min(Int(Double(timesteps.count) * strength), timesteps.count)
+        guard keep > 0 else {
+            throw PluginFailure("strength \(strength) x num_inference_steps \(timesteps.count) leaves no denoising step; raise either")
+        }
+        let ts = Array(timesteps.suffix(keep))
+        let noise = try tensor(initLatents.shape)
+        s.generator_randn(generator, noise.raw)
+        return (try addNoise(decoder, initLatents, noise, ts[0]), ts)
+    }
+
     /// prompt (+ negative prompt) through the prior with this request's parameters.
     public func promptEmbeds(prior: OpaquePointer, prompt: String, generator: OpaquePointer) throws -> (TensorHandle, TensorHandle) {
         var e: OpaquePointer?, n: OpaquePointer?
@@ -339,6 +365,12 @@ public final class Request {
         guard let seed = int("seed"), seed >= 0 else { throw PluginFailure("seed must be resolved by the host") }
         return s.generator_create(UInt64(seed))!
     }
+}
+
+/// Pillow's convert("L") of one pixel: ITU-R 601-2 luma in fixed point for colour, the first channel otherwise.
+public func greyValue(_ row: UnsafeMutablePointer<UInt8>, x: Int, channels ch: Int) -> UInt32 {
+    guard ch >= 3 else { return UInt32(row[x * ch]) }
+    return (UInt32(row[x * ch]) * 19595 + UInt32(row[x * ch + 1]) * 38470 + UInt32(row[x * ch + 2]) * 7471 + 0x8000) >> 16
 }
 
 func withOptionalCString<R>(_ s: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {

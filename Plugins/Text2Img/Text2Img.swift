@@ -12,11 +12,7 @@ public func kandinsky_plugin_entry() -> UnsafePointer<kd_plugin_entry_t> {
 
 func run(_ req: Request) throws {
     let prior = try req.prior()
-    let (decoder, info) = try req.decoder(kind: "text2img")
-    guard !info.has_hint, info.unet_in_channels == info.latent_channels else {
-        throw PluginFailure("model_name is not a text-to-image decoder (its UNet takes \(info.unet_in_channels) channels\(info.has_hint ? " and a depth hint" : ""))",
-                            status: Int32(KD_ERR_UNSUPPORTED))
-    }
+    let (decoder, info) = try req.text2imgDecoder()
     let g = try req.generator()
     defer { req.s.generator_release(g) }
     let (embeds, negative) = try req.promptEmbeds(prior: prior, prompt: req.string("prompt") ?? "", generator: g)

@@ -94,6 +94,13 @@ public final class ConfigReader {
         return try a.map { guard let d = Self.number($0) else { throw typeError(key, "a list of numbers") }; return d }
     }
 
+    /// A string setting that must be one of an enum's raw values.
+    public func choice<T: RawRepresentable>(_ key: String, default d: String) throws -> T where T.RawValue == String {
+        let s = try string(key, default: d)!
+        guard let v = T(rawValue: s) else { throw CheckpointError.unsupportedConfig(path: path, key: key, value: s) }
+        return v
+    }
+
     /// Keys that do not change inference (training settings, informational sizes).
     public func ignore(_ keys: [String]) { consumed.formUnion(keys) }
 

@@ -42,6 +42,13 @@ public func loadScheduler(configPath: String) throws -> DenoisingScheduler {
     }
 }
 
+/// Settings both DDPM and DDIM accept only at their defaults (Kandinsky 2.2 uses none of them).
+func requireDefaultBetaHandling(_ c: ConfigReader) throws {
+    try c.require("thresholding", in: [false])
+    try c.require("trained_betas", in: [])
+    try c.require("rescale_betas_zero_snr", in: [false])
+}
+
 /// Shared float32 posterior mean: coeff0 * x0 + coeff1 * x_t with x0 from the prediction type.
 @inline(__always)
 func predictOriginal(_ type: PredictionType, out: Float, x: Float, sqrtA: Float, sqrtB: Float) -> Float {
@@ -78,19 +85,12 @@ public final class DDPMScheduler: DenoisingScheduler {
     }
 
     convenience init(config c: ConfigReader) throws {
-        func parse<T: RawRepresentable>(_ key: String, _ d: String) throws -> T where T.RawValue == String {
-            let s = try c.string(key, default: d)!
-            guard let v = T(rawValue: s) else { throw CheckpointError.unsupportedConfig(path: c.path, key: key, value: s) }
-            return v
-        }
-        self.init(trainSteps: try c.int("num_train_timesteps", default: 1000), betaSchedule: try parse("beta_schedule", "linear"),
+        self.init(trainSteps: try c.int("num_train_timesteps", default: 1000), betaSchedule: try c.choice("beta_schedule", default: "linear"),
                   betaStart: try c.double("beta_start", default: 0.0001), betaEnd: try c.double("beta_end", default: 0.02),
-                  variance: try parse("variance_type", "fixed_small"), clipSample: try c.bool("clip_sample", default: true),
-                  clipRange: try c.double("clip_sample_range", default: 1), prediction: try parse("prediction_type", "epsilon"),
-                  spacing: try parse("timestep_spacing", "leading"), stepsOffset: try c.int("steps_offset", default: 0))
-        try c.require("thresholding", in: [false])
-        try c.require("trained_betas", in: [])
-        try c.require("rescale_betas_zero_snr", in: [false])
+                  variance: try c.choice("variance_type", default: "fixed_small"), clipSample: try c.bool("clip_sample", default: true),
+                  clipRange: try c.double("clip_sample_range", default: 1), prediction: try c.choice("prediction_type", default: "epsilon"),
+                  spacing: try c.choice("timestep_spacing", default: "leading"), stepsOffset: try c.int("steps_offset", default: 0))
+        try requireDefaultBetaHandling(c)
         // Used by DDIM only, or by thresholding, which is off.
         c.ignore(["set_alpha_to_one", "dynamic_thresholding_ratio", "sample_max_value", "skip_prk_steps"])
         try c.finish()
@@ -191,19 +191,12 @@ public final class DDIMScheduler: DenoisingScheduler {
     }
 
     convenience init(config c: ConfigReader) throws {
-        func parse<T: RawRepresentable>(_ key: String, _ d: String) throws -> T where T.RawValue == String {
-            let s = try c.string(key, default: d)!
-            guard let v = T(rawValue: s) else { throw CheckpointError.unsupportedConfig(path: c.path, key: key, value: s) }
-            return v
-        }
-        self.init(trainSteps: try c.int("num_train_timesteps", default: 1000), betaSchedule: try parse("beta_schedule", "linear"),
+        self.init(trainSteps: try c.int("num_train_timesteps", default: 1000), betaSchedule: try c.choice("beta_schedule", default: "linear"),
                   betaStart: try c.double("beta_start", default: 0.0001), betaEnd: try c.double("beta_end", default: 0.02),
                   clipSample: try c.bool("clip_sample", default: true), clipRange: try c.double("clip_sample_range", default: 1),
-                  setAlphaToOne: try c.bool("set_alpha_to_one", default: true), prediction: try parse("prediction_type", "epsilon"),
-                  spacing: try parse("timestep_spacing", "leading"), stepsOffset: try c.int("steps_offset", default: 0))
-        try c.require("thresholding", in: [false])
-        try c.require("trained_betas", in: [])
-        try c.require("rescale_betas_zero_snr", in: [false])
+                  setAlphaToOne: try c.bool("set_alpha_to_one", default: true), prediction: try c.choice("prediction_type", default: "epsilon"),
+                  spacing: try c.choice("timestep_spacing", default: "leading"), stepsOffset: try c.int("steps_offset", default: 0))
+        try requireDefaultBetaHandling(c)
         c.ignore(["dynamic_thresholding_ratio", "sample_max_value", "variance_type"])
         try c.finish()
     }
