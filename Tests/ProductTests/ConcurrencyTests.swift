@@ -1,0 +1,67 @@
+// Cancellation and concurrent use: Ctrl-C stops a run and leaves no file; two runs on two threads share the server
+// and each still equals diffusers.
+import Checkpoint
+import Foundation
+import ImageIO
+import ImageProcessing
+import ModelServer
+import PluginHost
+import XCTest
+
+final class ConcurrencyTests: XCTestCase {
+    func testCtrlCCancelsAndWritesNothing() throws {
+        try Product.requirePlugins()
+        let dir = try Product.tempDir()
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Product.buildDir + "/kandinsky")
+        // Many steps at a size where each takes a while: the interrupt lands mid-run.
+        p.arguments = ["run", "text2img", "--prompt", "x", "--seed", "1", "--num-inference-steps", "1000", "--prior-num-inference-steps", "2",
+                       "--width", "256", "--height", "256", "--model-name", Product.model("pipe_decoder"),
+                       "--prior-model-name", Product.model("pipe_prior"), "-o", dir + "/out.png"]
+        let err = Pipe()
+        p.standardError = err
+        try p.run()
+        // Wait until the decoder loop reports progress, then interrupt.
+        var seen = Data()
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, !String(decoding: seen, as: UTF8.self).contains("decoder") {
+            seen.append(err.fileHandleForReading.availableData)
+        }
+        p.interrupt()
+        seen.append(err.fileHandleForReading.readDataToEndOfFile())
+        p.waitUntilExit()
+        let text = String(decoding: seen, as: UTF8.self)
+        XCTAssertNotEqual(p.terminationStatus, 0, text)
+        XCTAssertTrue(text.contains("text2img: cancelled"), text)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), [], "no output and no temporary file")
+    }
+
+    func testTwoRunsOnTwoThreadsMatchDiffusers() throws {
+        try Product.requirePlugins()
+        let spec = try XCTUnwrap(Product.registry.plugin(named: "text2img"))
+        let cases = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Product.fixtures + "/pipelines.json"))) as! [[String: Any]]
+        let f = try SafetensorsFile(path: Product.fixtures + "/pipelines.safetensors")
+        // One slot per thread, written through raw buffers (no shared array mutation).
+        let results = UnsafeMutableBufferPointer<PixelImage?>.allocate(capacity: 2)
+        let errors = UnsafeMutableBufferPointer<Error?>.allocate(capacity: 2)
+        _ = results.initialize(from: [nil, nil])
+        _ = errors.initialize(from: [nil, nil])
+        defer { results.deallocate(); errors.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: 2) { i in
+            let c = cases[i]
+            do {
+                var params = ["prompt": c["prompt"] as! String, "seed": "\(c["seed"]!)", "num_inference_steps": "\(c["steps"]!)",
+                              "guidance_scale": "\(c["guidance"]!)", "prior_num_inference_steps": "\(c["prior_steps"]!)",
+                              "prior_guidance_scale": "\(c["prior_guidance"]!)", "height": "\(c["h"]!)", "width": "\(c["w"]!)",
+                              "model_name": Product.model("pipe_decoder"), "prior_model_name": Product.model("pipe_prior")]
+                if let n = c["negative_prompt"] as? String { params["negative_prompt"] = n }
+                results[i] = try PluginRunner.run(RunRequest(plugin: spec, params: try spec.resolve(params), inputs: [:]), registry: Product.registry)
+            } catch { errors[i] = error }
+        }
+        for i in 0..<2 {
+            XCTAssertNil(errors[i])
+            let e = f.load(f.entries["case\(i).image"]!)
+            if let r = results[i] { assertMatchesDiffusers(r, e.array, height: e.dim(1), width: e.dim(2), "concurrent text2img case \(i)") }
+        }
+    }
+}
