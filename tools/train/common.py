@@ -1,0 +1,73 @@
+"""Shared by the training scripts: seeding, resumable checkpoints, loss logs, the model configs of the default set."""
+import csv
+import json
+import os
+import time
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+WORK = os.environ.get("KANDINSKY_TRAIN_DIR", os.path.join(ROOT, "tools", "out", "train"))
+TOKENIZER = os.path.join(ROOT, "Tests", "EngineTests", "Fixtures", "tokenizer")
+SIZE = 64          # image side the default model is trained at (its natural size)
+EMBED = 64         # CLIP projection = prior embedding = UNet encoder_hid_dim (text hidden must equal it)
+
+MOVQ = dict(block_out_channels=[32, 64, 64], down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D", "AttnDownEncoderBlock2D"],
+            up_block_types=["AttnUpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"], in_channels=3, out_channels=3,
+            latent_channels=4, layers_per_block=1, norm_num_groups=32, norm_type="spatial", num_vq_embeddings=256, vq_embed_dim=4)
+TEXT = dict(bos_token_id=0, eos_token_id=2, pad_token_id=1, hidden_size=EMBED, projection_dim=EMBED, intermediate_size=4 * EMBED,
+            num_attention_heads=4, num_hidden_layers=3, vocab_size=49408, hidden_act="gelu", max_position_embeddings=77)
+VISION = dict(hidden_size=128, image_size=SIZE, projection_dim=EMBED, intermediate_size=512, num_attention_heads=4, num_hidden_layers=3,
+              patch_size=8, hidden_act="gelu")
+
+
+def setup(name, seed):
+    torch.manual_seed(seed)
+    torch.set_num_threads(int(os.environ.get("TRAIN_THREADS", os.cpu_count() or 1)))
+    d = os.path.join(WORK, name)
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+def resume(d, modules, optimizer):
+    """Loads d/checkpoint.pt if present; returns the step to continue from."""
+    path = os.path.join(d, "checkpoint.pt")
+    if not os.path.exists(path):
+        return 0
+    ck = torch.load(path, weights_only=False)
+    for k, m in modules.items():
+        m.load_state_dict(ck["modules"][k])
+    optimizer.load_state_dict(ck["optimizer"])
+    torch.set_rng_state(ck["rng"])
+    print(f"resumed {d} at step {ck['step']}", flush=True)
+    return ck["step"]
+
+
+def save(d, modules, optimizer, step):
+    tmp = os.path.join(d, "checkpoint.pt.tmp")
+    torch.save({"modules": {k: m.state_dict() for k, m in modules.items()}, "optimizer": optimizer.state_dict(), "step": step,
+                "rng": torch.get_rng_state()}, tmp)
+    os.replace(tmp, os.path.join(d, "checkpoint.pt"))
+
+
+class LossLog:
+    """Appends step, loss, seconds to d/losses.csv and prints every `every` steps."""
+    def __init__(self, d, every=50):
+        self.path, self.every, self.t0 = os.path.join(d, "losses.csv"), every, time.time()
+        self.acc, self.n = 0.0, 0
+
+    def add(self, step, loss):
+        self.acc += loss
+        self.n += 1
+        if step % self.every == 0:
+            mean = self.acc / self.n
+            with open(self.path, "a", newline="") as f:
+                csv.writer(f).writerow([step, f"{mean:.6f}", f"{time.time() - self.t0:.1f}"])
+            print(f"step {step} loss {mean:.5f} ({time.time() - self.t0:.0f}s)", flush=True)
+            self.acc, self.n = 0.0, 0
+
+
+def record(d, **facts):
+    """Facts for docs/models.md (steps, CPU time, sizes) in d/record.json."""
+    with open(os.path.join(d, "record.json"), "w") as f:
+        json.dump(facts, f, indent=1)
