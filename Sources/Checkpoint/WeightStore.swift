@@ -43,7 +43,10 @@ public final class WeightStore: @unchecked Sendable {
             }
             return Array(Set(map.values)).sorted()
         }
-        let single = names.filter { $0.hasSuffix(".safetensors") }
+        // The names diffusers and transformers save under come first; any other *.safetensors only if they are absent.
+        let all = names.filter { $0.hasSuffix(".safetensors") }
+        let standard = all.filter { ["diffusion_pytorch_model", "model"].contains($0.split(separator: ".").first.map(String.init) ?? "") }
+        let single = standard.isEmpty ? all : standard
         if let v = variant {
             if let f = single.first(where: { Self.variant(of: $0, suffix: ".safetensors") == v }) { return [f] }
         }

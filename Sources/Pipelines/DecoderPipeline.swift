@@ -52,6 +52,8 @@ public final class DecoderPipeline {
         let hint = c.hint.map { cfg ? concat([$0, $0], axis: 0) : $0 }
         let channels = start.dim(1)
         var latents = start
+        // Step 0 marks the start, so progress displays can time the stage from here.
+        if let progress, !progress(0, timesteps.count) { throw CancellationError() }
         for (i, t) in timesteps.enumerated() {
             var input = cfg ? concat([latents, latents], axis: 0) : latents
             if let e = extraChannels { input = concat([input, e], axis: 1) }

@@ -67,6 +67,8 @@ public final class PriorPipeline {
         var latents = Tensor(shape: [batch, dim])
         generator.fillNormal(latents.data, latents.count)
         let ts = scheduler.timesteps
+        // Step 0 marks the start, so progress displays can time the stage from here.
+        if let progress, !progress(0, ts.count) { throw CancellationError() }
         for (i, t) in ts.enumerated() {
             let input = cfg ? concat([latents, latents], axis: 0) : latents
             var pred = prior(hiddenStates: input, timestep: Float(t), projEmbedding: cond.embeds, encoderHiddenStates: cond.hidden, textMask: cond.mask)

@@ -104,6 +104,14 @@ final class CheckpointTests: XCTestCase {
         XCTAssertEqual(store.entry("conv_in.weight")?.dtype, .f16)
     }
 
+    func testStandardWeightNamesWinOverOtherSafetensors() throws {
+        // A folder with extra safetensors beside the weights (reference data, say) still loads its weights.
+        try FileManager.default.copyItem(atPath: Fixtures.model("prior_1l") + "/diffusion_pytorch_model.safetensors",
+                                         toPath: file("diffusion_pytorch_model.safetensors"))
+        try writeSafetensors(file("aaa_reference.safetensors"), header: #"{"x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}"#, data: [0, 0, 0, 0])
+        XCTAssertNotNil(try WeightStore(folder: dir).entry("proj_in.weight"))
+    }
+
     func testMismatchedWeightsNameTheTensorAndBothShapes() throws {
         let cfg = try UNetConfig(ConfigReader(path: Fixtures.model("unet_2lvl") + "/config.json"))
         XCTAssertThrowsError(try UNet2DConditionModel(config: cfg, weights: WeightStore(folder: Fixtures.model("unet_inpaint")))) { e in
