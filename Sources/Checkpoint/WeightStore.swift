@@ -78,6 +78,23 @@ public final class WeightStore: @unchecked Sendable {
         return file.load(entry)
     }
 
+    /// The tensor `key` as a layer weight: large half-precision matrices stay in the mapped file (widened per use),
+    /// everything else is float32 in memory.
+    public func weight(_ key: String, shape: [Int]) throws -> Weight {
+        guard let (file, entry) = index[key] else { throw CheckpointError.missingTensor(key: key, component: component) }
+        guard entry.shape == shape else {
+            throw CheckpointError.shapeMismatch(key: key, expected: shape, found: entry.shape, component: component)
+        }
+        if entry.dtype != .f32 && shape.count >= 2 && entry.byteCount >= lazyThresholdBytes {
+            lock.lock(); taken.insert(key); lock.unlock()
+            return Weight(shape: shape, half: file.file.base + entry.offset, bfloat: entry.dtype == .bf16, owner: file.file)
+        }
+        return Weight(try tensor(key, shape: shape))
+    }
+
+    /// Half-precision matrices at least this large are widened per use rather than at load.
+    public var lazyThresholdBytes = 128 << 10
+
     /// Keys present in the checkpoint that no layer took.
     public func untakenKeys() -> [String] { index.keys.filter { !taken.contains($0) }.sorted() }
 
@@ -101,5 +118,6 @@ public struct WeightScope: @unchecked Sendable {
     public func scope(_ name: String, _ index: Int) -> WeightScope { scope("\(name).\(index)") }
     public func key(_ name: String) -> String { prefix.isEmpty ? name : prefix + "." + name }
     public func tensor(_ name: String, _ shape: [Int]) throws -> Tensor { try store.tensor(key(name), shape: shape) }
+    public func weight(_ name: String, _ shape: [Int]) throws -> Weight { try store.weight(key(name), shape: shape) }
     public func has(_ name: String) -> Bool { store.entry(key(name)) != nil }
 }

@@ -4,11 +4,11 @@ import TensorCore
 
 /// nn.Linear.
 public struct Linear {
-    public let weight: Tensor  // [out, in]
+    public let weight: Weight  // [out, in]
     public let bias: Tensor?   // [out]
 
     public init(_ w: WeightScope, in inF: Int, out outF: Int, bias: Bool = true) throws {
-        weight = try w.tensor("weight", [outF, inF])
+        weight = try w.weight("weight", [outF, inF])
         self.bias = bias ? try w.tensor("bias", [outF]) : nil
     }
 
@@ -17,13 +17,13 @@ public struct Linear {
 
 /// nn.Conv2d with square kernels; `padding` may be asymmetric (MoVQ's downsampler pads bottom/right).
 public struct Conv2d {
-    public let weight: Tensor  // [out, in, k, k]
+    public let weight: Weight  // [out, in, k, k]
     public let bias: Tensor?
     public let stride: Int
     public let padding: Padding2D
 
     public init(_ w: WeightScope, in inC: Int, out outC: Int, kernel: Int, stride: Int = 1, padding: Padding2D? = nil, bias: Bool = true) throws {
-        weight = try w.tensor("weight", [outC, inC, kernel, kernel])
+        weight = try w.weight("weight", [outC, inC, kernel, kernel])
         self.bias = bias ? try w.tensor("bias", [outC]) : nil
         self.stride = stride
         self.padding = padding ?? .symmetric((kernel - 1) / 2)

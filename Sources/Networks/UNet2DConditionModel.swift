@@ -102,6 +102,8 @@ public struct UNetConfig {
 public final class UNet2DConditionModel {
     public let config: UNetConfig
     let convIn: Conv2d
+    /// For tests of the weight storage.
+    public var convInWeight: Weight { convIn.weight }
     let timeEmbedding: TimestepEmbedding
     let encoderHidProj: ImageProjection
     let addEmbedding: ImageTimeEmbedding

@@ -17,17 +17,25 @@ public let im2colBudget = 32 << 20
 
 /// x [B, C, H, W], weight [O, C, kh, kw], bias [O] -> [B, O, Ho, Wo].
 public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, padding: Padding2D) -> Tensor {
-    shapeCheck(x.rank == 4 && weight.rank == 4 && x.dim(1) == weight.dim(1),
-               "conv2d: input \(x.shape) vs weight \(weight.shape)")
+    conv2d(x, weight: Weight(weight), bias: bias, stride: stride, padding: padding)
+}
+
+public func conv2d(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int = 1, padding: Padding2D) -> Tensor {
+    weight.withFloat32 { w in conv2d(x, weightData: w, weightShape: weight.shape, bias: bias, stride: stride, padding: padding) }
+}
+
+func conv2d(_ x: Tensor, weightData: UnsafePointer<Float>, weightShape: [Int], bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {
+    shapeCheck(x.rank == 4 && weightShape.count == 4 && x.dim(1) == weightShape[1],
+               "conv2d: input \(x.shape) vs weight \(weightShape)")
     let (batch, cin, h, w) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3))
-    let (cout, kh, kw) = (weight.dim(0), weight.dim(2), weight.dim(3))
+    let (cout, kh, kw) = (weightShape[0], weightShape[2], weightShape[3])
     let ho = (h + padding.top + padding.bottom - kh) / stride + 1
     let wo = (w + padding.left + padding.right - kw) / stride + 1
-    shapeCheck(ho > 0 && wo > 0, "conv2d: input \(x.shape) too small for kernel \(weight.shape)")
+    shapeCheck(ho > 0 && wo > 0, "conv2d: input \(x.shape) too small for kernel \(weightShape)")
     let out = Tensor(shape: [batch, cout, ho, wo])
     let plane = ho * wo
     if let bias {
-        shapeCheck(bias.count == cout, "conv2d: bias \(bias.shape) vs weight \(weight.shape)")
+        shapeCheck(bias.count == cout, "conv2d: bias \(bias.shape) vs weight \(weightShape)")
         parallelFor(batch * cout, minPerThread: 16) { r in
             for i in r { (out.data + i * plane).update(repeating: bias.data[i % cout], count: plane) }
         }
@@ -37,7 +45,7 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, 
 
     if kh == 1 && kw == 1 && stride == 1 && padding == .symmetric(0) {
         for b in 0..<batch {
-            sgemm(m: cout, n: plane, k: cin, a: weight.data, lda: cin, b: x.data + b * cin * h * w, ldb: h * w,
+            sgemm(m: cout, n: plane, k: cin, a: weightData, lda: cin, b: x.data + b * cin * h * w, ldb: h * w,
                   beta: beta, c: out.data + b * cout * plane, ldc: plane)
         }
         return out
@@ -78,7 +86,7 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, 
                     }
                 }
             }
-            sgemm(m: cout, n: n, k: k, a: weight.data, lda: k, b: col, ldb: n,
+            sgemm(m: cout, n: n, k: k, a: weightData, lda: k, b: col, ldb: n,
                   beta: beta, c: out.data + b * cout * plane + r0 * wo, ldc: plane)
             r0 += rows
         }

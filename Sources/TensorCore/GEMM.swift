@@ -15,7 +15,9 @@ public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k:
 public func setBLASThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
 
 /// torch.nn.Linear: x [..., in] -> [..., out] with weight [out, in] and optional bias [out].
-public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
+public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor { linear(x, weight: Weight(weight), bias: bias) }
+
+public func linear(_ x: Tensor, weight: Weight, bias: Tensor?) -> Tensor {
     let inF = weight.dim(1), outF = weight.dim(0)
     shapeCheck(x.dim(-1) == inF, "linear: input \(x.shape) vs weight \(weight.shape)")
     let rows = x.count / inF
@@ -26,7 +28,8 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor {
             for i in r { (out.data + i * outF).update(from: bias.data, count: outF) }
         }
     }
-    sgemm(transB: true, m: rows, n: outF, k: inF, a: x.data, lda: inF, b: weight.data, ldb: inF,
-          beta: bias == nil ? 0 : 1, c: out.data, ldc: outF)
+    weight.withFloat32 { w in
+        sgemm(transB: true, m: rows, n: outF, k: inF, a: x.data, lda: inF, b: w, ldb: inF, beta: bias == nil ? 0 : 1, c: out.data, ldc: outF)
+    }
     return out
 }

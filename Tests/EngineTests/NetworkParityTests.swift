@@ -20,6 +20,18 @@ final class NetworkParityTests: XCTestCase {
     func testUNetDepthHint() throws { try checkUNet("unet_hint", hint: true) }
     func testUNetHalfPrecisionWeights() throws { try checkUNet("unet_fp16", variant: "fp16", timesteps: [500]) }
 
+    func testHalfPrecisionWeightsWidenedPerUseGiveTheSameOutput() throws {
+        // Every fp16 matrix left in the mapping (as real-size checkpoints are) rather than widened at load.
+        let io = try Fixtures.tensors("unet_fp16")
+        let store = try WeightStore(folder: Fixtures.model("unet_fp16"), variant: "fp16")
+        store.lazyThresholdBytes = 0
+        let config = try UNetConfig(ConfigReader(path: Fixtures.model("unet_fp16") + "/config.json"))
+        let unet = try UNet2DConditionModel(config: config, weights: store)
+        guard case .half = unet.convInWeight.storage else { return XCTFail("conv_in.weight should stay half precision") }
+        let out = unet(sample: io["sample"]!, timestep: 500, imageEmbeds: io["image_embeds"]!)
+        assertClose(out, io["out_t500"]!, "unet_fp16 (lazy half weights) out_t500")
+    }
+
     func checkMoVQ(_ name: String) throws {
         let io = try Fixtures.tensors(name)
         let movq = try VQModel(folder: Fixtures.model(name))
