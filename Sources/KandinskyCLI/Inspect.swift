@@ -37,10 +37,10 @@ struct Inspect: ParsableCommand {
                     bytes += e.byteCount
                     dtypes[e.dtype.rawValue, default: 0] += 1
                 }
-                print(String(format: "  %-16@ %-34@ %8.1fM params  %@  %.1f MB on disk, %.1f MB as float32", c, cls, Double(params) / 1e6,
-                             dtypes.keys.sorted().joined(separator: "/"), Double(bytes) / 1e6, Double(params * 4) / 1e6))
+                print("  " + pad(c, 16) + " " + pad(cls, 34) + String(format: " %8.1fM params  ", Double(params) / 1e6)
+                      + dtypes.keys.sorted().joined(separator: "/") + String(format: "  %.1f MB on disk, %.1f MB as float32", Double(bytes) / 1e6, Double(params * 4) / 1e6))
             } catch CheckpointError.noWeights {
-                print(String(format: "  %-16@ %@", c, cls))
+                print("  " + pad(c, 16) + " " + cls)
             } catch {
                 print("  \(c): \(error)")
             }
@@ -52,3 +52,6 @@ struct Inspect: ParsableCommand {
         }
     }
 }
+
+/// Left-aligned column (String(format:) ignores widths for %@ on Linux).
+func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }

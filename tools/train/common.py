@@ -12,13 +12,47 @@ TOKENIZER = os.path.join(ROOT, "Tests", "EngineTests", "Fixtures", "tokenizer")
 SIZE = 64          # image side the default model is trained at (its natural size)
 EMBED = 64         # CLIP projection = prior embedding = UNet encoder_hid_dim (text hidden must equal it)
 
-MOVQ = dict(block_out_channels=[32, 64, 64], down_block_types=["DownEncoderBlock2D", "DownEncoderBlock2D", "AttnDownEncoderBlock2D"],
-            up_block_types=["AttnUpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"], in_channels=3, out_channels=3,
+# 8x MoVQ (4 levels), as the real model and as ControlNet's hint encoder (three stride-2 convs) requires:
+# 64x64 images <-> 8x8x4 latents, the real model's 48x compression.
+MOVQ = dict(block_out_channels=[32, 64, 64, 64], down_block_types=["DownEncoderBlock2D"] * 3 + ["AttnDownEncoderBlock2D"],
+            up_block_types=["AttnUpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"], in_channels=3, out_channels=3,
             latent_channels=4, layers_per_block=1, norm_num_groups=32, norm_type="spatial", num_vq_embeddings=256, vq_embed_dim=4)
 TEXT = dict(bos_token_id=0, eos_token_id=2, pad_token_id=1, hidden_size=EMBED, projection_dim=EMBED, intermediate_size=4 * EMBED,
             num_attention_heads=4, num_hidden_layers=3, vocab_size=49408, hidden_act="gelu", max_position_embeddings=77)
+PRIOR = dict(num_attention_heads=4, attention_head_dim=32, embedding_dim=EMBED, num_layers=4, num_embeddings=77, additional_embeddings=4)
+
+
+def unet_config(kind):
+    """The decoder UNets: 2 levels on 8x8 latents; `kind` text2img (4 ch), inpaint (9 ch) or controlnet (8 ch, hint)."""
+    return dict(in_channels={"text2img": 4, "inpaint": 9, "controlnet": 8}[kind], out_channels=8,
+                addition_embed_type="image_hint" if kind == "controlnet" else "image", encoder_hid_dim_type="image_proj",
+                encoder_hid_dim=EMBED, cross_attention_dim=128, resnet_time_scale_shift="scale_shift", class_embed_type=None,
+                down_block_types=("ResnetDownsampleBlock2D", "SimpleCrossAttnDownBlock2D"),
+                up_block_types=("SimpleCrossAttnUpBlock2D", "ResnetUpsampleBlock2D"),
+                mid_block_type="UNetMidBlock2DSimpleCrossAttn", block_out_channels=(64, 128), layers_per_block=2, attention_head_dim=32)
+
+
+DECODER_SCHEDULER = dict(num_train_timesteps=1000, beta_schedule="linear", beta_start=0.00085, beta_end=0.012, clip_sample=False,
+                         set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon", thresholding=False)
+PRIOR_SCHEDULER = dict(clip_sample=True, clip_sample_range=10.0, num_train_timesteps=1000, prediction_type="sample",
+                       variance_type="fixed_small_log")
+CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+
+
+def clip_pixels(images):
+    """[-1, 1] images -> CLIP pixel values (the image processor at size 64 is an identity resize)."""
+    mean = torch.tensor(CLIP_MEAN)[:, None, None]
+    std = torch.tensor(CLIP_STD)[:, None, None]
+    return ((torch.as_tensor(images) + 1) / 2 - mean) / std
+
+
 VISION = dict(hidden_size=128, image_size=SIZE, projection_dim=EMBED, intermediate_size=512, num_attention_heads=4, num_hidden_layers=3,
               patch_size=8, hidden_act="gelu")
+
+
+# Checkpoint interval in steps: often enough that a session ending mid-run loses little.
+SAVE_EVERY = int(os.environ.get("TRAIN_SAVE_EVERY", 200))
 
 
 def setup(name, seed):

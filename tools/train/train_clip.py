@@ -15,9 +15,6 @@ from transformers import CLIPTextConfig, CLIPTextModelWithProjection, CLIPTokeni
 import common
 import scenes
 
-MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073])[:, None, None]
-STD = torch.tensor([0.26862954, 0.26130258, 0.27577711])[:, None, None]
-
 steps = int(sys.argv[1]) if len(sys.argv) > 1 else 3000
 d = common.setup("clip", seed=2)
 text = CLIPTextModelWithProjection(CLIPTextConfig(**common.TEXT))
@@ -33,7 +30,7 @@ t0 = time.time()
 for step in range(start + 1, steps + 1):
     images, _, captions, _ = scenes.batch(step * 64, 64, seed=2, size=common.SIZE)
     # The pipeline's CLIPImageProcessor at size 64: [0, 1] pixels normalised with the CLIP mean and std.
-    pix = ((torch.from_numpy(images) + 1) / 2 - MEAN) / STD
+    pix = common.clip_pixels(images)
     ids = tok(captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt").input_ids
     t = F.normalize(text(ids).text_embeds, dim=-1)
     v = F.normalize(vision(pix).image_embeds, dim=-1)
@@ -44,7 +41,7 @@ for step in range(start + 1, steps + 1):
     loss.backward()
     opt.step()
     log.add(step, loss.item())
-    if step % 500 == 0 or step == steps:
+    if step % common.SAVE_EVERY == 0 or step == steps:
         common.save(d, {"text": text, "vision": vision, "scale": holder}, opt, step)
 text.save_pretrained(d + "/text_encoder", safe_serialization=True)
 vision.save_pretrained(d + "/image_encoder", safe_serialization=True)

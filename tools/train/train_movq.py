@@ -30,7 +30,7 @@ for step in range(start + 1, steps + 1):
     loss.backward()
     opt.step()
     log.add(step, loss.item())
-    if step % 500 == 0 or step == steps:
+    if step % common.SAVE_EVERY == 0 or step == steps:
         common.save(d, {"movq": model}, opt, step)
 model.save_pretrained(d + "/model", safe_serialization=True)
 common.record(d, steps=steps, seconds_this_run=round(time.time() - t0), parameters=sum(p.numel() for p in model.parameters()))

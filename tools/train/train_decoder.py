@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Decoder UNets for the default model, trained as diffusers' examples/kandinsky2_2 decoder script does (epsilon
+MSE on the first 4 of the 8 output channels, DDPM linear 0.00085..0.012), conditioned exactly as the pipelines
+condition them: CLIP image embeddings (10% replaced by the zero-image embedding, the pipelines' default negative,
+so guidance works), and per kind
+  text2img:   4 latent channels;
+  inpaint:    + masked image latents + mask (random rectangles/ellipses, the pipeline's nearest resize and
+              prepare_mask erosion), 9 channels;
+  controlnet: the depth map as a 3-channel [0, 1] hint (image_hint), 8 channels inside the UNet.
+Needs train_movq.py's and train_clip.py's outputs.
+
+    python3 tools/train/train_decoder.py KIND STEPS
+"""
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler, UNet2DConditionModel, VQModel
+from transformers import CLIPVisionModelWithProjection
+
+import common
+import scenes
+
+kind = sys.argv[1] if len(sys.argv) > 1 else "text2img"
+assert kind in ("text2img", "inpaint", "controlnet"), kind
+steps = int(sys.argv[2]) if len(sys.argv) > 2 else 6000
+d = common.setup("decoder_" + kind, seed={"text2img": 4, "inpaint": 5, "controlnet": 6}[kind])
+movq = VQModel.from_pretrained(os.path.join(common.WORK, "movq", "model")).eval().requires_grad_(False)
+vision = CLIPVisionModelWithProjection.from_pretrained(os.path.join(common.WORK, "clip", "image_encoder")).eval().requires_grad_(False)
+unet = UNet2DConditionModel(**common.unet_config(kind))
+sched = DDPMScheduler(**{k: v for k, v in common.DECODER_SCHEDULER.items() if k != "set_alpha_to_one"})
+opt = torch.optim.AdamW(unet.parameters(), lr=2e-4, weight_decay=0.0)
+start = common.resume(d, {"unet": unet}, opt)
+log = common.LossLog(d)
+with torch.no_grad():
+    zero_embed = vision(torch.zeros(1, 3, common.SIZE, common.SIZE)).image_embeds
+
+
+def random_keep_masks(n, rng):
+    """1 = keep, 0 = repaint, at pixel resolution: a rectangle or an ellipse per image."""
+    yy, xx = np.mgrid[0:common.SIZE, 0:common.SIZE]
+    masks = np.ones((n, 1, common.SIZE, common.SIZE), np.float32)
+    for i in range(n):
+        cx, cy = rng.uniform(8, 56, 2)
+        rx, ry = rng.uniform(6, 24, 2)
+        hole = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 < 1 if rng.random() < 0.5 else (abs(xx - cx) < rx) & (abs(yy - cy) < ry)
+        masks[i, 0][hole] = 0
+    return torch.from_numpy(masks)
+
+
+def erode(mask):
+    """diffusers' prepare_mask: each repaint pixel also clears (i-1,j), (i,j-1), (i-1,j-1), (i+1,j), (i,j+1), (i+1,j+1)."""
+    repaint = 1 - mask
+    grown = repaint.clone()
+    for dy, dx in ((-1, 0), (0, -1), (-1, -1), (1, 0), (0, 1), (1, 1)):
+        # the neighbour (i+dy, j+dx) of a repaint pixel (i, j) becomes repaint
+        shifted = torch.roll(repaint, shifts=(dy, dx), dims=(2, 3))
+        if dy == -1: shifted[:, :, -1, :] = 0
+        if dy == 1: shifted[:, :, 0, :] = 0
+        if dx == -1: shifted[:, :, :, -1] = 0
+        if dx == 1: shifted[:, :, :, 0] = 0
+        grown = torch.maximum(grown, shifted)
+    return 1 - grown
+
+
+rng = np.random.default_rng(int(start) + 7)
+t0 = time.time()
+for step in range(start + 1, steps + 1):
+    images, depth, _, _ = scenes.batch(step * 32, 32, seed=10 + len(kind), size=common.SIZE)
+    x = torch.from_numpy(images)
+    with torch.no_grad():
+        latents = movq.encode(x).latents
+        embeds = vision(common.clip_pixels(images)).image_embeds
+        drop = torch.rand(len(x)) < 0.1
+        embeds[drop] = zero_embed
+    noise = torch.randn_like(latents)
+    t = torch.randint(0, sched.config.num_train_timesteps, (len(x),))
+    model_in = sched.add_noise(latents, noise, t)
+    cond = {"image_embeds": embeds}
+    if kind == "inpaint":
+        keep = erode(F.interpolate(random_keep_masks(len(x), rng), size=latents.shape[-2:], mode="nearest"))
+        model_in = torch.cat([model_in, latents * keep, keep], dim=1)
+    if kind == "controlnet":
+        cond["hint"] = torch.from_numpy(depth).repeat(1, 3, 1, 1)
+    pred = unet(model_in, t, encoder_hidden_states=None, added_cond_kwargs=cond).sample[:, :4]
+    loss = F.mse_loss(pred, noise)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    log.add(step, loss.item())
+    if step % common.SAVE_EVERY == 0 or step == steps:
+        common.save(d, {"unet": unet}, opt, step)
+unet.save_pretrained(d + "/model", safe_serialization=True)
+common.record(d, steps=steps, seconds_this_run=round(time.time() - t0), parameters=sum(p.numel() for p in unet.parameters()))
