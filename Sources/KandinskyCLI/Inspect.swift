@@ -25,7 +25,8 @@ struct Inspect: ParsableCommand {
             var cls = ""
             if let n = cfgName, let d = fm.contents(atPath: (dir as NSString).appendingPathComponent(n)),
                let j = (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] {
-                cls = (j["_class_name"] as? String) ?? (j["architectures"] as? [String])?.first ?? (j["tokenizer_class"] as? String) ?? ""
+                cls = (j["_class_name"] as? String) ?? (j["architectures"] as? [String])?.first ?? (j["tokenizer_class"] as? String)
+                    ?? (j["image_processor_type"] as? String) ?? (j["feature_extractor_type"] as? String) ?? ""
             }
             do {
                 let store = try WeightStore(folder: dir)
