@@ -125,12 +125,6 @@ public final class ModelServer: @unchecked Sendable {
         lastUse.append(folder)
     }
 
-    /// Weights currently loaded, as float32 bytes.
-    public var loadedBytes: Int {
-        lock.lock(); defer { lock.unlock() }
-        return priors.values.reduce(0) { $0 + $1.bytes } + decoders.values.reduce(0) { $0 + $1.bytes }
-    }
-
     /// Drops the least recently used models until the loaded weights fit `maxMemory`. Call only between runs:
     /// a running plugin holds model handles, which the cache alone keeps alive.
     public func trim() {

@@ -16,12 +16,6 @@ public func affineCombination(_ a: Tensor, _ s: Float, _ b: Tensor, _ t: Float) 
     return out
 }
 
-/// x * s + t, in place.
-public func scaleInPlace(_ x: Tensor, by s: Float, adding t: Float = 0) {
-    let p = x.data
-    parallelFor(x.count, minPerThread: 1 << 15) { r in for i in r { p[i] = p[i] * s + t } }
-}
-
 /// Concatenation along `axis`.
 public func concat(_ parts: [Tensor], axis: Int) -> Tensor {
     let first = parts[0]
@@ -88,9 +82,4 @@ public func transposeLastTwo(_ x: Tensor) -> Tensor {
         }
     }
     return out
-}
-
-/// Repeats the whole tensor `times` along axis 0 (torch `x.repeat(times, 1, ...)`).
-public func repeatBatch(_ x: Tensor, _ times: Int) -> Tensor {
-    concat(Array(repeating: x, count: times), axis: 0)
 }

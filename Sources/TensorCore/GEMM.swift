@@ -11,9 +11,6 @@ public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k:
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
 
-/// Sets the OpenBLAS thread count (benchmarks compare at equal thread counts).
-public func setBLASThreads(_ n: Int) { openblas_set_num_threads(Int32(n)) }
-
 /// torch.nn.Linear: x [..., in] -> [..., out] with weight [out, in] and optional bias [out].
 public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor { linear(x, weight: Weight(weight), bias: bias) }
 

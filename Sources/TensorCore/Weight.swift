@@ -35,14 +35,6 @@ public final class Weight: @unchecked Sendable {
             return try body(buf)
         }
     }
-
-    /// A float32 copy (for small weights used element by element).
-    public func materialized() -> Tensor {
-        if case .float32(let t) = storage { return t }
-        let t = Tensor(shape: shape)
-        withFloat32 { t.data.update(from: $0, count: count) }
-        return t
-    }
 }
 
 /// float16/bfloat16 -> float32 on all cores. float16 goes 16 lanes at a time (F16C with -march=x86-64-v3; the

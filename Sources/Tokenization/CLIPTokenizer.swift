@@ -157,9 +157,6 @@ public final class CLIPTokenizer {
         return (ids + Array(repeating: padId, count: pad), Array(repeating: 1, count: ids.count) + Array(repeating: 0, count: pad))
     }
 
-    /// Whether `text` has more tokens than fit (diffusers warns and truncates).
-    public func isTruncated(_ text: String) -> Bool { tokenize(text).count > maxLength - 2 }
-
     // MARK: - Normalisation and pre-tokenisation
 
     static func normalize(_ text: String) -> String {
