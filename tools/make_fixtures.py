@@ -65,8 +65,10 @@ def randn(shape, seed):
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
 
 
-def save_io(name, tensors):
-    save_file({k: v.detach().float().contiguous() for k, v in tensors.items()}, os.path.join(OUT, name + ".safetensors"))
+def save_io(name, tensors, u8=()):
+    """float32 tensors, except the keys in `u8`: 8-bit pixel arrays, stored as U8 to keep the fixtures small."""
+    save_file({k: (v.to(torch.uint8) if k in u8 else v.detach().float()).contiguous() for k, v in tensors.items()},
+              os.path.join(OUT, name + ".safetensors"))
 
 
 def save_model(model, name, **kw):
@@ -387,9 +389,9 @@ def make_images():
     io, meta = {}, {"resize": [], "clip": []}
     resize_cases = [((37, 41), (224, 224), Image.BICUBIC, None), ((300, 200), (64, 96), Image.BICUBIC, 1),
                     ((120, 90), (512, 384), Image.BICUBIC, 1), ((257, 1023), (224, 891), Image.BICUBIC, None),
-                    ((640, 480), (97, 131), Image.LANCZOS, None), ((33, 65), (64, 64), Image.LANCZOS, None),
+                    ((320, 240), (97, 131), Image.LANCZOS, None), ((33, 65), (64, 64), Image.LANCZOS, None),
                     ((100, 100), (100, 100), Image.BICUBIC, None), ((500, 300), (128, 77), Image.BILINEAR, None),
-                    ((700, 500), (64, 48), Image.BICUBIC, 2), ((90, 61), (30, 17), Image.NEAREST, None)]
+                    ((350, 250), (64, 48), Image.BICUBIC, 2), ((90, 61), (30, 17), Image.NEAREST, None)]
     for i, (src, dst, flt, gap) in enumerate(resize_cases):
         arr = rnd.integers(0, 256, (src[1], src[0], 3), dtype=np.uint8)
         if i % 3 == 0:  # smooth gradients with noise hit different rounding paths than pure noise
@@ -401,7 +403,7 @@ def make_images():
     proc = CLIPImageProcessor(crop_size=224, do_center_crop=True, do_normalize=True, do_resize=True,
                               image_mean=[0.48145466, 0.4578275, 0.40821073], image_std=[0.26862954, 0.26130258, 0.27577711],
                               resample=3, size=224)
-    for i, (w, h) in enumerate([(37, 41), (513, 771), (224, 224), (640, 300), (225, 227)]):
+    for i, (w, h) in enumerate([(37, 41), (513, 771), (224, 224), (320, 150), (225, 227)]):
         arr = rnd.integers(0, 256, (h, w, 3), dtype=np.uint8)
         pix = proc(Image.fromarray(arr), return_tensors="pt").pixel_values
         io[f"clip{i}.in"], io[f"clip{i}.out"] = torch.from_numpy(arr.astype(np.float32)), pix
@@ -409,7 +411,7 @@ def make_images():
     io["clip_rgba.in"] = torch.from_numpy(rgba.astype(np.float32))
     io["clip_rgba.out"] = proc(Image.fromarray(rgba, "RGBA"), return_tensors="pt").pixel_values
     io["grey.out"] = torch.from_numpy(np.asarray(Image.fromarray(rgba[..., :3]).convert("L")).astype(np.float32))
-    save_io("images", io)
+    save_io("images", io, u8=[k for k in io if not k.endswith(".out") or k.startswith(("resize", "grey"))])
     with open(os.path.join(OUT, "images.json"), "w") as f:
         json.dump(meta, f)
     print("images")
@@ -651,7 +653,7 @@ def make_formats():
         if arr.ndim == 2:
             arr = arr[..., None]
         io[name] = torch.from_numpy(arr.astype(np.float32))
-    save_io("formats", io)
+    save_io("formats", io, u8=list(io))
     print("formats", {k: tuple(v.shape) for k, v in io.items()})
 
 

@@ -6,7 +6,16 @@ import TensorCore
 
 public enum DType: String, Sendable {
     case f32 = "F32", f16 = "F16", bf16 = "BF16"
-    public var size: Int { self == .f32 ? 4 : 2 }
+    /// Read as data (fixtures keep 8-bit pixels this way); never accepted as a weight (WeightStore).
+    case u8 = "U8"
+    public var size: Int {
+        switch self {
+        case .f32: return 4
+        case .f16, .bf16: return 2
+        case .u8: return 1
+        }
+    }
+    public var isFloat: Bool { self != .u8 }
 }
 
 public struct TensorEntry: Sendable {
@@ -53,7 +62,7 @@ public final class SafetensorsFile: @unchecked Sendable {
             guard let e = value as? [String: Any] else { throw bad("entry '\(name)' is not an object") }
             guard let dtypeName = e["dtype"] as? String else { throw bad("entry '\(name)' has no dtype") }
             guard let dtype = DType(rawValue: dtypeName) else {
-                let known = ["BOOL", "U8", "I8", "I16", "U16", "I32", "U32", "I64", "U64", "F64", "F8_E4M3", "F8_E5M2"]
+                let known = ["BOOL", "I8", "I16", "U16", "I32", "U32", "I64", "U64", "F64", "F8_E4M3", "F8_E5M2"]
                 if known.contains(dtypeName) { throw CheckpointError.unsupportedDType(path: path, tensor: name, dtype: dtypeName) }
                 throw bad("entry '\(name)' has unknown dtype '\(dtypeName)'")
             }
@@ -95,7 +104,7 @@ public final class SafetensorsFile: @unchecked Sendable {
         return out
     }
 
-    /// The tensor as float32: f32 data is used in place (the tensor keeps this file mapped); f16 and bf16 are widened.
+    /// The tensor as float32: f32 data is used in place (the tensor keeps this file mapped); f16, bf16 and u8 are widened.
     public func load(_ entry: TensorEntry) -> Tensor {
         let src = file.base + entry.offset
         let n = entry.shape.reduce(1, *)
@@ -107,19 +116,14 @@ public final class SafetensorsFile: @unchecked Sendable {
             let t = Tensor(shape: entry.shape)
             memcpy(t.data, src, n * 4)
             return t
-        case .f16:
+        case .f16, .bf16:
             let t = Tensor(shape: entry.shape)
-            let dst = t.data
-            parallelFor(n, minPerThread: 1 << 16) { r in
-                for i in r { dst[i] = Float(Float16(bitPattern: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self))) }
-            }
+            widen(src, bfloat: entry.dtype == .bf16, into: t.data, count: n)
             return t
-        case .bf16:
+        case .u8:
             let t = Tensor(shape: entry.shape)
-            let dst = t.data
-            parallelFor(n, minPerThread: 1 << 16) { r in
-                for i in r { dst[i] = Float(bitPattern: UInt32(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16) }
-            }
+            let bytes = src.assumingMemoryBound(to: UInt8.self)
+            for i in 0..<n { t.data[i] = Float(bytes[i]) }
             return t
         }
     }

@@ -68,28 +68,31 @@ public final class WeightStore: @unchecked Sendable {
     public var keys: [String] { Array(index.keys) }
     public func entry(_ key: String) -> TensorEntry? { index[key]?.entry }
 
-    /// The tensor `key` as float32, checked against `shape`.
-    public func tensor(_ key: String, shape: [Int]) throws -> Tensor {
+    /// The entry of weight `key`, checked against `shape` and marked as taken.
+    private func take(_ key: String, shape: [Int]) throws -> (SafetensorsFile, TensorEntry) {
         guard let (file, entry) = index[key] else { throw CheckpointError.missingTensor(key: key, component: component) }
+        guard entry.dtype.isFloat else { throw CheckpointError.unsupportedDType(path: file.path, tensor: key, dtype: entry.dtype.rawValue) }
         guard entry.shape == shape else {
             throw CheckpointError.shapeMismatch(key: key, expected: shape, found: entry.shape, component: component)
         }
         lock.lock(); taken.insert(key); lock.unlock()
+        return (file, entry)
+    }
+
+    /// The tensor `key` as float32, checked against `shape`.
+    public func tensor(_ key: String, shape: [Int]) throws -> Tensor {
+        let (file, entry) = try take(key, shape: shape)
         return file.load(entry)
     }
 
     /// The tensor `key` as a layer weight: large half-precision matrices stay in the mapped file (widened per use),
     /// everything else is float32 in memory.
     public func weight(_ key: String, shape: [Int]) throws -> Weight {
-        guard let (file, entry) = index[key] else { throw CheckpointError.missingTensor(key: key, component: component) }
-        guard entry.shape == shape else {
-            throw CheckpointError.shapeMismatch(key: key, expected: shape, found: entry.shape, component: component)
-        }
+        let (file, entry) = try take(key, shape: shape)
         if entry.dtype != .f32 && shape.count >= 2 && entry.byteCount >= lazyThresholdBytes {
-            lock.lock(); taken.insert(key); lock.unlock()
             return Weight(shape: shape, half: file.file.base + entry.offset, bfloat: entry.dtype == .bf16, owner: file.file)
         }
-        return Weight(try tensor(key, shape: shape))
+        return Weight(file.load(entry))
     }
 
     /// Half-precision matrices at least this large are widened per use rather than at load.

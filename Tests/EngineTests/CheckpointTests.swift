@@ -67,6 +67,16 @@ final class CheckpointTests: XCTestCase {
         try expectHeaderError(#"{"a": {"dtype": "F32", "shape": [1]}}"#, data: [0, 0, 0, 0], containing: "invalid data_offsets")
     }
 
+    func testEightBitDataReadsButIsNoWeight() throws {
+        let p = file("diffusion_pytorch_model.safetensors")
+        try writeSafetensors(p, header: #"{"a": {"dtype": "U8", "shape": [3], "data_offsets": [0, 3]}}"#, data: [0, 128, 255])
+        let f = try SafetensorsFile(path: p)
+        XCTAssertEqual(f.load(f.entries["a"]!).array, [0, 128, 255])
+        XCTAssertThrowsError(try WeightStore(folder: dir).tensor("a", shape: [3])) { e in
+            XCTAssertEqual("\(e)", "\(p): tensor 'a' has dtype U8; only F32, F16 and BF16 weights are supported")
+        }
+    }
+
     func testTruncatedCheckpointIsNamed() throws {
         let src = Fixtures.model("prior_1l") + "/diffusion_pytorch_model.safetensors"
         let bytes = try Data(contentsOf: URL(fileURLWithPath: src))
