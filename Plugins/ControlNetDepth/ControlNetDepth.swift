@@ -17,14 +17,8 @@ public func kandinsky_plugin_entry() -> UnsafePointer<kd_plugin_entry_t> {
 
 func run(_ req: Request) throws {
     guard let depth = req.input("depth") else { throw PluginFailure("controlnet-depth needs a depth map") }
-    let prior = try req.prior()
-    let (decoder, info) = try req.decoder(kind: "controlnet")
-    guard info.has_hint else { throw PluginFailure("model_name is not a ControlNet-depth decoder (no image_hint)", status: Int32(KD_ERR_UNSUPPORTED)) }
-    let g = try req.generator()
-    defer { req.s.generator_release(g) }
-    let (embeds, negative) = try req.promptEmbeds(prior: prior, prompt: req.string("prompt") ?? "", generator: g)
-    let (h, w) = req.outputSize(info)
-    let f = Int(info.scale_factor)
+    let r = try req.start(kind: "controlnet")
+    let (h, w) = (r.height, r.width)
     let hint = try req.tensor([1, 3, h, w])
     try req.resized(depth, width: w, height: h, filter: KD_RESAMPLE_BICUBIC, reducingGap: 0) { d in
         let ch = Int(d.channels), plane = h * w
@@ -36,14 +30,13 @@ func run(_ req: Request) throws {
             }
         }
     }
-    var ts = try req.timesteps(decoder, steps: req.int("num_inference_steps") ?? 100)
+    var ts = try req.timesteps(r.decoder, steps: req.int("num_inference_steps") ?? 100)
     let latents: TensorHandle
     if let image = req.input("image") {
-        (latents, ts) = try req.noisedInitLatents(decoder, image: image, width: w, height: h, timesteps: ts, generator: g)
+        (latents, ts) = try req.noisedInitLatents(r.decoder, image: image, width: w, height: h, timesteps: ts, generator: r.generator)
     } else {
-        latents = try req.tensor([1, Int(info.latent_channels), h / f, w / f])
-        req.s.generator_randn(g, latents.raw)
+        latents = try req.randn([1, Int(r.info.latent_channels), r.latentHeight, r.latentWidth], r.generator)
     }
-    let out = try req.denoise(decoder, latents: latents, timesteps: ts, embeds: embeds, negative: negative, generator: g, hint: hint)
-    try req.writeOutput(try req.decode(decoder, out))
+    let out = try req.denoise(r.decoder, latents: latents, timesteps: ts, embeds: r.embeds, negative: r.negative, generator: r.generator, hint: hint)
+    try req.writeOutput(try req.decode(r.decoder, out))
 }

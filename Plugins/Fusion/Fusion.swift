@@ -31,44 +31,30 @@ func run(_ req: Request) throws {
         throw PluginFailure("weights has \(weights.count) values for \(itemCount) items (\(prompt == nil ? "" : "prompt, ")\((1...images.count).map { "image\($0)" }.joined(separator: ", ")))")
     }
     let prior = try req.prior()
-    let (decoder, info) = try req.text2imgDecoder()
+    let (decoder, info) = try req.decoder(kind: "text2img")
     let g = try req.generator()
-    defer { req.s.generator_release(g) }
-    var mixed: TensorHandle?
-    var k = 0
-    func add(_ e: TensorHandle) throws {
-        let m = try mixed ?? { let t = try req.tensor(e.shape); return t }()
-        let w = Float(weights[k])
-        for i in 0..<e.count { m.data[i] += e.data[i] * w }
-        mixed = m
-        k += 1
-    }
-    // Text items run through the prior with no negative prompt of their own (interpolate's negative_prior_prompt).
-    if let prompt {
-        var e: OpaquePointer?, n: OpaquePointer?
-        try req.check(prompt.withCString { req.s.prior_embed_prompt(req.ctx, prior, $0, nil, Int32(req.int("prior_num_inference_steps") ?? 25),
-                                                                   Float(req.double("prior_guidance_scale") ?? 4), g, &e, &n) }, "prior")
-        _ = try req.adopt(n)
-        try add(try req.adopt(e))
-    }
+    // Each item's CLIP image embedding, in order: text items through the prior with no negative prompt of their own
+    // (interpolate's negative_prior_prompt), images through the image encoder.
+    var items: [TensorHandle] = []
+    if let prompt { items.append(try req.promptEmbeds(prior: prior, prompt: prompt, negativePrompt: nil, generator: g.raw).0) }
     for img in images {
         var e: OpaquePointer?
         try req.check(req.s.prior_embed_image(prior, img, &e), "image embedding")
-        try add(try req.adopt(e))
+        items.append(try req.adopt(e))
+    }
+    let mixed = try req.tensor(items[0].shape)
+    for (item, weight) in zip(items, weights) {
+        for i in 0..<item.count { mixed.data[i] += item.data[i] * Float(weight) }
     }
     // interpolate: out_zero = prior(negative_prompt); "" gives its negative (the zero-image embedding).
     let negText = req.string("negative_prompt") ?? ""
-    var e: OpaquePointer?, n: OpaquePointer?
-    try req.check(negText.withCString { req.s.prior_embed_prompt(req.ctx, prior, $0, nil, Int32(req.int("prior_num_inference_steps") ?? 25),
-                                                                Float(req.double("prior_guidance_scale") ?? 4), g, &e, &n) }, "prior")
-    let zeroRun = (try req.adopt(e), try req.adopt(n))
+    let zeroRun = try req.promptEmbeds(prior: prior, prompt: negText, negativePrompt: nil, generator: g.raw)
     let negative = negText.isEmpty ? zeroRun.1 : zeroRun.0
 
     let (h, w) = req.outputSize(info)
     let f = Int(info.scale_factor)
-    let latents = try req.tensor([1, Int(info.unet_in_channels), h / f, w / f])
-    req.s.generator_randn(g, latents.raw)
+    let latents = try req.randn([1, Int(info.unet_in_channels), h / f, w / f], g)
     let ts = try req.timesteps(decoder, steps: req.int("num_inference_steps") ?? 100)
-    let out = try req.denoise(decoder, latents: latents, timesteps: ts, embeds: mixed!, negative: negative, generator: g)
+    let out = try req.denoise(decoder, latents: latents, timesteps: ts, embeds: mixed, negative: negative, generator: g)
     try req.writeOutput(try req.decode(decoder, out))
 }

@@ -15,14 +15,9 @@ public func kandinsky_plugin_entry() -> UnsafePointer<kd_plugin_entry_t> {
 
 func run(_ req: Request) throws {
     guard let image = req.input("image") else { throw PluginFailure("img2img needs an image") }
-    let prior = try req.prior()
-    let (decoder, info) = try req.text2imgDecoder()
-    let g = try req.generator()
-    defer { req.s.generator_release(g) }
-    let (embeds, negative) = try req.promptEmbeds(prior: prior, prompt: req.string("prompt") ?? "", generator: g)
-    let (h, w) = req.outputSize(info)
-    let all = try req.timesteps(decoder, steps: req.int("num_inference_steps") ?? 100)
-    let (latents, ts) = try req.noisedInitLatents(decoder, image: image, width: w, height: h, timesteps: all, generator: g)
-    let out = try req.denoise(decoder, latents: latents, timesteps: ts, embeds: embeds, negative: negative, generator: g)
-    try req.writeOutput(try req.decode(decoder, out))
+    let r = try req.start(kind: "text2img")
+    let all = try req.timesteps(r.decoder, steps: req.int("num_inference_steps") ?? 100)
+    let (latents, ts) = try req.noisedInitLatents(r.decoder, image: image, width: r.width, height: r.height, timesteps: all, generator: r.generator)
+    let out = try req.denoise(r.decoder, latents: latents, timesteps: ts, embeds: r.embeds, negative: r.negative, generator: r.generator)
+    try req.writeOutput(try req.decode(r.decoder, out))
 }

@@ -17,18 +17,9 @@ public func kandinsky_plugin_entry() -> UnsafePointer<kd_plugin_entry_t> {
 
 func run(_ req: Request) throws {
     guard let image = req.input("image"), let mask = req.input("mask") else { throw PluginFailure("inpaint needs an image and a mask") }
-    let prior = try req.prior()
-    let (decoder, info) = try req.decoder(kind: "inpaint")
-    let lc = Int(info.latent_channels)
-    guard !info.has_hint, Int(info.unet_in_channels) == 2 * lc + 1 else {
-        throw PluginFailure("model_name is not an inpainting decoder (its UNet takes \(info.unet_in_channels) channels, inpainting needs \(2 * lc + 1))",
-                            status: Int32(KD_ERR_UNSUPPORTED))
-    }
-    let g = try req.generator()
-    defer { req.s.generator_release(g) }
-    let (embeds, negative) = try req.promptEmbeds(prior: prior, prompt: req.string("prompt") ?? "", generator: g)
-    let (h, w) = req.outputSize(info)
-    let f = Int(info.scale_factor), lh = h / f, lw = w / f
+    let r = try req.start(kind: "inpaint")
+    let decoder = r.decoder, lc = Int(r.info.latent_channels)
+    let (h, w, lh, lw) = (r.height, r.width, r.latentHeight, r.latentWidth)
 
     // prepare_mask_and_masked_image: LANCZOS resize in the mask's own mode, convert("L"), >= 0.5 -> 1, then 1 - mask.
     let invert = (req.int("invert_mask") ?? 0) != 0
@@ -69,13 +60,13 @@ func run(_ req: Request) throws {
         for c in 0..<lc { for i in 0..<plane { base[c * plane + i] = imageLatents.data[c * plane + i] * grown[i] } }
         for i in 0..<plane { base[lc * plane + i] = grown[i] }
     }
-    let latents = try req.tensor([1, lc, lh, lw])
-    req.s.generator_randn(g, latents.raw)
+    let latents = try req.randn([1, lc, lh, lw], r.generator)
     let noise = try req.tensor(latents.shape)
     noise.data.update(from: latents.data, count: latents.count)
     let ts = try req.timesteps(decoder, steps: req.int("num_inference_steps") ?? 100)
     var hookError: Error?
-    let out = try req.denoise(decoder, latents: latents, timesteps: ts, embeds: embeds, negative: negative, generator: g, extra: extra) { i, lat in
+    let out = try req.denoise(decoder, latents: latents, timesteps: ts, embeds: r.embeds, negative: r.negative, generator: r.generator,
+                              extra: extra) { i, lat in
         // Keep the known region on the noisy trajectory of the original image.
         do {
             let proper = i < ts.count - 1 ? try req.addNoise(decoder, imageLatents, noise, ts[i + 1]) : imageLatents

@@ -133,6 +133,26 @@ public final class TensorHandle {
     public var count: Int { shape.reduce(1, *) }
 }
 
+/// A generator owned by the plugin, released with the handle.
+public final class GeneratorHandle {
+    public let raw: OpaquePointer
+    let server: UnsafePointer<kd_model_server_t>
+    init(_ raw: OpaquePointer, _ server: UnsafePointer<kd_model_server_t>) { self.raw = raw; self.server = server }
+    deinit { server.pointee.generator_release(raw) }
+}
+
+/// See Request.start(kind:).
+public struct Start {
+    public let decoder: OpaquePointer
+    public let info: kd_decoder_info_t
+    public let generator: GeneratorHandle
+    public let embeds: TensorHandle, negative: TensorHandle
+    public let height: Int, width: Int
+    /// Latent side lengths for the output size.
+    public var latentHeight: Int { height / Int(info.scale_factor) }
+    public var latentWidth: Int { width / Int(info.scale_factor) }
+}
+
 public final class Request {
     public let ctx: UnsafePointer<kd_run_context_t>
     public let server: UnsafePointer<kd_model_server_t>
@@ -181,6 +201,13 @@ public final class Request {
         return TensorHandle(t, server)
     }
 
+    /// torch.randn(shape) from the run's generator.
+    public func randn(_ shape: [Int], _ generator: GeneratorHandle) throws -> TensorHandle {
+        let t = try tensor(shape)
+        s.generator_randn(generator.raw, t.raw)
+        return t
+    }
+
     public func adopt(_ raw: OpaquePointer?) throws -> TensorHandle {
         guard let raw else { throw PluginFailure("the model server returned no tensor", status: Int32(KD_ERR_FAILED)) }
         return TensorHandle(raw, server)
@@ -201,29 +228,46 @@ public final class Request {
         return m
     }
 
+    /// The decoder for `kind` ("text2img", "inpaint" or "controlnet"): model_name or the default of that kind, refused
+    /// when its UNet is of another kind.
     public func decoder(kind: String) throws -> (OpaquePointer, kd_decoder_info_t) {
         var err = [CChar](repeating: 0, count: 1024)
         guard let m = s.decoder(string("model_name"), kind, &err, err.count) else { throw PluginFailure(String(cString: err), status: Int32(KD_ERR_FAILED)) }
         var info = kd_decoder_info_t()
         info.struct_size = UInt32(MemoryLayout<kd_decoder_info_t>.size)
         try check(s.decoder_info(m, &info), "decoder_info")
+        let lc = info.latent_channels, inC = info.unet_in_channels
+        let problem: String?
+        switch kind {
+        case "inpaint":
+            problem = !info.has_hint && inC == 2 * lc + 1 ? nil
+                : "model_name is not an inpainting decoder (its UNet takes \(inC) channels, inpainting needs \(2 * lc + 1))"
+        case "controlnet":
+            problem = info.has_hint ? nil : "model_name is not a ControlNet-depth decoder (no image_hint)"
+        default:
+            problem = !info.has_hint && inC == lc ? nil
+                : "model_name is not a text-to-image decoder (its UNet takes \(inC) channels\(info.has_hint ? " and a depth hint" : ""))"
+        }
+        if let problem { throw PluginFailure(problem, status: Int32(KD_ERR_UNSUPPORTED)) }
         return (m, info)
     }
 
-    /// A decoder that must be a plain text-to-image one (4-channel UNet, no hint).
-    public func text2imgDecoder() throws -> (OpaquePointer, kd_decoder_info_t) {
-        let (d, info) = try decoder(kind: "text2img")
-        guard !info.has_hint, info.unet_in_channels == info.latent_channels else {
-            throw PluginFailure("model_name is not a text-to-image decoder (its UNet takes \(info.unet_in_channels) channels\(info.has_hint ? " and a depth hint" : ""))",
-                                status: Int32(KD_ERR_UNSUPPORTED))
-        }
-        return (d, info)
+    /// What every prompt-driven variant starts with, in diffusers' order: the models, the run's generator, the
+    /// prompt (and negative prompt) through the prior, and the output size.
+    public func start(kind: String) throws -> Start {
+        let prior = try self.prior()
+        let (decoder, info) = try self.decoder(kind: kind)
+        let g = try generator()
+        let (embeds, negative) = try promptEmbeds(prior: prior, prompt: string("prompt") ?? "", negativePrompt: string("negative_prompt"),
+                                                  generator: g.raw)
+        let (h, w) = outputSize(info)
+        return Start(decoder: decoder, info: info, generator: g, embeds: embeds, negative: negative, height: h, width: w)
     }
 
     /// img2img's start (diffusers get_timesteps + prepare_latents): the init image's latents noised to the first of
     /// the last `strength` fraction of `timesteps`. Returns the latents and the timesteps left to run.
     public func noisedInitLatents(_ decoder: OpaquePointer, image: UnsafePointer<kd_image_t>, width: Int, height: Int, timesteps: [Int64],
-                                  generator: OpaquePointer) throws -> (TensorHandle, [Int64]) {
+                                  generator: GeneratorHandle) throws -> (TensorHandle, [Int64]) {
         let initLatents = try encode(decoder, try pictureTensor(image, width: width, height: height))
         let strength = double("strength") ?? 0.3
         let keep = min(Int(Double(timesteps.count) * strength), timesteps.count)
@@ -231,15 +275,13 @@ public final class Request {
             throw PluginFailure("strength \(strength) x num_inference_steps \(timesteps.count) leaves no denoising step; raise either")
         }
         let ts = Array(timesteps.suffix(keep))
-        let noise = try tensor(initLatents.shape)
-        s.generator_randn(generator, noise.raw)
-        return (try addNoise(decoder, initLatents, noise, ts[0]), ts)
+        return (try addNoise(decoder, initLatents, try randn(initLatents.shape, generator), ts[0]), ts)
     }
 
-    /// prompt (+ negative prompt) through the prior with this request's parameters.
-    public func promptEmbeds(prior: OpaquePointer, prompt: String, generator: OpaquePointer) throws -> (TensorHandle, TensorHandle) {
+    /// prompt (+ negative prompt) through the prior with this request's step count and guidance.
+    public func promptEmbeds(prior: OpaquePointer, prompt: String, negativePrompt negative: String?,
+                             generator: OpaquePointer) throws -> (TensorHandle, TensorHandle) {
         var e: OpaquePointer?, n: OpaquePointer?
-        let negative = string("negative_prompt")
         let status = prompt.withCString { p in
             withOptionalCString(negative) { np in
                 s.prior_embed_prompt(ctx, prior, p, np, Int32(int("prior_num_inference_steps") ?? 25), Float(double("prior_guidance_scale") ?? 4),
@@ -267,7 +309,7 @@ public final class Request {
 
     /// The decoder loop through the server.
     public func denoise(_ decoder: OpaquePointer, latents: TensorHandle, timesteps: [Int64], embeds: TensorHandle, negative: TensorHandle,
-                        generator: OpaquePointer, hint: TensorHandle? = nil, extra: TensorHandle? = nil,
+                        generator: GeneratorHandle, hint: TensorHandle? = nil, extra: TensorHandle? = nil,
                         hook: ((Int, TensorHandle) -> Void)? = nil) throws -> TensorHandle {
         final class HookBox { let f: (Int, OpaquePointer) -> Void; init(_ f: @escaping (Int, OpaquePointer) -> Void) { self.f = f } }
         let server = self.server
@@ -284,7 +326,7 @@ public final class Request {
             a.guidance_scale = Float(double("guidance_scale") ?? 1)
             a.hint = hint.map { $0.raw }
             a.extra_channels = extra.map { $0.raw }
-            a.generator = generator
+            a.generator = generator.raw
             if let box {
                 a.step_hook = { user, i, lat in
                     Unmanaged<HookBox>.fromOpaque(user!).takeUnretainedValue().f(Int(i), lat!)
@@ -361,9 +403,10 @@ public final class Request {
         }
     }
 
-    public func generator() throws -> OpaquePointer {
+    /// The run's one generator, seeded with the resolved seed.
+    public func generator() throws -> GeneratorHandle {
         guard let seed = int("seed"), seed >= 0 else { throw PluginFailure("seed must be resolved by the host") }
-        return s.generator_create(UInt64(seed))!
+        return GeneratorHandle(s.generator_create(UInt64(seed))!, server)
     }
 }
 

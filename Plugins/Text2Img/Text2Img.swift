@@ -11,16 +11,9 @@ public func kandinsky_plugin_entry() -> UnsafePointer<kd_plugin_entry_t> {
 }
 
 func run(_ req: Request) throws {
-    let prior = try req.prior()
-    let (decoder, info) = try req.text2imgDecoder()
-    let g = try req.generator()
-    defer { req.s.generator_release(g) }
-    let (embeds, negative) = try req.promptEmbeds(prior: prior, prompt: req.string("prompt") ?? "", generator: g)
-    let (h, w) = req.outputSize(info)
-    let f = Int(info.scale_factor)
-    let latents = try req.tensor([1, Int(info.unet_in_channels), h / f, w / f])
-    req.s.generator_randn(g, latents.raw)
-    let ts = try req.timesteps(decoder, steps: req.int("num_inference_steps") ?? 100)
-    let out = try req.denoise(decoder, latents: latents, timesteps: ts, embeds: embeds, negative: negative, generator: g)
-    try req.writeOutput(try req.decode(decoder, out))
+    let r = try req.start(kind: "text2img")
+    let latents = try req.randn([1, Int(r.info.unet_in_channels), r.latentHeight, r.latentWidth], r.generator)
+    let ts = try req.timesteps(r.decoder, steps: req.int("num_inference_steps") ?? 100)
+    let out = try req.denoise(r.decoder, latents: latents, timesteps: ts, embeds: r.embeds, negative: r.negative, generator: r.generator)
+    try req.writeOutput(try req.decode(r.decoder, out))
 }

@@ -52,7 +52,7 @@ public final class LoadedPrior {
     public let folder: String
     public let pipeline: PriorPipeline
     public let bytes: Int
-    init(folder: String) throws {
+    init(_ folder: String) throws {
         self.folder = folder
         pipeline = try PriorPipeline(folder: folder)
         bytes = float32Bytes(folder: folder)
@@ -66,7 +66,7 @@ public final class LoadedDecoder {
     public let bytes: Int
     /// One denoising loop at a time per decoder: the scheduler holds the timesteps of the run in progress.
     let lock = NSLock()
-    init(folder: String) throws {
+    init(_ folder: String) throws {
         self.folder = folder
         defaults = try ModelDefaults.read(folder: folder)
         pipeline = try DecoderPipeline(folder: folder)
@@ -97,27 +97,26 @@ public final class ModelServer: @unchecked Sendable {
 
     public func prior(_ reference: String?) throws -> LoadedPrior {
         let folder = try ModelResolver.resolve(reference.flatMap { $0.isEmpty ? nil : $0 } ?? defaultPrior)
-        lock.lock(); defer { lock.unlock() }
-        touch(folder)
-        if let p = priors[folder] { return p }
-        onLoad?("loading prior \(folder)")
-        let p = try LoadedPrior(folder: folder)
-        priors[folder] = p
-        priorLoads += 1
-        return p
+        return try loadOnce(folder, \.priors, \.priorLoads, label: "prior", LoadedPrior.init)
     }
 
     public func decoder(_ reference: String?, kind: String = "text2img") throws -> LoadedDecoder {
         let ref = reference.flatMap { $0.isEmpty ? nil : $0 } ?? defaultDecoders[kind] ?? defaultDecoders["text2img"] ?? ""
-        let folder = try ModelResolver.resolve(ref)
+        return try loadOnce(try ModelResolver.resolve(ref), \.decoders, \.decoderLoads, label: "decoder", LoadedDecoder.init)
+    }
+
+    /// The cached model for `folder`, loading it on first use. The lock is held while loading, so concurrent
+    /// first requests load once.
+    private func loadOnce<M>(_ folder: String, _ cache: ReferenceWritableKeyPath<ModelServer, [String: M]>,
+                             _ loads: ReferenceWritableKeyPath<ModelServer, Int>, label: String, _ make: (String) throws -> M) throws -> M {
         lock.lock(); defer { lock.unlock() }
         touch(folder)
-        if let d = decoders[folder] { return d }
-        onLoad?("loading decoder \(folder)")
-        let d = try LoadedDecoder(folder: folder)
-        decoders[folder] = d
-        decoderLoads += 1
-        return d
+        if let m = self[keyPath: cache][folder] { return m }
+        onLoad?("loading \(label) \(folder)")
+        let m = try make(folder)
+        self[keyPath: cache][folder] = m
+        self[keyPath: loads] += 1
+        return m
     }
 
     private func touch(_ folder: String) {
