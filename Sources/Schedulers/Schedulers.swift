@@ -42,13 +42,6 @@ public func loadScheduler(configPath: String) throws -> DenoisingScheduler {
     }
 }
 
-/// Settings both DDPM and DDIM accept only at their defaults (Kandinsky 2.2 uses none of them).
-func requireDefaultBetaHandling(_ c: ConfigReader) throws {
-    try c.require("thresholding", in: [false])
-    try c.require("trained_betas", in: [])
-    try c.require("rescale_betas_zero_snr", in: [false])
-}
-
 /// Shared float32 posterior mean: coeff0 * x0 + coeff1 * x_t with x0 from the prediction type.
 @inline(__always)
 func predictOriginal(_ type: PredictionType, out: Float, x: Float, sqrtA: Float, sqrtB: Float) -> Float {
@@ -59,51 +52,56 @@ func predictOriginal(_ type: PredictionType, out: Float, x: Float, sqrtA: Float,
     }
 }
 
-public final class DDPMScheduler: DenoisingScheduler {
+/// The settings DDPMScheduler and DDIMScheduler share, under the same config keys and defaults.
+public struct ScheduleSettings: Sendable {
     public let schedule: NoiseSchedule
     public let trainSteps: Int
     public let stepsOffset: Int
     public let spacing: TimestepSpacing
     public let prediction: PredictionType
-    public let variance: VarianceType
     public let clipSample: Bool
     public let clipRange: Float
-    public private(set) var timesteps: [Int] = []
 
-    public init(trainSteps: Int = 1000, betaSchedule: BetaSchedule = .linear, betaStart: Double = 0.0001,
-                betaEnd: Double = 0.02, variance: VarianceType = .fixedSmall, clipSample: Bool = true,
-                clipRange: Double = 1, prediction: PredictionType = .epsilon, spacing: TimestepSpacing = .leading,
-                stepsOffset: Int = 0) {
-        self.trainSteps = trainSteps
-        schedule = NoiseSchedule(schedule: betaSchedule, trainSteps: trainSteps, betaStart: betaStart, betaEnd: betaEnd)
-        self.variance = variance
-        self.clipSample = clipSample
-        self.clipRange = Float(clipRange)
-        self.prediction = prediction
-        self.spacing = spacing
-        self.stepsOffset = stepsOffset
+    init(_ c: ConfigReader) throws {
+        trainSteps = try c.int("num_train_timesteps", default: 1000)
+        schedule = NoiseSchedule(schedule: try c.choice("beta_schedule", default: "linear"), trainSteps: trainSteps,
+                                 betaStart: try c.double("beta_start", default: 0.0001), betaEnd: try c.double("beta_end", default: 0.02))
+        stepsOffset = try c.int("steps_offset", default: 0)
+        spacing = try c.choice("timestep_spacing", default: "leading")
+        prediction = try c.choice("prediction_type", default: "epsilon")
+        clipSample = try c.bool("clip_sample", default: true)
+        clipRange = Float(try c.double("clip_sample_range", default: 1))
+        // Accepted only at their defaults: Kandinsky 2.2 uses none of them.
+        try c.require("thresholding", in: [false])
+        try c.require("trained_betas", in: [])
+        try c.require("rescale_betas_zero_snr", in: [false])
+        // Thresholding parameters (thresholding is off).
+        c.ignore(["dynamic_thresholding_ratio", "sample_max_value"])
     }
 
-    convenience init(config c: ConfigReader) throws {
-        self.init(trainSteps: try c.int("num_train_timesteps", default: 1000), betaSchedule: try c.choice("beta_schedule", default: "linear"),
-                  betaStart: try c.double("beta_start", default: 0.0001), betaEnd: try c.double("beta_end", default: 0.02),
-                  variance: try c.choice("variance_type", default: "fixed_small"), clipSample: try c.bool("clip_sample", default: true),
-                  clipRange: try c.double("clip_sample_range", default: 1), prediction: try c.choice("prediction_type", default: "epsilon"),
-                  spacing: try c.choice("timestep_spacing", default: "leading"), stepsOffset: try c.int("steps_offset", default: 0))
-        try requireDefaultBetaHandling(c)
-        // Used by DDIM only, or by thresholding, which is off.
-        c.ignore(["set_alpha_to_one", "dynamic_thresholding_ratio", "sample_max_value", "skip_prk_steps"])
+    func timesteps(_ n: Int) -> [Int] { spacing.timesteps(inference: n, train: trainSteps, offset: stepsOffset) }
+}
+
+public final class DDPMScheduler: DenoisingScheduler {
+    public let settings: ScheduleSettings
+    public let variance: VarianceType
+    public var schedule: NoiseSchedule { settings.schedule }
+    public private(set) var timesteps: [Int] = []
+
+    init(config c: ConfigReader) throws {
+        settings = try ScheduleSettings(c)
+        variance = try c.choice("variance_type", default: "fixed_small")
+        // Used by DDIM / PNDM only.
+        c.ignore(["set_alpha_to_one", "skip_prk_steps"])
         try c.finish()
     }
 
     public var usesLearnedVariance: Bool { variance == .learned || variance == .learnedRange }
 
-    public func setTimesteps(_ n: Int) {
-        timesteps = spacing.timesteps(inference: n, train: trainSteps, offset: stepsOffset)
-    }
+    public func setTimesteps(_ n: Int) { timesteps = settings.timesteps(n) }
 
     func previous(_ t: Int) -> Int {
-        guard let i = timesteps.firstIndex(of: t) else { return t - trainSteps / max(timesteps.count, 1) }
+        guard let i = timesteps.firstIndex(of: t) else { return t - settings.trainSteps / max(timesteps.count, 1) }
         return i + 1 < timesteps.count ? timesteps[i + 1] : -1
     }
 
@@ -125,7 +123,7 @@ public final class DDPMScheduler: DenoisingScheduler {
         let c1 = curAlpha.squareRoot() * bPrev / bT
         let out = Tensor(shape: sample.shape)
         let po = out.data, px = sample.data, pe = eps.data
-        let clip = clipSample, range = clipRange, type = prediction
+        let clip = settings.clipSample, range = settings.clipRange, type = settings.prediction
         parallelFor(out.count, minPerThread: 1 << 14) { r in
             for i in r {
                 var x0 = predictOriginal(type, out: pe[i], x: px[i], sqrtA: sqrtA, sqrtB: sqrtB)
@@ -167,57 +165,34 @@ public final class DDPMScheduler: DenoisingScheduler {
 }
 
 public final class DDIMScheduler: DenoisingScheduler {
-    public let schedule: NoiseSchedule
-    public let trainSteps: Int
-    public let stepsOffset: Int
-    public let spacing: TimestepSpacing
-    public let prediction: PredictionType
-    public let clipSample: Bool
-    public let clipRange: Float
+    public let settings: ScheduleSettings
     public let finalAlphaCumprod: Float
+    public var schedule: NoiseSchedule { settings.schedule }
     public private(set) var timesteps: [Int] = []
 
-    public init(trainSteps: Int = 1000, betaSchedule: BetaSchedule = .linear, betaStart: Double = 0.0001,
-                betaEnd: Double = 0.02, clipSample: Bool = true, clipRange: Double = 1, setAlphaToOne: Bool = true,
-                prediction: PredictionType = .epsilon, spacing: TimestepSpacing = .leading, stepsOffset: Int = 0) {
-        self.trainSteps = trainSteps
-        schedule = NoiseSchedule(schedule: betaSchedule, trainSteps: trainSteps, betaStart: betaStart, betaEnd: betaEnd)
-        self.clipSample = clipSample
-        self.clipRange = Float(clipRange)
-        finalAlphaCumprod = setAlphaToOne ? 1 : schedule.alphasCumprod[0]
-        self.prediction = prediction
-        self.spacing = spacing
-        self.stepsOffset = stepsOffset
-    }
-
-    convenience init(config c: ConfigReader) throws {
-        self.init(trainSteps: try c.int("num_train_timesteps", default: 1000), betaSchedule: try c.choice("beta_schedule", default: "linear"),
-                  betaStart: try c.double("beta_start", default: 0.0001), betaEnd: try c.double("beta_end", default: 0.02),
-                  clipSample: try c.bool("clip_sample", default: true), clipRange: try c.double("clip_sample_range", default: 1),
-                  setAlphaToOne: try c.bool("set_alpha_to_one", default: true), prediction: try c.choice("prediction_type", default: "epsilon"),
-                  spacing: try c.choice("timestep_spacing", default: "leading"), stepsOffset: try c.int("steps_offset", default: 0))
-        try requireDefaultBetaHandling(c)
-        c.ignore(["dynamic_thresholding_ratio", "sample_max_value", "variance_type"])
+    init(config c: ConfigReader) throws {
+        settings = try ScheduleSettings(c)
+        finalAlphaCumprod = try c.bool("set_alpha_to_one", default: true) ? 1 : settings.schedule.alphasCumprod[0]
+        // DDPM's variance setting; DDIM with eta = 0 has none.
+        c.ignore(["variance_type"])
         try c.finish()
     }
 
     public var usesLearnedVariance: Bool { false }
 
-    public func setTimesteps(_ n: Int) {
-        timesteps = spacing.timesteps(inference: n, train: trainSteps, offset: stepsOffset)
-    }
+    public func setTimesteps(_ n: Int) { timesteps = settings.timesteps(n) }
 
     /// eta = 0 (the Kandinsky pipelines never pass eta), so no noise is drawn.
     public func step(modelOutput: Tensor, timestep t: Int, sample: Tensor, generator: TorchGenerator) -> Tensor {
-        let prevT = t - trainSteps / max(timesteps.count, 1)
+        let prevT = t - settings.trainSteps / max(timesteps.count, 1)
         let aT = schedule.alphasCumprod[t]
         let aPrev = prevT >= 0 ? schedule.alphasCumprod[prevT] : finalAlphaCumprod
         let bT = 1 - aT
         let sqrtA = aT.squareRoot(), sqrtB = bT.squareRoot()
-        let dirCoeff = (1 - aPrev - 0).squareRoot(), sqrtAPrev = aPrev.squareRoot()
+        let dirCoeff = (1 - aPrev).squareRoot(), sqrtAPrev = aPrev.squareRoot()  // eta = 0: no std_dev_t term
         let out = Tensor(shape: sample.shape)
         let po = out.data, px = sample.data, pe = modelOutput.data
-        let clip = clipSample, range = clipRange, type = prediction
+        let clip = settings.clipSample, range = settings.clipRange, type = settings.prediction
         parallelFor(out.count, minPerThread: 1 << 14) { r in
             for i in r {
                 var x0 = predictOriginal(type, out: pe[i], x: px[i], sqrtA: sqrtA, sqrtB: sqrtB)
