@@ -19,6 +19,14 @@ struct BlockSettings {
     let contextDim: Int
 }
 
+/// `attentions.0 ..< count` of a SimpleCrossAttn block: added-KV attention over the image tokens.
+func addedKVAttentions(_ w: WeightScope, count: Int, channels: Int, headDim: Int, _ s: BlockSettings) throws -> [SpatialAttention] {
+    try (0..<count).map { i in
+        try SpatialAttention(addedKV: w.scope("attentions", i), channels: channels, headDim: headDim, contextDim: s.contextDim,
+                             groups: s.groups, eps: s.eps)
+    }
+}
+
 /// ResnetDownsampleBlock2D / SimpleCrossAttnDownBlock2D.
 struct DownBlock {
     let resnets: [ResnetBlock2D]
@@ -30,12 +38,7 @@ struct DownBlock {
             try ResnetBlock2D(w.scope("resnets", i), in: i == 0 ? inC : outC, out: outC, tembChannels: s.tembChannels,
                               groups: s.groups, eps: s.eps, scaleShift: s.scaleShift)
         }
-        attentions = type == "SimpleCrossAttnDownBlock2D"
-            ? try (0..<layers).map { i in
-                try SpatialAttention(addedKV: w.scope("attentions", i), channels: outC, headDim: headDim, contextDim: s.contextDim,
-                                     groups: s.groups, eps: s.eps)
-            }
-            : []
+        attentions = type == "SimpleCrossAttnDownBlock2D" ? try addedKVAttentions(w, count: layers, channels: outC, headDim: headDim, s) : []
         downsampler = addDownsample
             ? try ResnetBlock2D(w.scope("downsamplers", 0), in: outC, out: outC, tembChannels: s.tembChannels, groups: s.groups,
                                 eps: s.eps, scaleShift: s.scaleShift, resample: .down)
@@ -66,10 +69,7 @@ struct MidBlock {
             try ResnetBlock2D(w.scope("resnets", i), in: channels, out: channels, tembChannels: s.tembChannels,
                               groups: s.groups, eps: s.eps, scaleShift: s.scaleShift)
         }
-        attentions = try (0..<layers).map { i in
-            try SpatialAttention(addedKV: w.scope("attentions", i), channels: channels, headDim: headDim, contextDim: s.contextDim,
-                                 groups: s.groups, eps: s.eps)
-        }
+        attentions = try addedKVAttentions(w, count: layers, channels: channels, headDim: headDim, s)
     }
 
     func callAsFunction(_ x: Tensor, _ c: UNetConditioning) -> Tensor {
@@ -96,12 +96,7 @@ struct UpBlock {
             return try ResnetBlock2D(w.scope("resnets", i), in: resIn + skip, out: outC, tembChannels: s.tembChannels,
                                      groups: s.groups, eps: s.eps, scaleShift: s.scaleShift)
         }
-        attentions = type == "SimpleCrossAttnUpBlock2D"
-            ? try (0..<layers).map { i in
-                try SpatialAttention(addedKV: w.scope("attentions", i), channels: outC, headDim: headDim, contextDim: s.contextDim,
-                                     groups: s.groups, eps: s.eps)
-            }
-            : []
+        attentions = type == "SimpleCrossAttnUpBlock2D" ? try addedKVAttentions(w, count: layers, channels: outC, headDim: headDim, s) : []
         upsampler = addUpsample
             ? try ResnetBlock2D(w.scope("upsamplers", 0), in: outC, out: outC, tembChannels: s.tembChannels, groups: s.groups,
                                 eps: s.eps, scaleShift: s.scaleShift, resample: .up)
