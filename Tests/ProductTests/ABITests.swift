@@ -38,35 +38,31 @@ final class ABITests: XCTestCase {
         warned("libkandinsky_plugin_text.so", "cannot load")
     }
 
-    func testCPluginBuiltFromTheHeaderAloneRuns() throws {
-        // Built here with the C compiler and nothing but kandinsky_plugin.h, then loaded by a fresh registry.
-        let dir = try Product.tempDir()
-        let lib = try Product.compileC(Product.repo + "/Plugins/Outpaint/outpaint.c", to: dir, name: "libkandinsky_plugin_outpaint.so")
+    /// Compiles a C plugin with the C compiler and nothing but kandinsky_plugin.h, loads it in a fresh registry
+    /// (the shared model server serves it) and runs plugin `id` on the sample picture.
+    func runCPlugin(_ source: String, id: String, params: [String: String]) throws -> PixelImage {
+        let lib = try Product.compileC(Product.repo + "/" + source, to: try Product.tempDir(), name: "libkandinsky_plugin_\(id).so")
         let r = PluginRegistry()
         try r.load(library: lib)
-        let spec = try XCTUnwrap(r.plugin(named: "outpaint"))
+        let spec = try XCTUnwrap(r.plugin(named: id))
         _ = Product.registry  // installs the shared server
-        let values = try spec.resolve(["prompt": "a field", "border": "20", "seed": "3", "num_inference_steps": "2", "prior_num_inference_steps": "2",
-                                       "model_name": Product.model("pipe_inpaint"), "prior_model_name": Product.model("pipe_prior")])
         let picture = try ImageFiles.read(Product.input("picture.png"))
-        let out = try PluginRunner.run(RunRequest(plugin: spec, params: values, inputs: ["image": picture]), registry: r)
-        XCTAssertEqual([out.width, out.height], [120, 100])
-        // The original picture survives in the centre: it is kept by the mask (up to MoVQ's reconstruction).
-        XCTAssertEqual(out.channels, 3)
+        return try PluginRunner.run(RunRequest(plugin: spec, params: try spec.resolve(params), inputs: ["image": picture]), registry: r)
+    }
+
+    func testCPluginBuiltFromTheHeaderAloneRuns() throws {
+        let out = try runCPlugin("Plugins/Outpaint/outpaint.c", id: "outpaint",
+                                 params: ["prompt": "a field", "border": "20", "seed": "3", "num_inference_steps": "2", "prior_num_inference_steps": "2",
+                                          "model_name": Product.model("pipe_inpaint"), "prior_model_name": Product.model("pipe_prior")])
+        // 80x60 grown by 20 on every side, rounded up to the tiny MoVQ's multiple of 4.
+        XCTAssertEqual([out.width, out.height, out.channels], [120, 100, 3])
     }
 
     func testDocumentedExamplePluginBuildsAndRuns() throws {
         // docs/writing-a-plugin.md's complete example.
-        let dir = try Product.tempDir()
-        let lib = try Product.compileC(Product.repo + "/samples/plugins/variations.c", to: dir, name: "libkandinsky_plugin_variations.so")
-        let r = PluginRegistry()
-        try r.load(library: lib)
-        let spec = try XCTUnwrap(r.plugin(named: "variations"))
-        _ = Product.registry
-        let values = try spec.resolve(["seed": "3", "num_inference_steps": "2", "model_name": Product.model("pipe_decoder"),
-                                       "prior_model_name": Product.model("pipe_prior")])
-        let out = try PluginRunner.run(RunRequest(plugin: spec, params: values, inputs: ["image": try ImageFiles.read(Product.input("picture.png"))]),
-                                       registry: r)
+        let out = try runCPlugin("samples/plugins/variations.c", id: "variations",
+                                 params: ["seed": "3", "num_inference_steps": "2", "model_name": Product.model("pipe_decoder"),
+                                          "prior_model_name": Product.model("pipe_prior")])
         XCTAssertEqual([out.width, out.height, out.channels], [64, 64, 3], "the model's natural size from its kandinsky_defaults.json")
     }
 
