@@ -84,6 +84,16 @@ def save(d, modules, optimizer, step):
     os.replace(tmp, os.path.join(d, "checkpoint.pt"))
 
 
+def update(d, modules, optimizer, loss, log, step, steps):
+    """One optimiser step, its loss logged, and a checkpoint every SAVE_EVERY steps and at the end."""
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    log.add(step, loss.item())
+    if step % SAVE_EVERY == 0 or step == steps:
+        save(d, modules, optimizer, step)
+
+
 class LossLog:
     """Appends step, loss, seconds to d/losses.csv and prints every `every` steps."""
     def __init__(self, d, every=50):

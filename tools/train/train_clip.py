@@ -37,12 +37,7 @@ for step in range(start + 1, steps + 1):
     logits = scale.exp().clamp(max=100) * v @ t.T
     target = torch.arange(len(captions))
     loss = (F.cross_entropy(logits, target) + F.cross_entropy(logits.T, target)) / 2
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-    log.add(step, loss.item())
-    if step % common.SAVE_EVERY == 0 or step == steps:
-        common.save(d, {"text": text, "vision": vision, "scale": holder}, opt, step)
+    common.update(d, {"text": text, "vision": vision, "scale": holder}, opt, loss, log, step, steps)
 text.save_pretrained(d + "/text_encoder", safe_serialization=True)
 vision.save_pretrained(d + "/image_encoder", safe_serialization=True)
 common.record(d, steps=steps, seconds_this_run=round(time.time() - t0),

@@ -87,11 +87,6 @@ for step in range(start + 1, steps + 1):
         cond["hint"] = torch.from_numpy(depth).repeat(1, 3, 1, 1)
     pred = unet(model_in, t, encoder_hidden_states=None, added_cond_kwargs=cond).sample[:, :4]
     loss = F.mse_loss(pred, noise)
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-    log.add(step, loss.item())
-    if step % common.SAVE_EVERY == 0 or step == steps:
-        common.save(d, {"unet": unet}, opt, step)
+    common.update(d, {"unet": unet}, opt, loss, log, step, steps)
 unet.save_pretrained(d + "/model", safe_serialization=True)
 common.record(d, steps=steps, seconds_this_run=round(time.time() - t0), parameters=sum(p.numel() for p in unet.parameters()))

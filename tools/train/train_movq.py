@@ -26,11 +26,6 @@ for step in range(start + 1, steps + 1):
     x = torch.from_numpy(images)
     recon = model.decode(model.encode(x).latents, force_not_quantize=True).sample
     loss = F.mse_loss(recon, x) + 0.5 * F.l1_loss(recon, x)
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-    log.add(step, loss.item())
-    if step % common.SAVE_EVERY == 0 or step == steps:
-        common.save(d, {"movq": model}, opt, step)
+    common.update(d, {"movq": model}, opt, loss, log, step, steps)
 model.save_pretrained(d + "/model", safe_serialization=True)
 common.record(d, steps=steps, seconds_this_run=round(time.time() - t0), parameters=sum(p.numel() for p in model.parameters()))

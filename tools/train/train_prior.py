@@ -49,11 +49,6 @@ for step in range(start + 1, steps + 1):
     pred = prior(noisy, timestep=t, proj_embedding=out.text_embeds, encoder_hidden_states=out.last_hidden_state,
                  attention_mask=enc.attention_mask.bool()).predicted_image_embedding
     loss = F.mse_loss(pred, target)
-    opt.zero_grad()
-    loss.backward()
-    opt.step()
-    log.add(step, loss.item())
-    if step % common.SAVE_EVERY == 0 or step == steps:
-        common.save(d, {"prior": prior}, opt, step)
+    common.update(d, {"prior": prior}, opt, loss, log, step, steps)
 prior.save_pretrained(d + "/model", safe_serialization=True)
 common.record(d, steps=steps, seconds_this_run=round(time.time() - t0), parameters=sum(p.numel() for p in prior.parameters()))
