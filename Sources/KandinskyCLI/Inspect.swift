@@ -7,9 +7,23 @@ import ModelServer
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show a model's components, parameter counts, dtypes, sizes and defaults.")
 
-    @Argument(help: "Model folder or hub id in the local Hugging Face cache.") var model: String
+    @Argument(help: "Model folder or hub id in the local Hugging Face cache; without one, the models used when a task names none.")
+    var model: String?
 
     func run() throws {
+        guard let model else {
+            print("Default models (" + (Defaults.embedded.map { "embedded set \($0)" } ?? "no embedded set found; searched "
+                  + DefaultModelSet.candidates(executable: Bundle.main.executableURL).joined(separator: ", ")) + "):")
+            for (kind, ref) in [("prior", Defaults.prior)] + Defaults.decoders.sorted(by: { $0.key < $1.key }) {
+                print("\n[\(kind)]")
+                do { try show(ref) } catch { print("  \(error)") }
+            }
+            return
+        }
+        try show(model)
+    }
+
+    func show(_ model: String) throws {
         let folder = try ModelResolver.resolve(model)
         print("\(model) -> \(folder)")
         let fm = FileManager.default

@@ -14,23 +14,30 @@ struct Kandinsky: ParsableCommand {
         abstract: "Kandinsky 2.2 image generation and editing on the CPU, through plugins.",
         discussion: """
         Models are diffusers-layout folders or hub ids already in the local Hugging Face cache (nothing is \
-        downloaded). Without model_name / prior_model_name the default model set is used: \
+        downloaded). Without model_name / prior_model_name the default model set is used: the small model \
+        trained on rendered scenes that ships in models/default (64x64; `kandinsky inspect` lists it), here \
         \(Defaults.prior) and \(Defaults.decoders["text2img"]!) (inpaint: \(Defaults.decoders["inpaint"]!), \
         controlnet-depth: \(Defaults.decoders["controlnet"]!)); set KANDINSKY_PRIOR and KANDINSKY_DECODER(_INPAINT, \
-        _CONTROLNET) to change them. Plugins are searched beside this program, in KANDINSKY_PLUGIN_PATH \
+        _CONTROLNET) to change them, or KANDINSKY_DEFAULT_MODELS to the set's folder. Plugins are searched beside this program, in KANDINSKY_PLUGIN_PATH \
         (colon-separated) and in ~/.local/share/kandinsky/plugins.
         """,
         version: "0.1.0",
         subcommands: [Plugins.self, Run.self, Workflow.self, Inspect.self])
 }
 
+/// The models a task uses when it names none: KANDINSKY_PRIOR / KANDINSKY_DECODER(_INPAINT, _CONTROLNET) if set,
+/// else the embedded default model set, else (a build without it) the published kandinsky-community ids.
 enum Defaults {
     static let env = ProcessInfo.processInfo.environment
-    static let prior = env["KANDINSKY_PRIOR"] ?? "kandinsky-community/kandinsky-2-2-prior"
+    static let embedded = DefaultModelSet.locate()
+    static func pick(_ variable: String, _ part: String, hubId: String) -> String {
+        env[variable] ?? embedded.flatMap { DefaultModelSet.folder(part, in: $0) } ?? hubId
+    }
+    static let prior = pick("KANDINSKY_PRIOR", "prior", hubId: "kandinsky-community/kandinsky-2-2-prior")
     static let decoders = [
-        "text2img": env["KANDINSKY_DECODER"] ?? "kandinsky-community/kandinsky-2-2-decoder",
-        "inpaint": env["KANDINSKY_DECODER_INPAINT"] ?? "kandinsky-community/kandinsky-2-2-decoder-inpaint",
-        "controlnet": env["KANDINSKY_DECODER_CONTROLNET"] ?? "kandinsky-community/kandinsky-2-2-controlnet-depth",
+        "text2img": pick("KANDINSKY_DECODER", "text2img", hubId: "kandinsky-community/kandinsky-2-2-decoder"),
+        "inpaint": pick("KANDINSKY_DECODER_INPAINT", "inpaint", hubId: "kandinsky-community/kandinsky-2-2-decoder-inpaint"),
+        "controlnet": pick("KANDINSKY_DECODER_CONTROLNET", "controlnet", hubId: "kandinsky-community/kandinsky-2-2-controlnet-depth"),
     ]
 }
 

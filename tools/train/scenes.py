@@ -60,6 +60,12 @@ def scene(index, seed=0, size=64):
             if all(math.hypot(x - o["x"], y - o["y"]) > 0.85 * (r + o["r"]) for o in objects):
                 break
         objects.append(dict(shape=SHAPES[rng.integers(len(SHAPES))], color=color, small=small, x=x, y=y, r=r))
+    img, depth = render(objects, background, size)
+    return dict(image=img, depth=depth, caption=caption(objects, background), background=background, objects=objects)
+
+
+def render(objects, background, size=64):
+    """The picture and depth map of `objects` (dicts with shape, color, x, y, r in pixels) on `background`."""
     big = size * SUPERSAMPLE
     img = Image.new("RGB", (big, big), COLORS[background])
     depth = Image.new("L", (big, big), 0)
@@ -68,9 +74,7 @@ def scene(index, seed=0, size=64):
         s = SUPERSAMPLE
         _draw(di, o["shape"], o["x"] * s, o["y"] * s, o["r"] * s, COLORS[o["color"]])
         _draw(dd, o["shape"], o["x"] * s, o["y"] * s, o["r"] * s, 150 + 50 * k)
-    img = img.resize((size, size), Image.LANCZOS)
-    depth = depth.resize((size, size), Image.LANCZOS)
-    return dict(image=img, depth=depth, caption=caption(objects, background), background=background, objects=objects)
+    return img.resize((size, size), Image.LANCZOS), depth.resize((size, size), Image.LANCZOS)
 
 
 def caption(objects, background):

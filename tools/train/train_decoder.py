@@ -7,7 +7,7 @@ so guidance works), and per kind
   inpaint:    + masked image latents + mask (random rectangles/ellipses, the pipeline's nearest resize and
               prepare_mask erosion), 9 channels;
   controlnet: the depth map as a 3-channel [0, 1] hint (image_hint), 8 channels inside the UNet.
-Needs train_movq.py's and train_clip.py's outputs.
+Needs train_movq.py's and train_clip.py's outputs; inpaint and controlnet also need the text2img UNet.
 
     python3 tools/train/train_decoder.py KIND STEPS
 """
@@ -31,9 +31,27 @@ d = common.setup("decoder_" + kind, seed={"text2img": 4, "inpaint": 5, "controln
 movq = VQModel.from_pretrained(os.path.join(common.WORK, "movq", "model")).eval().requires_grad_(False)
 vision = CLIPVisionModelWithProjection.from_pretrained(os.path.join(common.WORK, "clip", "image_encoder")).eval().requires_grad_(False)
 unet = UNet2DConditionModel(**common.unet_config(kind))
+
+
+@torch.no_grad()
+def start_from_text2img(unet):
+    """The inpaint and ControlNet UNets begin as the trained text2img UNet, as the real ones were fine-tuned from the
+    2.2 decoder: every tensor of equal shape is copied; conv_in keeps the 4 latent channels and starts its extra input
+    channels (masked latents + mask, or the hint) at zero, so the copy behaves as text2img on its first step."""
+    source = UNet2DConditionModel.from_pretrained(os.path.join(common.WORK, "decoder_text2img", "model")).state_dict()
+    target = unet.state_dict()
+    for name, value in target.items():
+        if name == "conv_in.weight":
+            value.zero_()[:, :4] = source[name]
+        elif name in source and source[name].shape == value.shape:
+            value.copy_(source[name])
+
+
 sched = DDPMScheduler(**{k: v for k, v in common.DECODER_SCHEDULER.items() if k != "set_alpha_to_one"})
 opt = torch.optim.AdamW(unet.parameters(), lr=2e-4, weight_decay=0.0)
 start = common.resume(d, {"unet": unet}, opt)
+if start == 0 and kind != "text2img":
+    start_from_text2img(unet)
 log = common.LossLog(d)
 with torch.no_grad():
     zero_embed = vision(torch.zeros(1, 3, common.SIZE, common.SIZE)).image_embeds

@@ -1,0 +1,41 @@
+// The embedded default model set: a small Kandinsky 2.2 trained on rendered scenes (tools/train), shipped as
+// models/default in the repository and used when a task names no model.
+import Foundation
+
+public enum DefaultModelSet {
+    /// The folder of each part inside the set: the prior pipeline and one decoder pipeline per decoder kind.
+    public static let parts: KeyValuePairs<String, String> = [
+        "prior": "prior", "text2img": "decoder", "inpaint": "decoder-inpaint", "controlnet": "controlnet-depth",
+    ]
+
+    /// Where the set may be, in order: $KANDINSKY_DEFAULT_MODELS; `share/kandinsky/models/default` beside an
+    /// installed `bin/`; `models/default` in the checkout the executable was built in (SwiftPM puts it at
+    /// `.build/<triple>/release/kandinsky`, so the checkout is a few folders up).
+    public static func candidates(executable: URL?, environment env: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+        var found: [String] = []
+        if let e = env["KANDINSKY_DEFAULT_MODELS"], !e.isEmpty { found.append((e as NSString).expandingTildeInPath) }
+        if let exe = executable?.resolvingSymlinksInPath() {
+            var dir = exe.deletingLastPathComponent()
+            found.append(dir.deletingLastPathComponent().appendingPathComponent("share/kandinsky/models/default").path)
+            for _ in 0..<5 {
+                dir.deleteLastPathComponent()
+                found.append(dir.appendingPathComponent("models/default").path)
+                if dir.path == "/" { break }
+            }
+        }
+        return found
+    }
+
+    /// The first candidate holding every part's `model_index.json`, or nil.
+    public static func locate(executable: URL? = Bundle.main.executableURL,
+                              environment env: [String: String] = ProcessInfo.processInfo.environment) -> String? {
+        candidates(executable: executable, environment: env).first { root in
+            parts.allSatisfy { FileManager.default.fileExists(atPath: root + "/" + $0.value + "/model_index.json") }
+        }
+    }
+
+    /// The folder of `part` ("prior", "text2img", "inpaint", "controlnet") inside the set at `root`.
+    public static func folder(_ part: String, in root: String) -> String? {
+        parts.first { $0.key == part }.map { root + "/" + $0.value }
+    }
+}
