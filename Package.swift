@@ -69,7 +69,8 @@ let package = Package(
         // MARK: - Tests
         .testTarget(
             name: "ProductTests",
-            dependencies: ["PluginHost", "ModelServer", "ImageIO", "ImageProcessing", "KandinskyPluginABI", "Checkpoint", "TensorCore"],
+            dependencies: ["PluginHost", "ModelServer", "ImageIO", "ImageProcessing", "KandinskyPluginABI", "Checkpoint", "TensorCore",
+                           "Pipelines"],
             exclude: ["Plugins"]
         ),
         .testTarget(

@@ -54,8 +54,9 @@ enum Product {
 
     struct CLIResult { let status: Int32; let stdout: String; let stderr: String }
 
-    /// Runs the built kandinsky executable.
-    static func cli(_ args: [String], cwd: String? = nil) throws -> CLIResult {
+    /// Runs the built kandinsky executable on the fixture models, or with `defaultModels` on whatever it finds itself
+    /// (the embedded default model set).
+    static func cli(_ args: [String], cwd: String? = nil, defaultModels: Bool = false) throws -> CLIResult {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: buildDir + "/kandinsky")
         p.arguments = args
@@ -63,10 +64,10 @@ enum Product {
         var env = ProcessInfo.processInfo.environment
         env["HOME"] = NSTemporaryDirectory()
         env["KANDINSKY_PLUGIN_PATH"] = nil
-        env["KANDINSKY_PRIOR"] = model("pipe_prior")
-        env["KANDINSKY_DECODER"] = model("pipe_decoder")
-        env["KANDINSKY_DECODER_INPAINT"] = model("pipe_inpaint")
-        env["KANDINSKY_DECODER_CONTROLNET"] = model("pipe_controlnet")
+        let fixtureModels = ["KANDINSKY_PRIOR": "pipe_prior", "KANDINSKY_DECODER": "pipe_decoder",
+                             "KANDINSKY_DECODER_INPAINT": "pipe_inpaint", "KANDINSKY_DECODER_CONTROLNET": "pipe_controlnet"]
+        for (variable, name) in fixtureModels { env[variable] = defaultModels ? nil : model(name) }
+        if defaultModels { env["KANDINSKY_DEFAULT_MODELS"] = nil }
         p.environment = env
         let out = Pipe(), err = Pipe()
         p.standardOutput = out

@@ -63,13 +63,19 @@ def setup(name, seed):
     return d
 
 
-def resume(d, modules, optimizer):
-    """Loads d/checkpoint.pt if present; returns the step to continue from."""
+def resume(d, modules, optimizer, added=None):
+    """Loads d/checkpoint.pt if present; returns the step to continue from. A module named in `added` ({name:
+    source}) may be missing from a checkpoint written before it existed; it then starts as a copy of `source`."""
+    added = added or {}
     path = os.path.join(d, "checkpoint.pt")
     if not os.path.exists(path):
         return 0
     ck = torch.load(path, weights_only=False)
     for k, m in modules.items():
+        if k in added and k not in ck["modules"]:
+            print(f"{path} has no {k}; starting it as a copy of {added[k]}", flush=True)
+            m.load_state_dict(ck["modules"][added[k]])
+            continue
         m.load_state_dict(ck["modules"][k])
     optimizer.load_state_dict(ck["optimizer"])
     torch.set_rng_state(ck["rng"])
@@ -84,11 +90,16 @@ def save(d, modules, optimizer, step):
     os.replace(tmp, os.path.join(d, "checkpoint.pt"))
 
 
-def update(d, modules, optimizer, loss, log, step, steps):
-    """One optimiser step, its loss logged, and a checkpoint every SAVE_EVERY steps and at the end."""
+def update(d, modules, optimizer, loss, log, step, steps, clip=None, after_step=None):
+    """One optimiser step (gradient norm clipped to `clip` if given, then `after_step()`), its loss logged, and a
+    checkpoint every SAVE_EVERY steps and at the end."""
     optimizer.zero_grad()
     loss.backward()
+    if clip is not None:
+        torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], clip)
     optimizer.step()
+    if after_step is not None:
+        after_step()
     log.add(step, loss.item())
     if step % SAVE_EVERY == 0 or step == steps:
         save(d, modules, optimizer, step)

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Decoder UNets for the default model, trained as diffusers' examples/kandinsky2_2 decoder script does (epsilon
-MSE on the first 4 of the 8 output channels, DDPM linear 0.00085..0.012), conditioned exactly as the pipelines
+MSE on the first 4 of the 8 output channels, DDPM linear 0.00085..0.012; here with gradient clipping, a final
+linear learning-rate decay and an EMA of the weights as the shipped UNet), conditioned exactly as the pipelines
 condition them: CLIP image embeddings (10% replaced by the zero-image embedding, the pipelines' default negative,
 so guidance works), and per kind
   text2img:   4 latent channels;
@@ -11,6 +12,7 @@ Needs train_movq.py's and train_clip.py's outputs; inpaint and controlnet also n
 
     python3 tools/train/train_decoder.py KIND STEPS
 """
+import copy
 import os
 import sys
 import time
@@ -48,10 +50,28 @@ def start_from_text2img(unet):
 
 
 sched = DDPMScheduler(**{k: v for k, v in common.DECODER_SCHEDULER.items() if k != "set_alpha_to_one"})
-opt = torch.optim.AdamW(unet.parameters(), lr=2e-4, weight_decay=0.0)
-start = common.resume(d, {"unet": unet}, opt)
+LR = float(os.environ.get("DECODER_LR", 5e-4))
+opt = torch.optim.AdamW(unet.parameters(), lr=LR, weight_decay=0.0)
+# The shipped UNet is an exponential moving average of the trained one: on short CPU runs it gives much cleaner
+# samples than the last step's weights.
+ema = copy.deepcopy(unet).requires_grad_(False)
+modules = {"unet": unet, "ema": ema}
+start = common.resume(d, modules, opt, added={"ema": "unet"})
 if start == 0 and kind != "text2img":
     start_from_text2img(unet)
+    ema.load_state_dict(unet.state_dict())
+
+
+def schedule(step):
+    """Constant learning rate, decayed linearly to zero over the last 20% of the requested steps."""
+    return LR * min(1.0, (steps - step + 1) / (0.2 * steps))
+
+
+@torch.no_grad()
+def ema_update(step):
+    decay = min(0.999, (1 + step) / (10 + step))
+    for e, p in zip(ema.parameters(), unet.parameters()):
+        e.lerp_(p, 1 - decay)
 log = common.LossLog(d)
 with torch.no_grad():
     zero_embed = vision(torch.zeros(1, 3, common.SIZE, common.SIZE)).image_embeds
@@ -105,6 +125,8 @@ for step in range(start + 1, steps + 1):
         cond["hint"] = torch.from_numpy(depth).repeat(1, 3, 1, 1)
     pred = unet(model_in, t, encoder_hidden_states=None, added_cond_kwargs=cond).sample[:, :4]
     loss = F.mse_loss(pred, noise)
-    common.update(d, {"unet": unet}, opt, loss, log, step, steps)
-unet.save_pretrained(d + "/model", safe_serialization=True)
+    for g in opt.param_groups:
+        g["lr"] = schedule(step)
+    common.update(d, modules, opt, loss, log, step, steps, clip=1.0, after_step=lambda: ema_update(step))
+ema.save_pretrained(d + "/model", safe_serialization=True)
 common.record(d, steps=steps, seconds_this_run=round(time.time() - t0), parameters=sum(p.numel() for p in unet.parameters()))

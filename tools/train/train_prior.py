@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """PriorTransformer for the default model: text (CLIP text tower, frozen) -> CLIP image embedding (vision tower,
 frozen), trained as diffusers' examples/kandinsky2_2 train_text_to_image_prior.py does: DDPM squaredcos_cap_v2,
-prediction_type "sample", target (image_embeds - clip_mean) / clip_std. Needs train_clip.py's output.
+prediction_type "sample", target (image_embeds - clip_mean) / clip_std, 10% of the prompts emptied so guidance works.
+Needs train_clip.py's output. (The shipped prior ran its first 2000 steps without the empty prompts and 800 with.)
 
     python3 tools/train/train_prior.py STEPS
 """
@@ -39,6 +40,8 @@ log = common.LossLog(d)
 t0 = time.time()
 for step in range(start + 1, steps + 1):
     images, _, captions, _ = scenes.batch(step * 64, 64, seed=3, size=common.SIZE)
+    # 10% empty prompts: the unconditional prediction that prior guidance (the pipelines' default 4.0) subtracts.
+    captions = ["" if drop else c for c, drop in zip(captions, (torch.rand(len(captions)) < 0.1).tolist())]
     with torch.no_grad():
         enc = tok(captions, padding="max_length", max_length=77, truncation=True, return_tensors="pt")
         out = text(enc.input_ids)

@@ -1,0 +1,263 @@
+// The embedded default model (models/default, trained by tools/train) judged on meaning, not numbers: do the
+// pictures show what the prompt, the mask, the weights and the depth map ask for? Inputs and their true labels come
+// from tools/train/make_scene_inputs.py (samples/scenes); every judgement is on the plugin's (or the engine's) own output.
+import Foundation
+import ImageIO
+import ImageProcessing
+import ModelServer
+import Pipelines
+import PluginHost
+import TensorCore
+import XCTest
+
+/// The eight colours of the rendered domain, and what a pixel of a generated picture is judged to be.
+struct Palette {
+    let colors: [(name: String, rgb: [Int])]
+
+    /// The palette colour nearest to the pixel, or nil when none is within `tolerance` (a mixed edge pixel).
+    func name(_ img: PixelImage, x: Int, y: Int, tolerance: Int = 70) -> String? {
+        var best: (String, Int)?
+        for c in colors {
+            let d = (0..<3).map { abs(Int(img[x, y, $0]) - c.rgb[$0]) }.max()!
+            if best == nil || d < best!.1 { best = (c.name, d) }
+        }
+        return best!.1 <= tolerance ? best!.0 : nil
+    }
+
+    /// How many pixels of each palette colour lie where `include(x, y)` holds.
+    func counts(_ img: PixelImage, where include: (Int, Int) -> Bool = { _, _ in true }) -> [String: Int] {
+        var n: [String: Int] = [:]
+        for y in 0..<img.height { for x in 0..<img.width where include(x, y) { if let c = name(img, x: x, y: y) { n[c, default: 0] += 1 } } }
+        return n
+    }
+
+    /// The most common colour of the outer ring (4 px): the background, for these scenes.
+    func border(_ img: PixelImage) -> String? {
+        counts(img) { x, y in min(x, y, img.width - 1 - x, img.height - 1 - y) < 4 }.max { $0.value < $1.value }?.key
+    }
+}
+
+final class DefaultModelTests: XCTestCase {
+    static let root = Product.repo + "/models/default"
+    static let quality = Product.repo + "/samples/scenes"
+    static let facts: [String: Any] = {
+        guard let d = FileManager.default.contents(atPath: quality + "/quality.json") else { return [:] }
+        return (try? JSONSerialization.jsonObject(with: d)) as? [String: Any] ?? [:]
+    }()
+    static let palette = Palette(colors: ((facts["colors"] as? [String: [Int]]) ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
+
+    override func setUpWithError() throws {
+        XCTAssertTrue(FileManager.default.fileExists(atPath: Self.root + "/prior/model_index.json"), "no default model set at \(Self.root)")
+        XCTAssertFalse(Self.facts.isEmpty, "no quality.json in \(Self.quality)")
+    }
+
+    /// Runs a plugin on the default model set (named explicitly: this test process's server defaults to fixtures).
+    func run(_ plugin: String, _ params: [String: String], inputs: [String: String] = [:]) throws -> PixelImage {
+        try Product.requirePlugins()
+        let spec = try XCTUnwrap(Product.registry.plugin(named: plugin))
+        let decoder = ["inpaint": "decoder-inpaint", "controlnet-depth": "controlnet-depth"][plugin] ?? "decoder"
+        var all = params
+        all["model_name"] = Self.root + "/" + decoder
+        all["prior_model_name"] = Self.root + "/prior"
+        let images = try inputs.mapValues { try ImageFiles.read(Self.quality + "/" + $0) }
+        return try PluginRunner.run(RunRequest(plugin: spec, params: try spec.resolve(all), inputs: images), registry: Product.registry)
+    }
+
+    static let prompts: [(object: String, shape: String, background: String)] = [
+        ("red", "circle", "blue"), ("green", "square", "white"), ("blue", "triangle", "yellow"), ("yellow", "star", "purple"),
+        ("purple", "circle", "orange"), ("orange", "square", "black"), ("white", "triangle", "red"), ("black", "star", "green"),
+        ("red", "square", "yellow"), ("green", "circle", "black"), ("blue", "star", "orange"), ("yellow", "triangle", "blue"),
+        ("purple", "square", "white"), ("orange", "circle", "green"), ("white", "star", "purple"), ("black", "triangle", "yellow"),
+        ("red", "triangle", "white"), ("blue", "circle", "green"), ("yellow", "square", "black"), ("green", "star", "red"),
+    ]
+
+    /// A caption as the training scenes word them (tools/train/scenes.py).
+    static func caption(_ color: String, small: Bool, _ shape: String, _ background: String) -> String {
+        let an = { (w: String) in ("aeiou".contains(w.first!) ? "an " : "a ") + w }
+        return "\(an((small ? "small " : "") + color + " " + shape)) on \(an(background)) background"
+    }
+
+    /// Background colour on the border, and the object's colour on at least 2% of the picture (a large object of any
+    /// of the four shapes covers 3.5% or more).
+    func judge(_ img: PixelImage, object: String, background: String) -> String? {
+        let p = Self.palette
+        let counts = p.counts(img)
+        let border = p.border(img)
+        let objectShare = Double(counts[object] ?? 0) / Double(img.width * img.height)
+        if border != background { return "border is \(border ?? "no palette colour"), not \(background)" }
+        if objectShare < 0.02 { return String(format: "%@ covers %.1f%% (< 2%%)", object, objectShare * 100) }
+        return nil
+    }
+
+    func testText2ImgDrawsThePromptsColours() throws {
+        var failures: [String] = []
+        for (i, p) in Self.prompts.enumerated() {
+            let prompt = Self.caption(p.object, small: false, p.shape, p.background)
+            let img = try run("text2img", ["prompt": prompt, "seed": "\(100 + i)"])
+            XCTAssertEqual([img.width, img.height], [64, 64], "the default model's natural size")
+            if let why = judge(img, object: p.object, background: p.background) { failures.append("'\(prompt)' (seed \(100 + i)): \(why)") }
+        }
+        print("text2img on the default model: \(Self.prompts.count - failures.count) of \(Self.prompts.count) prompts right"
+              + (failures.isEmpty ? "" : "; misses:\n" + failures.joined(separator: "\n")))
+        XCTAssertLessThanOrEqual(failures.count, 4, "\(Self.prompts.count - failures.count) of \(Self.prompts.count) prompts right (need 16):\n"
+                                 + failures.joined(separator: "\n"))
+    }
+
+    /// The input through the inpaint model's own MoVQ (encode, decode), as uint8: what "unchanged" can mean for a
+    /// latent-space inpainter, which re-decodes the kept part too.
+    func autoencoderRoundTrip(_ img: PixelImage) throws -> PixelImage {
+        let movq = try DecoderPipeline(folder: Self.root + "/decoder-inpaint").movq
+        let x = Tensor(shape: [1, 3, img.height, img.width])
+        for c in 0..<3 { for y in 0..<img.height { for px in 0..<img.width {
+            x.data[(c * img.height + y) * img.width + px] = Float(img[px, y, c]) / 127.5 - 1
+        } } }
+        let unit = toUnitRange(movq.decode(movq.encode(x)))
+        var out = PixelImage(width: img.width, height: img.height, channels: 3)
+        for c in 0..<3 { for y in 0..<img.height { for px in 0..<img.width {
+            out[px, y, c] = UInt8((unit.data[(c * img.height + y) * img.width + px] * 255).rounded())
+        } } }
+        return out
+    }
+
+    /// Six prompts, each asking for a circle of another colour in the masked (white) part: the masked part must take
+    /// the asked colour (the most common new colour there, on at least 10% of it) for at least five; away from the
+    /// mask the picture keeps its colours (same palette colour as the input on 95% of pixels) and differs from the
+    /// model's own autoencoder round trip of the input by at most 6 levels on average (the MoVQ decoder's attention
+    /// lets the new object shade the whole picture slightly: 2.8-4.5 levels measured on the shipped model).
+    func testInpaintRepaintsTheMaskAndKeepsTheRest() throws {
+        let f = try XCTUnwrap(Self.facts["inpaint"] as? [String: Any])
+        let box = try XCTUnwrap(f["mask_box"] as? [Int])   // x0, y0, x1, y1: the white (repaint) part of the mask
+        let background = f["background"] as! String, kept = f["kept"] as! String
+        let input = try ImageFiles.read(Self.quality + "/" + (f["image"] as! String))
+        let roundTrip = try autoencoderRoundTrip(input)
+        let inBox = { (x: Int, y: Int) in x >= box[0] && x < box[2] && y >= box[1] && y < box[3] }
+        // Far from the box: beyond the one-latent-pixel (8 px) growth of the pipeline's mask erosion and the
+        // decoder's reach into it.
+        let far = { (x: Int, y: Int) in x < box[0] - 12 || x >= box[2] + 12 || y < box[1] - 12 || y >= box[3] + 12 }
+        let area = (box[2] - box[0]) * (box[3] - box[1])
+        var misses: [String] = []
+        for color in ["red", "blue", "yellow", "purple", "orange", "black"] {
+            let out = try run("inpaint", ["prompt": "a \(kept) square and a \(color) circle on a \(background) background", "seed": "3"],
+                              inputs: ["image": f["image"] as! String, "mask": f["mask"] as! String])
+            let fresh = Self.palette.counts(out, where: inBox).filter { $0.key != background && $0.key != kept }
+            let top = fresh.max { $0.value < $1.value }
+            if top?.key != color || top!.value * 10 < area {
+                misses.append("\(color): masked part shows \(fresh.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }) of \(area) px")
+            }
+            var diff = 0, n = 0, sameColour = 0, pure = 0
+            for y in 0..<64 { for x in 0..<64 where far(x, y) {
+                for c in 0..<3 { diff += abs(Int(out[x, y, c]) - Int(roundTrip[x, y, c])); n += 1 }
+                if let want = Self.palette.name(input, x: x, y: y, tolerance: 8) {
+                    pure += 1
+                    if Self.palette.name(out, x: x, y: y) == want { sameColour += 1 }
+                }
+            } }
+            let meanDiff = Double(diff) / Double(n)
+            print("inpaint '\(color)': masked part \(fresh.sorted { $0.value > $1.value }.prefix(2).map { "\($0.key) \($0.value)" }) of \(area) px; "
+                  + "kept part: \(sameColour) of \(pure) pixels keep their colour, "
+                  + String(format: "%.2f levels from the autoencoder round trip on average", meanDiff))
+            XCTAssertGreaterThanOrEqual(Double(sameColour), 0.95 * Double(pure), "'\(color)': only \(sameColour) of \(pure) kept pixels keep their colour")
+            XCTAssertLessThanOrEqual(meanDiff, 6, "'\(color)': kept part is \(meanDiff) levels from the autoencoder round trip on average")
+        }
+        XCTAssertLessThanOrEqual(misses.count, 1, "the masked part took the asked colour in \(6 - misses.count) of 6 cases:\n" + misses.joined(separator: "\n"))
+    }
+
+    /// Share of image2's colours among the pixels showing either input's colours.
+    func towardSecond(_ img: PixelImage, _ colors1: [String], _ colors2: [String]) -> Double {
+        let counts = Self.palette.counts(img)
+        let a = colors1.reduce(0) { $0 + (counts[$1] ?? 0) }, b = colors2.reduce(0) { $0 + (counts[$1] ?? 0) }
+        return a + b == 0 ? .nan : Double(b) / Double(a + b)
+    }
+
+    func testFusionFollowsTheWeights() throws {
+        let f = try XCTUnwrap(Self.facts["fusion"] as? [String: Any])
+        let c1 = f["colors1"] as! [String], c2 = f["colors2"] as! [String]
+        let inputs = ["image1": f["image1"] as! String, "image2": f["image2"] as! String]
+        var shares: [Double] = []
+        for w in [0.0, 0.25, 0.5, 0.75, 1.0] {
+            let out = try run("fusion", ["weights": "[\(1 - w), \(w)]", "seed": "5"], inputs: inputs)
+            shares.append(towardSecond(out, c1, c2))
+        }
+        print("fusion: image2's share of the input colours at weights 0, 0.25, 0.5, 0.75, 1 on image2: \(shares.map { String(format: "%.3f", $0) })")
+        XCTAssertLessThanOrEqual(shares[0], 0.1, "all weight on image1: \(shares[0] * 100)% of the input colours are image2's")
+        XCTAssertGreaterThanOrEqual(shares[4], 0.9, "all weight on image2: only \(shares[4] * 100)% of the input colours are image2's")
+        XCTAssertTrue(shares[1] > shares[0] - 0.05 && shares[2] > shares[1] - 0.05 && shares[3] > shares[2] - 0.05
+                      && shares[4] > shares[3] - 0.05, "image2's share of the input colours should grow with its weight: \(shares)")
+        XCTAssertTrue(shares[2] > 0.1 && shares[2] < 0.9, "equal weights should mix both pictures' colours, got image2's share \(shares[2])")
+    }
+
+    func testControlNetPutsTheObjectOnTheNearRegion() throws {
+        let cases = try XCTUnwrap(Self.facts["controlnet"] as? [[String: Any]])
+        for c in cases {
+            let centre = c["center"] as! [Int], radius = c["radius"] as! Int
+            let out = try run("controlnet-depth", ["prompt": "a red circle on a blue background", "seed": "9"], inputs: ["depth": c["depth"] as! String])
+            var inside = 0, total = 0
+            for y in 0..<64 { for x in 0..<64 where Self.palette.name(out, x: x, y: y) == "red" {
+                total += 1
+                let dx = x - centre[0], dy = y - centre[1]
+                if dx * dx + dy * dy <= (radius + 4) * (radius + 4) { inside += 1 }
+            } }
+            print("controlnet \(c["depth"]!): \(inside) of \(total) red pixels on the near disc")
+            XCTAssertGreaterThanOrEqual(total, 100, "\(c["depth"]!): only \(total) red pixels")
+            XCTAssertGreaterThanOrEqual(Double(inside), 0.8 * Double(total), "\(c["depth"]!): \(inside) of \(total) red pixels on the near disc")
+        }
+    }
+
+    /// CLIP zero-shot on held-out scenes: the caption with the right object colour (and, separately, the right
+    /// background colour) must score highest among the captions differing only in that colour.
+    func testCLIPColourZeroShot() throws {
+        let h = try XCTUnwrap(Self.facts["heldout"] as? [String: Any])
+        let labels = h["labels"] as! [[String: Any]], grid = h["grid"] as! Int, size = h["size"] as! Int
+        let sheet = try ImageFiles.read(Self.quality + "/" + (h["file"] as! String))
+        let prior = try PriorPipeline(folder: Self.root + "/prior")
+        let names = Self.palette.colors.map(\.name)
+        func unit(_ t: Tensor) -> [Float] {
+            let n = sqrt(t.array.reduce(0) { $0 + $1 * $1 })
+            return t.array.map { $0 / n }
+        }
+        var rightObject = 0, rightBackground = 0
+        var misses: [String] = []
+        for (k, l) in labels.enumerated() {
+            var tile = PixelImage(width: size, height: size, channels: 3)
+            for y in 0..<size { for x in 0..<size { for c in 0..<3 {
+                tile[x, y, c] = sheet[(k % grid) * size + x, (k / grid) * size + y, c]
+            } } }
+            let image = unit(prior.imageEmbeds(tile))
+            let (shape, color, bg, small) = (l["shape"] as! String, l["color"] as! String, l["background"] as! String, l["small"] as! Bool)
+            func best(_ candidates: [String], _ text: (String) -> String) -> String {
+                let ids = candidates.map { prior.tokenizer.encode(text($0)).ids }
+                let embeds = prior.textEncoder(ids).textEmbeds
+                let d = embeds.dim(1)
+                let scores = candidates.indices.map { i -> Float in
+                    let row = unit(slice(embeds, axis: 0, start: i, length: 1))
+                    return (0..<d).reduce(0) { $0 + row[$1] * image[$1] }
+                }
+                return candidates[scores.indices.max { scores[$0] < scores[$1] }!]
+            }
+            let o = best(names.filter { $0 != bg }) { Self.caption($0, small: small, shape, bg) }
+            let b = best(names.filter { $0 != color }) { Self.caption(color, small: small, shape, $0) }
+            if o == color { rightObject += 1 } else { misses.append("scene \(k) (\(Self.caption(color, small: small, shape, bg))): object read as \(o)") }
+            if b == bg { rightBackground += 1 } else { misses.append("scene \(k) (\(Self.caption(color, small: small, shape, bg))): background read as \(b)") }
+        }
+        let n = Double(labels.count)
+        print("CLIP zero-shot on \(labels.count) held-out scenes: object colour \(rightObject), background colour \(rightBackground) right")
+        XCTAssertGreaterThanOrEqual(Double(rightObject) / n, 0.9, "object colour right on \(rightObject) of \(labels.count):\n" + misses.joined(separator: "\n"))
+        XCTAssertGreaterThanOrEqual(Double(rightBackground) / n, 0.9, "background colour right on \(rightBackground) of \(labels.count):\n" + misses.joined(separator: "\n"))
+    }
+
+    /// The README's first command: no model named, no size given -> the embedded model at its natural size.
+    func testCLIUsesTheEmbeddedModelWhenNoneIsNamed() throws {
+        let dir = try Product.tempDir()
+        let out = dir + "/red.png"
+        let r = try Product.cli(["run", "text2img", "--prompt", "a red circle on a blue background", "--seed", "100", "-o", out], defaultModels: true)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let img = try ImageFiles.read(out)
+        XCTAssertEqual([img.width, img.height], [64, 64], "the embedded model's natural size")
+        XCTAssertNil(judge(img, object: "red", background: "blue"))
+        let listing = try Product.cli(["inspect"], defaultModels: true)
+        XCTAssertEqual(listing.status, 0, listing.stderr)
+        for part in ["[prior]", "[text2img]", "[inpaint]", "[controlnet]", "models/default/decoder-inpaint", "UNet2DConditionModel"] {
+            XCTAssertTrue(listing.stdout.contains(part), "`kandinsky inspect` does not list \(part):\n\(listing.stdout)")
+        }
+    }
+}
