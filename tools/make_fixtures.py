@@ -519,6 +519,12 @@ def write_defaults(folder, **values):
         json.dump(values, f, indent=1)
 
 
+def hint_of(d, h, w):
+    """The controlnet-depth plugin's documented preprocessing: grey, bicubic to the output size, 3 channels, / 255."""
+    a = np.asarray(d.convert("L").resize((w, h), Image.BICUBIC)).astype(np.float32)
+    return torch.from_numpy(np.repeat(a[None], 3, 0) / 255.0)[None].float()
+
+
 def make_product():
     """Decoders for inpainting and ControlNet-depth, and diffusers' pipelines on the sample inputs."""
     from diffusers import (KandinskyV22ControlnetImg2ImgPipeline, KandinskyV22ControlnetPipeline, KandinskyV22Img2ImgCombinedPipeline,
@@ -564,10 +570,6 @@ def make_product():
 
     def g(seed):
         return torch.Generator().manual_seed(seed)
-
-    def hint_of(d, h, w):  # the plugin's documented preprocessing: grey, bicubic to the output size, 3 channels, / 255
-        a = np.asarray(d.convert("L").resize((w, h), Image.BICUBIC)).astype(np.float32)
-        return torch.from_numpy(np.repeat(a[None], 3, 0) / 255.0)[None].float()
 
     io, cases = {}, []
     common = lambda c: dict(num_inference_steps=c["steps"], guidance_scale=c["guidance"], prior_num_inference_steps=c["prior_steps"],
@@ -621,6 +623,47 @@ def make_product():
     print("product", [(c["plugin"], tuple(io[f"case{k}.image"].shape)) for k, c in enumerate(cases)])
 
 
+# ----------------------------------------------------------------------------------------------- the shipped default model
+def make_default_model():
+    """diffusers on the shipped models/default at the plugins' default settings: the embedded model must load in
+    diffusers and our plugins must compute what it computes (samples/scenes inputs)."""
+    from diffusers import (KandinskyV22CombinedPipeline, KandinskyV22ControlnetPipeline, KandinskyV22InpaintCombinedPipeline,
+                           KandinskyV22InpaintPipeline, KandinskyV22Pipeline, KandinskyV22PriorPipeline)
+    root, scenes = os.path.join(ROOT, "models", "default"), os.path.join(ROOT, "samples", "scenes")
+    prior = KandinskyV22PriorPipeline.from_pretrained(os.path.join(root, "prior"), torch_dtype=torch.float32)
+    dec = KandinskyV22Pipeline.from_pretrained(os.path.join(root, "decoder"), torch_dtype=torch.float32)
+    inp = KandinskyV22InpaintPipeline.from_pretrained(os.path.join(root, "decoder-inpaint"), torch_dtype=torch.float32)
+    cn = KandinskyV22ControlnetPipeline.from_pretrained(os.path.join(root, "controlnet-depth"), torch_dtype=torch.float32)
+    parts = dict(prior_prior=prior.prior, prior_image_encoder=prior.image_encoder, prior_text_encoder=prior.text_encoder,
+                 prior_tokenizer=prior.tokenizer, prior_scheduler=prior.scheduler, prior_image_processor=prior.image_processor)
+    defaults = dict(num_inference_steps=100, guidance_scale=1.0, prior_num_inference_steps=25, prior_guidance_scale=4.0, height=64, width=64,
+                    output_type="np")
+    cases = [dict(plugin="text2img", prompt="a red circle and a yellow square on a blue background", seed=1),
+             dict(plugin="inpaint", prompt="a white square and a purple circle on a green background", seed=3,
+                  image="inpaint-image.png", mask="inpaint-mask.png"),
+             dict(plugin="controlnet-depth", prompt="a red circle on a blue background", seed=9, depth="depth-lower-right.png")]
+    io = {}
+    for k, c in enumerate(cases):
+        g = torch.Generator().manual_seed(c["seed"])
+        if c["plugin"] == "text2img":
+            pipe = KandinskyV22CombinedPipeline(unet=dec.unet, scheduler=dec.scheduler, movq=dec.movq, **parts)
+            img = pipe(c["prompt"], generator=g, **defaults).images
+        elif c["plugin"] == "inpaint":
+            pipe = KandinskyV22InpaintCombinedPipeline(unet=inp.unet, scheduler=inp.scheduler, movq=inp.movq, **parts)
+            img = pipe(c["prompt"], image=Image.open(os.path.join(scenes, c["image"])), mask_image=Image.open(os.path.join(scenes, c["mask"])),
+                       generator=g, **defaults).images
+        else:
+            pr = prior(c["prompt"], num_inference_steps=25, generator=g, guidance_scale=4.0)
+            img = cn(image_embeds=pr.image_embeds, negative_image_embeds=pr.negative_image_embeds,
+                     hint=hint_of(Image.open(os.path.join(scenes, c["depth"])), 64, 64), height=64, width=64, num_inference_steps=100,
+                     guidance_scale=1.0, generator=g, output_type="np").images
+        io[f"case{k}.image"] = torch.from_numpy(img)
+    save_io("default_model", io)
+    with open(os.path.join(OUT, "default_model.json"), "w") as f:
+        json.dump(cases, f, indent=1)
+    print("default_model", [c["plugin"] for c in cases])
+
+
 # ----------------------------------------------------------------------------------------------- file formats
 def make_formats():
     """Image files in every format the CLI accepts, with Pillow's decoding of each as the expected pixels."""
@@ -669,6 +712,7 @@ if __name__ == "__main__":
     with open(os.path.join(OUT, "VERSIONS.txt"), "w") as f:
         f.write(f"torch {torch.__version__}\ndiffusers {diffusers.__version__}\ntransformers {transformers.__version__}\n"
                 f"Pillow {PIL.__version__}\nnumpy {np.__version__}\n")
-    which = sys.argv[1:] or ["unets", "movqs", "priors", "clips", "schedulers", "rng", "tokenizer", "images", "dtypes", "pipelines", "product", "formats"]
+    which = sys.argv[1:] or ["unets", "movqs", "priors", "clips", "schedulers", "rng", "tokenizer", "images", "dtypes", "pipelines", "product", "formats",
+                             "default_model"]
     for w in which:
         globals()["make_" + w]()

@@ -1,6 +1,7 @@
 // The embedded default model (models/default, trained by tools/train) judged on meaning, not numbers: do the
 // pictures show what the prompt, the mask, the weights and the depth map ask for? Inputs and their true labels come
 // from tools/train/make_scene_inputs.py (samples/scenes); every judgement is on the plugin's (or the engine's) own output.
+import Checkpoint
 import Foundation
 import ImageIO
 import ImageProcessing
@@ -243,6 +244,22 @@ final class DefaultModelTests: XCTestCase {
         print("CLIP zero-shot on \(labels.count) held-out scenes: object colour \(rightObject), background colour \(rightBackground) right")
         XCTAssertGreaterThanOrEqual(Double(rightObject) / n, 0.9, "object colour right on \(rightObject) of \(labels.count):\n" + misses.joined(separator: "\n"))
         XCTAssertGreaterThanOrEqual(Double(rightBackground) / n, 0.9, "background colour right on \(rightBackground) of \(labels.count):\n" + misses.joined(separator: "\n"))
+    }
+
+    /// The shipped folders load in diffusers, and every decoder kind computes there what our plugins compute here, at
+    /// the plugins' default settings (tools/make_fixtures.py default_model).
+    func testShippedModelMatchesDiffusers() throws {
+        let cases = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Product.fixtures + "/default_model.json")))
+            as! [[String: Any]]
+        let expected = try SafetensorsFile(path: Product.fixtures + "/default_model.safetensors")
+        XCTAssertEqual(Set(cases.map { $0["plugin"] as! String }), ["text2img", "inpaint", "controlnet-depth"])
+        for (k, c) in cases.enumerated() {
+            let params = ["seed": "\(c["seed"]!)", "prompt": c["prompt"] as! String]
+            let inputs = ["image", "mask", "depth"].reduce(into: [String: String]()) { $0[$1] = c[$1] as? String }
+            let out = try run(c["plugin"] as! String, params, inputs: inputs)
+            let e = expected.load(try XCTUnwrap(expected.entries["case\(k).image"]))
+            assertMatchesDiffusers(out, e.array, height: e.dim(1), width: e.dim(2), "\(c["plugin"]!) on the shipped model (seed \(c["seed"]!))")
+        }
     }
 
     /// The README's first command: no model named, no size given -> the embedded model at its natural size.
