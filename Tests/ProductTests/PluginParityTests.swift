@@ -72,9 +72,15 @@ final class PluginParityTests: XCTestCase {
         let server = try XCTUnwrap(ServerABI.server)
         let before = server.priorLoads
         let c: [String: Any] = ["seed": 1, "steps": 2, "guidance": 1.0, "prior_steps": 2, "prior_guidance": 1.0, "h": 64, "w": 64, "prompt": "a cat"]
-        _ = try run("inpaint", c, inputs: ["image": "picture.png", "mask": "mask.png"], decoder: "pipe_inpaint")
-        _ = try run("fusion", c.merging(["weights": [0.5, 0.5]]) { $1 }, inputs: ["image1": "picture.png"], decoder: "pipe_decoder")
+        func both() throws {
+            _ = try run("inpaint", c, inputs: ["image": "picture.png", "mask": "mask.png"], decoder: "pipe_inpaint")
+            _ = try run("fusion", c.merging(["weights": [0.5, 0.5]]) { $1 }, inputs: ["image1": "picture.png"], decoder: "pipe_decoder")
+        }
+        try both()
         XCTAssertLessThanOrEqual(server.priorLoads - before, 1, "the prior was loaded \(server.priorLoads - before) times for two tasks")
-        XCTAssertEqual(server.priorLoads, 1, "one prior load in the whole process")
+        // Other tests of this process load other priors; this one stays loaded whatever ran before.
+        let loaded = server.priorLoads
+        try both()
+        XCTAssertEqual(server.priorLoads, loaded, "the prior was loaded again for the same two tasks")
     }
 }
