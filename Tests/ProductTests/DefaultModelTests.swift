@@ -86,7 +86,7 @@ final class DefaultModelTests: XCTestCase {
         let border = p.border(img)
         let objectShare = Double(counts[object] ?? 0) / Double(img.width * img.height)
         if border != background { return "border is \(border ?? "no palette colour"), not \(background)" }
-        if objectShare < 0.02 { return String(format: "%@ covers %.1f%% (< 2%%)", object, objectShare * 100) }
+        if objectShare < 0.02 { return "\(object) covers " + String(format: "%.1f%%", objectShare * 100) + " (< 2%)" }
         return nil
     }
 

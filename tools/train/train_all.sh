@@ -13,6 +13,6 @@ log() { echo "$KANDINSKY_TRAIN_DIR/$1.log"; }
 pair() { "$PY" $1 >> "$(log $2)" 2>&1 & a=$!; "$PY" $3 >> "$(log $4)" 2>&1 & b=$!; wait $a; wait $b; }
 
 pair "train_movq.py 700" movq "train_clip.py 1600" clip
-pair "train_prior.py 2800" prior "train_decoder.py text2img 4200" decoder_text2img
+pair "train_prior.py 2800" prior "train_decoder.py text2img 7000" decoder_text2img
 pair "train_decoder.py inpaint 1500" decoder_inpaint "train_decoder.py controlnet 1500" decoder_controlnet
 "$PY" export.py
