@@ -10,8 +10,10 @@ mkdir -p bench/out
 swift build -c release --product kandinsky >/dev/null
 export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS KANDINSKY_THREADS=$THREADS
 best() { sort -n | head -1; }
-tt=$(for _ in $(seq "$RUNS"); do /usr/bin/time -f "%e" "$PY" bench/torch_default_model.py bench/out/torch_default.png "$THREADS" 2>&1 >/dev/null | tail -1; done | best)
-st=$(for _ in $(seq "$RUNS"); do /usr/bin/time -f "%e" .build/release/kandinsky run text2img --prompt "a red circle and a yellow square on a blue background" \
+PROMPT="a red circle and a yellow square on a blue background"
+tt=$(for _ in $(seq "$RUNS"); do /usr/bin/time -f "%e" "$PY" bench/torch_text2img.py 64 bench/out/torch_default.png "$THREADS" --models models/default \
+        --prompt "$PROMPT" --steps 100 --guidance 1 --prior-steps 25 --prior-guidance 4 --seed 1 2>&1 >/dev/null | tail -1; done | best)
+st=$(for _ in $(seq "$RUNS"); do /usr/bin/time -f "%e" .build/release/kandinsky run text2img --prompt "$PROMPT" \
         --seed 1 --quiet -o bench/out/swift_default.png 2>&1 >/dev/null | tail -1; done | best)
 "$PY" - "$tt" "$st" <<'PY'
 import sys
