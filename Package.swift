@@ -70,7 +70,7 @@ let package = Package(
         .testTarget(
             name: "ProductTests",
             dependencies: ["PluginHost", "ModelServer", "ImageIO", "ImageProcessing", "KandinskyPluginABI", "Checkpoint", "TensorCore",
-                           "Pipelines"],
+                           "Networks", "Pipelines"],
             exclude: ["Plugins"]
         ),
         .testTarget(

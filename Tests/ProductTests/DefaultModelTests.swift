@@ -6,6 +6,7 @@ import Foundation
 import ImageIO
 import ImageProcessing
 import ModelServer
+import Networks
 import Pipelines
 import PluginHost
 import TensorCore
@@ -54,14 +55,11 @@ final class DefaultModelTests: XCTestCase {
 
     /// Runs a plugin on the default model set (named explicitly: this test process's server defaults to fixtures).
     func run(_ plugin: String, _ params: [String: String], inputs: [String: String] = [:]) throws -> PixelImage {
-        try Product.requirePlugins()
-        let spec = try XCTUnwrap(Product.registry.plugin(named: plugin))
         let decoder = ["inpaint": "decoder-inpaint", "controlnet-depth": "controlnet-depth"][plugin] ?? "decoder"
         var all = params
         all["model_name"] = Self.root + "/" + decoder
         all["prior_model_name"] = Self.root + "/prior"
-        let images = try inputs.mapValues { try ImageFiles.read(Self.quality + "/" + $0) }
-        return try PluginRunner.run(RunRequest(plugin: spec, params: try spec.resolve(all), inputs: images), registry: Product.registry)
+        return try Product.runPlugin(plugin, all, inputFiles: inputs.mapValues { Self.quality + "/" + $0 })
     }
 
     static let prompts: [(object: String, shape: String, background: String)] = [
@@ -107,7 +105,7 @@ final class DefaultModelTests: XCTestCase {
     /// The input through the inpaint model's own MoVQ (encode, decode), as uint8: what "unchanged" can mean for a
     /// latent-space inpainter, which re-decodes the kept part too.
     func autoencoderRoundTrip(_ img: PixelImage) throws -> PixelImage {
-        let movq = try DecoderPipeline(folder: Self.root + "/decoder-inpaint").movq
+        let movq = try VQModel(folder: Self.root + "/decoder-inpaint/movq")
         let x = Tensor(shape: [1, 3, img.height, img.width])
         for c in 0..<3 { for y in 0..<img.height { for px in 0..<img.width {
             x.data[(c * img.height + y) * img.width + px] = Float(img[px, y, c]) / 127.5 - 1
@@ -219,10 +217,7 @@ final class DefaultModelTests: XCTestCase {
         var rightObject = 0, rightBackground = 0
         var misses: [String] = []
         for (k, l) in labels.enumerated() {
-            var tile = PixelImage(width: size, height: size, channels: 3)
-            for y in 0..<size { for x in 0..<size { for c in 0..<3 {
-                tile[x, y, c] = sheet[(k % grid) * size + x, (k / grid) * size + y, c]
-            } } }
+            let tile = sheet.cropped(x: (k % grid) * size, y: (k / grid) * size, width: size, height: size)
             let image = unit(prior.imageEmbeds(tile))
             let (shape, color, bg, small) = (l["shape"] as! String, l["color"] as! String, l["background"] as! String, l["small"] as! Bool)
             func best(_ candidates: [String], _ text: (String) -> String) -> String {

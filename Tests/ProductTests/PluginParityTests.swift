@@ -17,8 +17,6 @@ final class PluginParityTests: XCTestCase {
     }
 
     func run(_ plugin: String, _ c: [String: Any], inputs: [String: String], decoder: String) throws -> PixelImage {
-        try Product.requirePlugins()
-        let spec = try XCTUnwrap(Product.registry.plugin(named: plugin))
         var params: [String: String] = ["seed": "\(c["seed"]!)", "num_inference_steps": "\(c["steps"]!)", "guidance_scale": "\(c["guidance"]!)",
                                         "prior_num_inference_steps": "\(c["prior_steps"]!)", "prior_guidance_scale": "\(c["prior_guidance"]!)",
                                         "height": "\(c["h"]!)", "width": "\(c["w"]!)", "model_name": Product.model(decoder),
@@ -27,9 +25,7 @@ final class PluginParityTests: XCTestCase {
         if let n = c["negative_prompt"] as? String { params["negative_prompt"] = n }
         if let s = c["strength"] { params["strength"] = "\(s)" }
         if let w = c["weights"] as? [Double] { params["weights"] = "[" + w.map { "\($0)" }.joined(separator: ", ") + "]" }
-        let values = try spec.resolve(params)
-        let images = try inputs.mapValues { try ImageFiles.read(Product.input($0)) }
-        return try PluginRunner.run(RunRequest(plugin: spec, params: values, inputs: images), registry: Product.registry)
+        return try Product.runPlugin(plugin, params, inputFiles: inputs.mapValues(Product.input))
     }
 
     func testText2ImgMatchesCombinedPipeline() throws {

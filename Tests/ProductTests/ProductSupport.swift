@@ -32,6 +32,14 @@ enum Product {
         return r
     }()
 
+    /// Runs `plugin` through dlopen and the C ABI with string parameters (validated by its schema) and input files.
+    static func runPlugin(_ plugin: String, _ params: [String: String], inputFiles: [String: String]) throws -> PixelImage {
+        try requirePlugins()
+        let spec = try XCTUnwrap(registry.plugin(named: plugin))
+        let images = try inputFiles.mapValues { try ImageFiles.read($0) }
+        return try PluginRunner.run(RunRequest(plugin: spec, params: try spec.resolve(params), inputs: images), registry: registry)
+    }
+
     static func requirePlugins(file: StaticString = #filePath, line: UInt = #line) throws {
         if registry.plugins.count < 6 {
             XCTFail("expected 6 plugins in \(buildDir), found \(registry.plugins.map(\.id)); run `swift build -c release` first. Warnings: \(registry.warnings)",
