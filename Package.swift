@@ -32,9 +32,13 @@ let package = Package(
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "CJPEG", pkgConfig: "libjpeg", providers: [.apt(["libjpeg62-turbo-dev"])]),
         .systemLibrary(name: "CFFI", pkgConfig: "libffi", providers: [.apt(["libffi-dev"])]),
+        // oneDNN ships no pkg-config file in Debian: the header is in /usr/include, the library in the default path.
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
+        .target(name: "DNNLBridge", dependencies: ["CDNNL"], cSettings: [.unsafeFlags(["-std=c11", "-Wall", "-Werror"])],
+                linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp")]),
 
         // MARK: - Engine
-        .target(name: "TensorCore", dependencies: ["COpenBLAS"], swiftSettings: kernelFlags),
+        .target(name: "TensorCore", dependencies: ["COpenBLAS", "DNNLBridge"], swiftSettings: kernelFlags),
         .target(name: "Checkpoint", dependencies: ["TensorCore"], swiftSettings: kernelFlags),
         .target(name: "TorchRandom", swiftSettings: kernelFlags),
         .target(name: "Schedulers", dependencies: ["TensorCore", "TorchRandom", "Checkpoint"], swiftSettings: kernelFlags),
@@ -59,7 +63,7 @@ let package = Package(
                 linkerSettings: [.linkedLibrary("m"), .unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Plugins/exports.map"])]),
 
         .executableTarget(name: "kandinsky", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser"), "PluginHost",
-                                                            "ModelServer", "ImageIO", "ImageProcessing", "Checkpoint"],
+                                                            "ModelServer", "ImageIO", "ImageProcessing", "Checkpoint", "TensorCore"],
                           path: "Sources/KandinskyCLI"),
 
         // MARK: - Benchmark (bench/run.sh)

@@ -11,22 +11,26 @@ public final class WeightStore: @unchecked Sendable {
     private var index: [String: (file: SafetensorsFile, entry: TensorEntry)] = [:]
     private var taken: Set<String> = []
     private let lock = NSLock()
+    /// The precision the layers built from this store compute in: bf16 keeps their large weights in bfloat16.
+    public let precision: Precision
 
-    public init(component: String, files: [SafetensorsFile]) {
+    public init(component: String, files: [SafetensorsFile], precision: Precision = .fp32) {
         self.component = component
         self.files = files
+        self.precision = precision
         for f in files { for (k, e) in f.entries { index[k] = (f, e) } }
     }
 
     /// Opens the weights in a component folder. `variant` picks `NAME.VARIANT.safetensors` (diffusers' "fp16");
     /// without it the plain file is preferred and a variant file is used only when it is the sole one.
-    public convenience init(folder: String, variant: String? = nil) throws {
+    public convenience init(folder: String, variant: String? = nil, precision: Precision = .fp32) throws {
         let fm = FileManager.default
         var isDir: ObjCBool = false
         guard fm.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else { throw CheckpointError.fileMissing(path: folder) }
         let names = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).sorted()
         let paths = try Self.weightFiles(in: names, variant: variant, folder: folder)
-        self.init(component: folder, files: try paths.map { try SafetensorsFile(path: (folder as NSString).appendingPathComponent($0)) })
+        self.init(component: folder, files: try paths.map { try SafetensorsFile(path: (folder as NSString).appendingPathComponent($0)) },
+                  precision: precision)
     }
 
     static func weightFiles(in names: [String], variant: String?, folder: String) throws -> [String] {
@@ -85,14 +89,17 @@ public final class WeightStore: @unchecked Sendable {
         return file.load(entry)
     }
 
-    /// The tensor `key` as a layer weight: large half-precision matrices stay in the mapped file (widened per use),
-    /// everything else is float32 in memory.
+    /// The tensor `key` as a layer weight: large half-precision matrices stay in the mapped file (widened per use in
+    /// fp32, laid out once as bfloat16 in bf16), everything else is float32 in memory. In bf16 every matrix computes
+    /// in bfloat16; a float32 file's matrices are then rounded once at first use and the float32 copy stays mapped.
     public func weight(_ key: String, shape: [Int]) throws -> Weight {
         let (file, entry) = try take(key, shape: shape)
+        let layerPrecision: Precision = shape.count >= 2 ? precision : .fp32
         if entry.dtype != .f32 && shape.count >= 2 && entry.byteCount >= lazyThresholdBytes {
-            return Weight(shape: shape, half: file.file.base + entry.offset, bfloat: entry.dtype == .bf16, owner: file.file)
+            return Weight(shape: shape, half: file.file.base + entry.offset, bfloat: entry.dtype == .bf16, owner: file.file,
+                          precision: layerPrecision)
         }
-        return Weight(file.load(entry))
+        return Weight(file.load(entry), precision: layerPrecision)
     }
 
     /// Half-precision matrices at least this large are widened per use rather than at load.

@@ -3,6 +3,7 @@ import ArgumentParser
 import Checkpoint
 import Foundation
 import ModelServer
+import TensorCore
 
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show a model's components, parameter counts, dtypes, sizes and defaults.")
@@ -12,6 +13,8 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         guard let model else {
+            let auto = Precision(choice: "auto")!
+            print("Compute: --precision auto runs \(auto.rawValue) here; \(ComputeBackend.summary)\n")
             print("Default models (" + (Defaults.embedded.map { "embedded set \($0)" } ?? "no embedded set found; searched "
                   + DefaultModelSet.candidates(executable: Bundle.main.executableURL).joined(separator: ", ")) + "):")
             for (kind, ref) in [("prior", Defaults.prior)] + Defaults.decoders.sorted(by: { $0.key < $1.key }) {

@@ -6,6 +6,7 @@ import ImageIO
 import ImageProcessing
 import ModelServer
 import PluginHost
+import TensorCore
 
 @main
 struct Kandinsky: ParsableCommand {
@@ -60,15 +61,39 @@ func parseBytes(_ s: String) throws -> Int {
     return Int(v * scale)
 }
 
+/// `--precision` and `--verbose`, shared by the subcommands that compute.
+struct ComputeOptions: ParsableArguments {
+    @Option(name: .customLong("precision"),
+            help: ArgumentHelp("auto, fp32 or bf16. fp32 is the parity mode; bf16 keeps large weights in bfloat16 and multiplies in bfloat16 "
+                               + "(norms, softmax and the scheduler stay fp32); auto is bf16 where the CPU has avx512_bf16 or AMX, "
+                               + "else fp32. On other CPUs bf16 is emulated: bf16 results, not bf16 speed.", valueName: "mode"))
+    var precision = "auto"
+    @Flag(name: .customLong("verbose"), help: "Say which precision, backend and oneDNN instruction set ran.") var verbose = false
+
+    func resolved() throws -> Precision {
+        guard let p = Precision(choice: precision) else {
+            throw CLIError("--precision '\(precision)': expected one of \(Precision.choices.joined(separator: ", "))")
+        }
+        return p
+    }
+}
+
 /// Host start-up shared by the subcommands: plugins loaded (warnings shown), the model server installed.
-func startHost() -> PluginRegistry {
+func startHost(precision: Precision = .fp32) -> PluginRegistry {
     let registry = PluginRegistry()
     registry.load(directories: PluginRegistry.searchPath())
     for w in registry.warnings { report("warning: \(w)") }
     if ServerABI.server == nil {
-        ServerABI.server = ModelServer(defaultPrior: Defaults.prior, defaultDecoders: Defaults.decoders)
+        ServerABI.server = ModelServer(defaultPrior: Defaults.prior, defaultDecoders: Defaults.decoders, precision: precision)
     }
     return registry
+}
+
+/// Host start-up for the computing subcommands: the precision chosen, and said with --verbose.
+func startHost(_ options: ComputeOptions) throws -> PluginRegistry {
+    let precision = try options.resolved()
+    if options.verbose { report("precision \(precision.rawValue) (--precision \(options.precision)), \(ComputeBackend.summary)") }
+    return startHost(precision: precision)
 }
 
 struct Plugins: ParsableCommand {

@@ -22,10 +22,11 @@ struct Run: ParsableCommand {
     @Option(name: [.short, .customLong("output")], help: "Output file (.png, .jpg or .jpeg).") var output: String
     @Flag(name: .customLong("invert-mask"), help: "Swap the mask's meaning (black = repaint).") var invertMask = false
     @Flag(name: .customLong("quiet"), help: "No progress output.") var quiet = false
+    @OptionGroup var compute: ComputeOptions
     @Argument(parsing: .allUnrecognized, help: "Schema parameters and inputs: --KEY VALUE ...") var rest: [String] = []
 
     func run() throws {
-        let registry = startHost()
+        let registry = try startHost(compute)
         guard let spec = registry.plugin(named: plugin) else {
             let names = registry.plugins.flatMap { [$0.id] + $0.aliases }
             throw CLIError("unknown plugin '\(plugin)'" + (closestName(plugin, in: names).map { "; did you mean '\($0)'?" } ?? "") +

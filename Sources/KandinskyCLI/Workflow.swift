@@ -19,6 +19,7 @@ struct Workflow: ParsableCommand {
     @Flag(name: .customLong("quiet"), help: "No progress output.") var quiet = false
     @Option(name: .customLong("max-memory"), help: "Budget for loaded model weights (e.g. 12G); least recently used models are dropped between tasks to stay under it.")
     var maxMemory: String?
+    @OptionGroup var compute: ComputeOptions
 
     func run() throws {
         let budget = try maxMemory.map(parseBytes)
@@ -26,7 +27,7 @@ struct Workflow: ParsableCommand {
         guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("\(file): file not found") }
         guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { throw CLIError("\(file): not a JSON object") }
         guard let tasks = root["tasks"] as? [Any] else { throw CLIError("\(file): needs a \"tasks\" list") }
-        let registry = startHost()
+        let registry = try startHost(compute)
         ServerABI.server?.maxMemory = budget
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         var failed = 0

@@ -4,6 +4,7 @@ import Checkpoint
 import Foundation
 import Networks
 import Pipelines
+import TensorCore
 
 /// Per-model defaults kept as data beside the weights (`kandinsky_defaults.json` in the decoder folder), so a small
 /// model trained at 64x64 and the published 768x768 weights each get their natural size without code changes.
@@ -52,9 +53,9 @@ public final class LoadedPrior {
     public let folder: String
     public let pipeline: PriorPipeline
     public let bytes: Int
-    init(_ folder: String) throws {
+    init(_ folder: String, precision: Precision) throws {
         self.folder = folder
-        pipeline = try PriorPipeline(folder: folder)
+        pipeline = try PriorPipeline(folder: folder, precision: precision)
         bytes = float32Bytes(folder: folder)
     }
 }
@@ -66,10 +67,10 @@ public final class LoadedDecoder {
     public let bytes: Int
     /// One denoising loop at a time per decoder: the scheduler holds the timesteps of the run in progress.
     let lock = NSLock()
-    init(_ folder: String) throws {
+    init(_ folder: String, precision: Precision) throws {
         self.folder = folder
         defaults = try ModelDefaults.read(folder: folder)
-        pipeline = try DecoderPipeline(folder: folder)
+        pipeline = try DecoderPipeline(folder: folder, precision: precision)
         bytes = float32Bytes(folder: folder)
     }
 }
@@ -77,6 +78,8 @@ public final class LoadedDecoder {
 public final class ModelServer: @unchecked Sendable {
     public let defaultPrior: String
     public let defaultDecoders: [String: String]
+    /// The precision every model of this server computes in (fp32 is the parity mode).
+    public let precision: Precision
     private var priors: [String: LoadedPrior] = [:]
     private var decoders: [String: LoadedDecoder] = [:]
     private let lock = NSLock()
@@ -90,19 +93,21 @@ public final class ModelServer: @unchecked Sendable {
     private var lastUse: [String] = []
 
     /// - defaultDecoders: the decoder to use per kind ("text2img", "inpaint", "controlnet") when a task names none.
-    public init(defaultPrior: String, defaultDecoders: [String: String]) {
+    /// - precision: see `Precision`; front ends resolve the user's "auto" with `Precision(choice:)`.
+    public init(defaultPrior: String, defaultDecoders: [String: String], precision: Precision = .fp32) {
         self.defaultPrior = defaultPrior
         self.defaultDecoders = defaultDecoders
+        self.precision = precision
     }
 
     public func prior(_ reference: String?) throws -> LoadedPrior {
         let folder = try ModelResolver.resolve(reference.flatMap { $0.isEmpty ? nil : $0 } ?? defaultPrior)
-        return try loadOnce(folder, \.priors, \.priorLoads, label: "prior", LoadedPrior.init)
+        return try loadOnce(folder, \.priors, \.priorLoads, label: "prior") { try LoadedPrior($0, precision: precision) }
     }
 
     public func decoder(_ reference: String?, kind: String = "text2img") throws -> LoadedDecoder {
         let ref = reference.flatMap { $0.isEmpty ? nil : $0 } ?? defaultDecoders[kind] ?? defaultDecoders["text2img"] ?? ""
-        return try loadOnce(try ModelResolver.resolve(ref), \.decoders, \.decoderLoads, label: "decoder", LoadedDecoder.init)
+        return try loadOnce(try ModelResolver.resolve(ref), \.decoders, \.decoderLoads, label: "decoder") { try LoadedDecoder($0, precision: precision) }
     }
 
     /// The cached model for `folder`, loading it on first use. The lock is held while loading, so concurrent
@@ -112,7 +117,7 @@ public final class ModelServer: @unchecked Sendable {
         lock.lock(); defer { lock.unlock() }
         touch(folder)
         if let m = self[keyPath: cache][folder] { return m }
-        onLoad?("loading \(label) \(folder)")
+        onLoad?("loading \(label) \(folder) (\(precision.rawValue))")
         let m = try make(folder)
         self[keyPath: cache][folder] = m
         self[keyPath: loads] += 1

@@ -104,9 +104,9 @@ public final class CLIPTextModelWithProjection {
         try store.finish()
     }
 
-    public convenience init(folder: String, variant: String? = nil) throws {
+    public convenience init(folder: String, variant: String? = nil, precision: Precision = .fp32) throws {
         let cfg = try CLIPConfig(ConfigReader(path: (folder as NSString).appendingPathComponent("config.json")), vision: false)
-        try self.init(config: cfg, weights: WeightStore(folder: folder, variant: variant))
+        try self.init(config: cfg, weights: WeightStore(folder: folder, variant: variant, precision: precision))
     }
 
     /// ids [B][T] -> (text_embeds [B, proj], last_hidden_state [B, T, hidden]). No padding mask (the prior
@@ -167,9 +167,9 @@ public final class CLIPVisionModelWithProjection {
         try store.finish()
     }
 
-    public convenience init(folder: String, variant: String? = nil) throws {
+    public convenience init(folder: String, variant: String? = nil, precision: Precision = .fp32) throws {
         let cfg = try CLIPConfig(ConfigReader(path: (folder as NSString).appendingPathComponent("config.json")), vision: true)
-        try self.init(config: cfg, weights: WeightStore(folder: folder, variant: variant))
+        try self.init(config: cfg, weights: WeightStore(folder: folder, variant: variant, precision: precision))
     }
 
     /// pixelValues [B, 3, S, S] (normalised) -> image_embeds [B, proj].

@@ -101,9 +101,9 @@ public final class PriorTransformer {
         try store.finish()
     }
 
-    public convenience init(folder: String, variant: String? = nil) throws {
+    public convenience init(folder: String, variant: String? = nil, precision: Precision = .fp32) throws {
         let cfg = try PriorConfig(ConfigReader(path: (folder as NSString).appendingPathComponent("config.json")))
-        try self.init(config: cfg, weights: WeightStore(folder: folder, variant: variant))
+        try self.init(config: cfg, weights: WeightStore(folder: folder, variant: variant, precision: precision))
     }
 
     /// hiddenStates [B, emb] (noisy, normalised image embedding); projEmbedding [B, emb] (text_embeds);

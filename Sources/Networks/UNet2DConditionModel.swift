@@ -152,9 +152,9 @@ public final class UNet2DConditionModel {
     }
 
     /// Loads `folder/config.json` and the folder's weights.
-    public convenience init(folder: String, variant: String? = nil) throws {
+    public convenience init(folder: String, variant: String? = nil, precision: Precision = .fp32) throws {
         let cfg = try UNetConfig(ConfigReader(path: (folder as NSString).appendingPathComponent("config.json")))
-        try self.init(config: cfg, weights: WeightStore(folder: folder, variant: variant))
+        try self.init(config: cfg, weights: WeightStore(folder: folder, variant: variant, precision: precision))
     }
 
     /// sample [B, in_channels(- 4 with a hint), H, W]; imageEmbeds [B, encoder_hid_dim]; hint [B, 3, 8H, 8W] for image_hint.

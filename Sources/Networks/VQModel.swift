@@ -181,9 +181,9 @@ public final class VQModel {
         try store.finish()
     }
 
-    public convenience init(folder: String, variant: String? = nil) throws {
+    public convenience init(folder: String, variant: String? = nil, precision: Precision = .fp32) throws {
         let cfg = try VQConfig(ConfigReader(path: (folder as NSString).appendingPathComponent("config.json")))
-        try self.init(config: cfg, weights: WeightStore(folder: folder, variant: variant))
+        try self.init(config: cfg, weights: WeightStore(folder: folder, variant: variant, precision: precision))
     }
 
     /// encode(): image [B, 3, H, W] in [-1, 1] -> unquantised latents [B, embed_dim, H/f, W/f] (after quant_conv).

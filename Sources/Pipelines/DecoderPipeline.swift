@@ -17,10 +17,11 @@ public final class DecoderPipeline {
         self.unet = unet; self.movq = movq; self.scheduler = scheduler
     }
 
-    /// Loads a kandinsky-2-2-decoder(-inpaint / -controlnet-depth) folder.
-    public convenience init(folder: String) throws {
+    /// Loads a kandinsky-2-2-decoder(-inpaint / -controlnet-depth) folder, its layers computing in `precision`.
+    public convenience init(folder: String, precision: Precision = .fp32) throws {
         func sub(_ n: String) -> String { (folder as NSString).appendingPathComponent(n) }
-        try self.init(unet: UNet2DConditionModel(folder: sub("unet")), movq: VQModel(folder: sub("movq")),
+        try self.init(unet: UNet2DConditionModel(folder: sub("unet"), precision: precision),
+                      movq: VQModel(folder: sub("movq"), precision: precision),
                       scheduler: loadScheduler(configPath: sub("scheduler/scheduler_config.json")))
     }
 

@@ -24,13 +24,14 @@ public final class PriorPipeline {
         self.imageEncoder = imageEncoder; self.imageProcessor = imageProcessor
     }
 
-    /// Loads a kandinsky-2-2-prior folder.
-    public convenience init(folder: String) throws {
+    /// Loads a kandinsky-2-2-prior folder, its layers computing in `precision`.
+    public convenience init(folder: String, precision: Precision = .fp32) throws {
         func sub(_ n: String) -> String { (folder as NSString).appendingPathComponent(n) }
-        try self.init(tokenizer: CLIPTokenizer(folder: sub("tokenizer")), textEncoder: CLIPTextModelWithProjection(folder: sub("text_encoder")),
-                      prior: PriorTransformer(folder: sub("prior")),
+        try self.init(tokenizer: CLIPTokenizer(folder: sub("tokenizer")),
+                      textEncoder: CLIPTextModelWithProjection(folder: sub("text_encoder"), precision: precision),
+                      prior: PriorTransformer(folder: sub("prior"), precision: precision),
                       scheduler: UnCLIPScheduler(configPath: sub("scheduler/scheduler_config.json")),
-                      imageEncoder: CLIPVisionModelWithProjection(folder: sub("image_encoder")),
+                      imageEncoder: CLIPVisionModelWithProjection(folder: sub("image_encoder"), precision: precision),
                       imageProcessor: CLIPImageProcessor(configPath: sub("image_processor/preprocessor_config.json")))
     }
 

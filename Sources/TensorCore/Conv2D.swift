@@ -1,6 +1,7 @@
-// torch.nn.Conv2d (groups = 1, dilation 1) as im2col + GEMM on NCHW tensors.
-// The im2col buffer covers a band of output rows at a time, bounded by `im2colBudget`, so a 768x768 MoVQ layer
-// (128 channels x 9 taps x 590k pixels = 2.7 GB as one matrix) runs in tens of megabytes.
+// torch.nn.Conv2d (groups = 1, dilation 1) on NCHW tensors: a oneDNN convolution primitive per shape, or, with the
+// OpenBLAS backend, im2col + GEMM. The im2col buffer covers a band of output rows at a time, bounded by
+// `im2colBudget`, so a 768x768 MoVQ layer (128 channels x 9 taps x 590k pixels = 2.7 GB as one matrix) runs in tens
+// of megabytes.
 
 public struct Padding2D: Equatable, Sendable {
     public var top, bottom, left, right: Int
@@ -21,10 +22,44 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, 
 }
 
 public func conv2d(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int = 1, padding: Padding2D) -> Tensor {
-    weight.withFloat32 { w in conv2d(x, weightData: w, weightShape: weight.shape, bias: bias, stride: stride, padding: padding) }
+    let mode = executionMode(of: weight)
+    if mode == .bf16Native, let out = conv2dPrimitive(x, weight: weight, bias: bias, stride: stride, padding: padding, precision: .bf16) {
+        return out
+    }
+    guard mode != .fp32 else {
+        return weight.withFloat32 { w in
+            conv2dIm2col(x, weightData: w, weightShape: weight.shape, bias: bias, stride: stride, padding: padding)
+        }
+    }
+    // bfloat16's numbers without its units: operands rounded to bf16, products and sums in float32.
+    let rounded = bfloat16RoundedCopy(x)
+    defer { ScratchPool.shared.release(rounded, x.count) }
+    let roundedInput = Tensor(shape: x.shape, borrowing: rounded, owner: x)
+    return weight.withBFloat16RoundedFloat32 { w in
+        conv2dIm2col(roundedInput, weightData: w, weightShape: weight.shape, bias: bias, stride: stride, padding: padding)
+    }
 }
 
-func conv2d(_ x: Tensor, weightData: UnsafePointer<Float>, weightShape: [Int], bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {
+/// The convolution as one oneDNN primitive (cached per shape, weights laid out once), or nil where oneDNN has no
+/// implementation for `precision`. Used for bf16: oneDNN's direct float32 kernels sum each output in one long chain
+/// and land 2-6x further from float64 than im2col + GEMM (measured in docs/performance.md), so fp32 stays on GEMM.
+func conv2dPrimitive(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D, precision: Precision) -> Tensor? {
+    shapeCheck(x.rank == 4 && weight.shape.count == 4 && x.dim(1) == weight.dim(1), "conv2d: input \(x.shape) vs weight \(weight.shape)")
+    let (batch, cin, h, w) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3))
+    let (cout, kh, kw) = (weight.dim(0), weight.dim(2), weight.dim(3))
+    let ho = (h + padding.top + padding.bottom - kh) / stride + 1
+    let wo = (w + padding.left + padding.right - kw) / stride + 1
+    shapeCheck(ho > 0 && wo > 0, "conv2d: input \(x.shape) too small for kernel \(weight.shape)")
+    if let bias { shapeCheck(bias.count == cout, "conv2d: bias \(bias.shape) vs weight \(weight.shape)") }
+    let dims = [batch, cin, h, w, cout, kh, kw, stride, padding.top, padding.bottom, padding.left, padding.right]
+    let key = OperationKey(kind: .convolution, dims: dims, precision: precision, bias: bias != nil)
+    guard let op = PrimitiveCache.shared.operation(key) else { return nil }
+    let out = Tensor(shape: [batch, cout, ho, wo])
+    runOperation(op, src: x.data, weight: weight, bias: bias, dst: out.data)
+    return out
+}
+
+func conv2dIm2col(_ x: Tensor, weightData: UnsafePointer<Float>, weightShape: [Int], bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {
     shapeCheck(x.rank == 4 && weightShape.count == 4 && x.dim(1) == weightShape[1],
                "conv2d: input \(x.shape) vs weight \(weightShape)")
     let (batch, cin, h, w) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3))

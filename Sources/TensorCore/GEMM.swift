@@ -1,5 +1,7 @@
-// Matrix products, all handed to OpenBLAS. Row-major throughout; leading dimensions are element strides.
+// Matrix products: oneDNN (sgemm and matmul primitives) or, with KANDINSKY_BACKEND=openblas, OpenBLAS. Row-major
+// throughout; leading dimensions are element strides.
 import COpenBLAS
+import DNNLBridge
 
 /// C[m,n] = alpha * op(A)[m,k] * op(B)[k,n] + beta * C.
 @inline(__always)
@@ -7,6 +9,12 @@ public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k:
                   a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                   beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
     if m == 0 || n == 0 { return }
+    if ComputeBackend.current == .onednn {
+        let status = kd_sgemm(transA ? 1 : 0, transB ? 1 : 0, Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda), b, Int64(ldb),
+                              beta, c, Int64(ldc))
+        shapeCheck(status == 0, "sgemm: m \(m) n \(n) k \(k) lda \(lda) ldb \(ldb) ldc \(ldc)")
+        return
+    }
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }
@@ -17,16 +25,37 @@ public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor { linea
 public func linear(_ x: Tensor, weight: Weight, bias: Tensor?) -> Tensor {
     let inF = weight.dim(1), outF = weight.dim(0)
     shapeCheck(x.dim(-1) == inF, "linear: input \(x.shape) vs weight \(weight.shape)")
+    if let bias { shapeCheck(bias.count == outF, "linear: bias \(bias.shape) vs weight \(weight.shape)") }
     let rows = x.count / inF
     let out = Tensor(shape: Array(x.shape.dropLast()) + [outF])
+    if rows == 0 { return out }
+    let mode = executionMode(of: weight)
+    let primitivePrecision: Precision? = mode == .bf16Native ? .bf16 : (mode == .fp32 && ComputeBackend.current == .onednn ? .fp32 : nil)
+    if let precision = primitivePrecision,
+       let op = PrimitiveCache.shared.operation(OperationKey(kind: .linear, dims: [rows, inF, outF], precision: precision, bias: bias != nil)) {
+        runOperation(op, src: x.data, weight: weight, bias: bias, dst: out.data)
+        return out
+    }
+    if mode == .fp32 {
+        weight.withFloat32 { w in linearGEMM(x.data, weight: w, bias: bias, rows: rows, inFeatures: inF, outFeatures: outF, out: out) }
+        return out
+    }
+    // Emulated bf16: operands rounded to bfloat16, products and sums in float32.
+    let rounded = bfloat16RoundedCopy(x)
+    defer { ScratchPool.shared.release(rounded, x.count) }
+    weight.withBFloat16RoundedFloat32 { w in
+        linearGEMM(rounded, weight: w, bias: bias, rows: rows, inFeatures: inF, outFeatures: outF, out: out)
+    }
+    return out
+}
+
+/// out [rows, outF] = x [rows, inF] * weight^T + bias through sgemm.
+private func linearGEMM(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: Tensor?, rows: Int, inFeatures inF: Int,
+                        outFeatures outF: Int, out: Tensor) {
     if let bias {
-        shapeCheck(bias.count == outF, "linear: bias \(bias.shape) vs weight \(weight.shape)")
         parallelFor(rows, minPerThread: 64) { r in
             for i in r { (out.data + i * outF).update(from: bias.data, count: outF) }
         }
     }
-    weight.withFloat32 { w in
-        sgemm(transB: true, m: rows, n: outF, k: inF, a: x.data, lda: inF, b: w, ldb: inF, beta: bias == nil ? 0 : 1, c: out.data, ldc: outF)
-    }
-    return out
+    sgemm(transB: true, m: rows, n: outF, k: inF, a: x, lda: inF, b: weight, ldb: inF, beta: bias == nil ? 0 : 1, c: out.data, ldc: outF)
 }

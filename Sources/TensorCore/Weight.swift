@@ -1,6 +1,7 @@
 // A layer's weight matrix: float32 in memory, or float16/bfloat16 left in the mapped checkpoint and widened into a
 // pooled scratch buffer each time the layer runs. Widening 5 GB of a real-size UNet takes well under a second per
 // step (against ~40 s of arithmetic) and halves the resident memory of a half-precision checkpoint.
+import DNNLBridge
 import Foundation
 
 public final class Weight: @unchecked Sendable {
@@ -12,14 +13,23 @@ public final class Weight: @unchecked Sendable {
     public let shape: [Int]
     public let count: Int
     public let storage: Storage
+    /// The precision this layer's products run in (the model's precision mode).
+    public let precision: Precision
+    /// The weights in the layout a oneDNN primitive asked for (kd_weights), made on first use and kept where that
+    /// costs no extra memory: float32 storage, or bf16 on a CPU that runs it natively.
+    private var prepared: OpaquePointer?
+    private let lock = NSLock()
 
-    public init(_ t: Tensor) {
-        shape = t.shape; count = t.count; storage = .float32(t)
+    public init(_ t: Tensor, precision: Precision = .fp32) {
+        shape = t.shape; count = t.count; storage = .float32(t); self.precision = precision
     }
 
-    public init(shape: [Int], half pointer: UnsafeRawPointer, bfloat: Bool, owner: AnyObject) {
+    public init(shape: [Int], half pointer: UnsafeRawPointer, bfloat: Bool, owner: AnyObject, precision: Precision = .fp32) {
         self.shape = shape; count = shape.reduce(1, *); storage = .half(pointer, bfloat: bfloat, owner: owner)
+        self.precision = precision
     }
+
+    deinit { kd_weights_free(prepared) }
 
     public func dim(_ i: Int) -> Int { shape[i < 0 ? shape.count + i : i] }
 
@@ -34,6 +44,64 @@ public final class Weight: @unchecked Sendable {
             widen(src, bfloat: bfloat, into: buf, count: count)
             return try body(buf)
         }
+    }
+
+    /// Runs `body` with the weight's values rounded to bfloat16, as float32 (the emulated bf16 path).
+    func withBFloat16RoundedFloat32<R>(_ body: (UnsafePointer<Float>) -> R) -> R {
+        withFloat32 { plain in
+            let rounded = ScratchPool.shared.acquire(count)
+            defer { ScratchPool.shared.release(rounded, count) }
+            rounded.update(from: plain, count: count)
+            roundToBFloat16(rounded, count: count)
+            return body(rounded)
+        }
+    }
+
+    /// Runs `body` with weights in the layout of primitive `op`. Half-precision storage in fp32 is widened and laid
+    /// out per call, so it never costs float32 memory; float32 storage and bf16 weights are laid out once and kept.
+    func withPrepared<R>(for op: OpaquePointer, _ body: (OpaquePointer) -> R) -> R {
+        if case .half = storage, precision == .fp32 {
+            let onceOnly = withFloat32 { prepare(op, $0) }
+            defer { kd_weights_free(onceOnly) }
+            return body(onceOnly)
+        }
+        lock.lock()
+        defer { lock.unlock() }
+        if let current = prepared, kd_weights_fit(current, op) == 0 {
+            prepared = relayout(current, op)
+            kd_weights_free(current)
+        }
+        if prepared == nil {
+            prepared = withFloat32 { prepare(op, $0) }
+            releaseSourcePages()
+        }
+        return body(prepared!)
+    }
+
+    private func prepare(_ op: OpaquePointer, _ plain: UnsafePointer<Float>) -> OpaquePointer {
+        var message = [CChar](repeating: 0, count: 256)
+        guard let w = kd_weights_prepare(op, plain, &message, message.count) else {
+            fatalError("oneDNN weights \(shape): \(String(cString: message))")
+        }
+        return w
+    }
+
+    private func relayout(_ from: OpaquePointer, _ op: OpaquePointer) -> OpaquePointer {
+        var message = [CChar](repeating: 0, count: 256)
+        guard let w = kd_weights_relayout(from, op, &message, message.count) else {
+            fatalError("oneDNN weights \(shape): \(String(cString: message))")
+        }
+        return w
+    }
+
+    /// Once laid out, the 16-bit values in the mapped file are no longer read: hand their pages back to the kernel
+    /// so the checkpoint does not stay resident beside its bf16 copy (they are re-read from disk if ever needed).
+    private func releaseSourcePages() {
+        guard case .half(let src, _, _) = storage else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (Int(bitPattern: src) + page - 1) / page * page
+        let end = (Int(bitPattern: src) + 2 * count) / page * page
+        if end > start { madvise(UnsafeMutableRawPointer(bitPattern: start), end - start, MADV_DONTNEED) }
     }
 }
 

@@ -1,0 +1,56 @@
+/* The engine's compute backend over oneDNN's C API: convolutions and linear layers as primitives created once per
+ * shape, weights reordered once into the layout a primitive asks for. Activations cross this boundary as plain
+ * float32 (NCHW for convolutions, row-major [rows, features] for linear layers); any blocked layout or bfloat16
+ * conversion the primitive wants happens inside. Every function may be called from any thread: a kd_op and a
+ * kd_weights are immutable once made, and each run brings its own stream and scratch memory. */
+#pragma once
+#include <stddef.h>
+#include <stdint.h>
+
+/* Compute data types (int32_t fields, never enum-typed). */
+#define KD_DT_F32 0
+#define KD_DT_BF16 1
+
+/* One primitive for one shape and data type. Owned by the caller of kd_*_create; free with kd_op_free. */
+typedef struct kd_op kd_op;
+/* Weights in the layout (and data type) that some kd_op asked for. Owned by the caller; free with kd_weights_free. */
+typedef struct kd_weights kd_weights;
+
+/* Sets oneDNN's (OpenMP) thread count. Call before the first primitive runs. */
+void kd_dnnl_set_threads(int32_t threads);
+/* The instruction set oneDNN dispatches to on this CPU ("avx2", "avx512_core_amx", ...): a static string. */
+const char *kd_dnnl_isa(void);
+/* 1 when the CPU computes bfloat16 natively (avx512_bf16 or AMX), else 0. */
+int32_t kd_dnnl_native_bf16(void);
+
+/* torch.nn.Conv2d (groups 1, dilation 1) on src [batch, cin, h, w] with weights [cout, cin, kh, kw]. Returns NULL
+ * and writes a message into err (err_size bytes, owned by the caller) when oneDNN has no implementation. */
+kd_op *kd_conv_create(int64_t batch, int64_t cin, int64_t h, int64_t w, int64_t cout, int64_t kh, int64_t kw,
+                      int64_t stride, int64_t pad_top, int64_t pad_bottom, int64_t pad_left, int64_t pad_right,
+                      int32_t data_type, int32_t with_bias, char *err, size_t err_size);
+
+/* torch.nn.Linear: dst [rows, out] = src [rows, in] * weight^T + bias, weight given as [out, in]. */
+kd_op *kd_linear_create(int64_t rows, int64_t in_features, int64_t out_features, int32_t data_type,
+                        int32_t with_bias, char *err, size_t err_size);
+
+void kd_op_free(kd_op *op);
+/* The implementation oneDNN chose (for example "brg:avx512_core_amx"): a string owned by op. */
+const char *kd_op_impl(const kd_op *op);
+
+/* Weights for op from plain float32 values (conv: [cout, cin, kh, kw]; linear: [out, in]); plain is only read. */
+kd_weights *kd_weights_prepare(const kd_op *op, const float *plain, char *err, size_t err_size);
+/* 1 when w is already in the layout op wants. */
+int32_t kd_weights_fit(const kd_weights *w, const kd_op *op);
+/* The same weights in op's layout (w is only read). */
+kd_weights *kd_weights_relayout(const kd_weights *w, const kd_op *op, char *err, size_t err_size);
+size_t kd_weights_bytes(const kd_weights *w);
+void kd_weights_free(kd_weights *w);
+
+/* Runs op: src and dst are plain float32 (caller-owned, not aliased), bias float32 [out] or NULL, w fits op.
+ * Returns 0, or -1 with a message in err. */
+int32_t kd_op_run(const kd_op *op, const float *src, const kd_weights *w, const float *bias, float *dst,
+                  char *err, size_t err_size);
+
+/* C = alpha * op(A) * op(B) + beta * C, row-major, float32 (oneDNN's sgemm). Returns 0, or -1 on bad arguments. */
+int32_t kd_sgemm(int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float *a,
+                 int64_t lda, const float *b, int64_t ldb, float beta, float *c, int64_t ldc);
