@@ -46,6 +46,8 @@ let package = Package(
         .target(name: "Tokenization"),
         .target(name: "ImageProcessing", dependencies: ["TensorCore", "Checkpoint"], swiftSettings: kernelFlags),
         .target(name: "JPEGBridge", dependencies: ["CJPEG"]),
+        // Baseline x86-64 on purpose: it must run on CPUs that lack what kernelFlags compile the engine for.
+        .target(name: "CPUFeatures"),
         .target(name: "ImageIO", dependencies: ["ImageProcessing", "CPNG", "JPEGBridge"]),
         .target(name: "Pipelines", dependencies: ["TensorCore", "Checkpoint", "Networks", "Schedulers", "TorchRandom", "Tokenization",
                                                   "ImageProcessing"], swiftSettings: kernelFlags),
@@ -63,7 +65,7 @@ let package = Package(
                 linkerSettings: [.linkedLibrary("m"), .unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Plugins/exports.map"])]),
 
         .executableTarget(name: "kandinsky", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser"), "PluginHost",
-                                                            "ModelServer", "ImageIO", "ImageProcessing", "Checkpoint", "TensorCore"],
+                                                            "ModelServer", "ImageIO", "ImageProcessing", "Checkpoint", "TensorCore", "CPUFeatures"],
                           path: "Sources/KandinskyCLI"),
 
         // MARK: - Benchmark (bench/run.sh)

@@ -1,31 +1,52 @@
 #!/usr/bin/env bash
-# Benchmark: text2img (prior 5 steps + decoder 10 steps, guidance 4 on both) on the mid-size model set, PyTorch
-# (diffusers) and kandinsky in one run, same thread count, whole processes timed. Prints times, peak RSS, ratios,
-# and how far apart the two images are.
+# Benchmark: text2img (prior 5 steps + decoder 10 steps, guidance 4 on both) on the mid-size model set, as whole
+# processes at the same thread count, one run each, interleaved per size: PyTorch (diffusers) fp32, PyTorch bf16
+# autocast, and `kandinsky run text2img` at --precision fp32 and auto. Prints times, peak RSS, the ratios, how far
+# each image is from PyTorch fp32's, and the CPU and oneDNN instruction set measured on.
 #   PYTHON=/path/to/venv/bin/python bench/run.sh [THREADS] [SIZES...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 THREADS=${1:-2}; shift || true
 SIZES=${*:-256 512}
+M=bench/out/models
 mkdir -p bench/out
-[ -d bench/out/models/decoder ] || "$PY" bench/make_bench_models.py
-swift build -c release --product kandinsky-bench >/dev/null
+[ -d $M/decoder ] || "$PY" bench/make_bench_models.py
+swift build -c release --product kandinsky >/dev/null
 export OMP_NUM_THREADS=$THREADS OPENBLAS_NUM_THREADS=$THREADS KANDINSKY_THREADS=$THREADS
+echo "CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $THREADS threads"
+.build/release/kandinsky inspect | head -1
+timed() {  # NAME COMMAND...: runs COMMAND, leaves "seconds peak-KB" in bench/out/NAME.time
+    local name=$1; shift
+    /usr/bin/time -f "%e %M" -o "bench/out/$name.time" "$@" >/dev/null 2>"bench/out/$name.log" \
+        || { cat "bench/out/$name.log" >&2; exit 1; }
+}
 for size in $SIZES; do
-    /usr/bin/time -f "%e %M" -o bench/out/torch.time "$PY" bench/torch_text2img.py "$size" "bench/out/torch_$size.png" "$THREADS" 2>/dev/null
-    /usr/bin/time -f "%e %M" -o bench/out/swift.time .build/release/kandinsky-bench "$size" "bench/out/swift_$size.png"
-    read -r tt tm < bench/out/torch.time
-    read -r st sm < bench/out/swift.time
-    "$PY" - "$size" "$tt" "$tm" "$st" "$sm" <<'PY'
+    timed torch_fp32_$size "$PY" bench/torch_text2img.py "$size" "bench/out/torch_fp32_$size.png" "$THREADS"
+    timed torch_bf16_$size "$PY" bench/torch_text2img.py "$size" "bench/out/torch_bf16_$size.png" "$THREADS" --bf16
+    for precision in fp32 auto; do
+        timed kandinsky_${precision}_$size .build/release/kandinsky run text2img --quiet --precision $precision \
+            --model-name $M/decoder --prior-model-name $M/prior --prompt "a red cat, 4k photo" --seed 42 \
+            --num-inference-steps 10 --guidance-scale 4 --prior-num-inference-steps 5 --prior-guidance-scale 4 \
+            --width "$size" --height "$size" -o "bench/out/kandinsky_${precision}_$size.png"
+    done
+    "$PY" - "$size" <<'PY'
 import sys
 import numpy as np
 from PIL import Image
-size, tt, tm, st, sm = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
-a = np.asarray(Image.open(f"bench/out/torch_{size}.png")).astype(int)
-b = np.asarray(Image.open(f"bench/out/swift_{size}.png")).astype(int)
-d = np.abs(a - b)
-print(f"{size}x{size}: torch {tt:.2f}s {tm/1024:.0f} MB | kandinsky {st:.2f}s {sm/1024:.0f} MB | time ratio {st/tt:.2f}x, "
-      f"RSS ratio {sm/tm:.2f}x | images: {np.mean(d <= 2)*100:.2f}% of values within 2 levels, max diff {d.max()}")
+size = sys.argv[1]
+runs = ["torch_fp32", "torch_bf16", "kandinsky_fp32", "kandinsky_auto"]
+t, rss, img = {}, {}, {}
+for r in runs:
+    s, kb = open(f"bench/out/{r}_{size}.time").read().split()
+    t[r], rss[r] = float(s), int(kb) / 1024
+    img[r] = np.asarray(Image.open(f"bench/out/{r}_{size}.png").convert("RGB")).astype(int)
+print(f"{size}x{size}:")
+for r in runs:
+    d = np.abs(img[r] - img["torch_fp32"])
+    print(f"  {r:15s} {t[r]:7.2f} s  {rss[r]:6.0f} MB peak | vs torch fp32: mean {d.mean():.2f} levels, max {d.max()}")
+for ours in ["kandinsky_fp32", "kandinsky_auto"]:
+    print(f"  {ours}: {t[ours] / t['torch_fp32']:.2f}x torch fp32's time, {t[ours] / t['torch_bf16']:.2f}x torch bf16's, "
+          f"{rss[ours] / rss['torch_fp32']:.2f}x torch fp32's peak RSS")
 PY
 done

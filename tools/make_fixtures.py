@@ -664,6 +664,41 @@ def make_default_model():
     print("default_model", [c["plugin"] for c in cases])
 
 
+# ----------------------------------------------------------------------------------------------- bf16 drift yardstick
+BF16_DRIFT_PROMPTS = [("a red circle on a blue background", 100), ("a green square on a white background", 101),
+                      ("a yellow star on a purple background", 103), ("a red circle and a yellow square on a blue background", 1)]
+
+
+def make_bf16_drift():
+    """PyTorch's own bf16 autocast against its fp32 on the shipped default model, text2img at the plugin's defaults
+    (decoder guidance 1) and with decoder guidance 4: the bound our bf16 mode must stay within (uint8 levels)."""
+    from diffusers import KandinskyV22CombinedPipeline, KandinskyV22Pipeline, KandinskyV22PriorPipeline
+    root = os.path.join(ROOT, "models", "default")
+    prior = KandinskyV22PriorPipeline.from_pretrained(os.path.join(root, "prior"), torch_dtype=torch.float32)
+    dec = KandinskyV22Pipeline.from_pretrained(os.path.join(root, "decoder"), torch_dtype=torch.float32)
+    pipe = KandinskyV22CombinedPipeline(unet=dec.unet, scheduler=dec.scheduler, movq=dec.movq, prior_prior=prior.prior,
+                                        prior_image_encoder=prior.image_encoder, prior_text_encoder=prior.text_encoder,
+                                        prior_tokenizer=prior.tokenizer, prior_scheduler=prior.scheduler,
+                                        prior_image_processor=prior.image_processor)
+    pipe.set_progress_bar_config(disable=True)
+    cases = []
+    for guidance in (1.0, 4.0):
+        for prompt, seed in BF16_DRIFT_PROMPTS:
+            images = []
+            for bf16 in (False, True):
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                    img = pipe(prompt, num_inference_steps=100, guidance_scale=guidance, prior_num_inference_steps=25,
+                               prior_guidance_scale=4.0, height=64, width=64, generator=torch.Generator().manual_seed(seed),
+                               output_type="np").images[0]
+                images.append(np.round(np.clip(img, 0, 1) * 255).astype(np.int32))
+            drift = float(np.abs(images[0] - images[1]).mean())
+            cases.append(dict(prompt=prompt, seed=seed, guidance=guidance, torch_bf16_drift=drift))
+            print("bf16 drift", prompt, seed, guidance, round(drift, 3))
+    with open(os.path.join(OUT, "bf16_drift.json"), "w") as f:
+        json.dump(dict(comment="mean |bf16 autocast - fp32| in uint8 levels, diffusers on models/default (tools/make_fixtures.py bf16_drift)",
+                       cases=cases), f, indent=1)
+
+
 # ----------------------------------------------------------------------------------------------- file formats
 def make_formats():
     """Image files in every format the CLI accepts, with Pillow's decoding of each as the expected pixels."""
@@ -713,6 +748,6 @@ if __name__ == "__main__":
         f.write(f"torch {torch.__version__}\ndiffusers {diffusers.__version__}\ntransformers {transformers.__version__}\n"
                 f"Pillow {PIL.__version__}\nnumpy {np.__version__}\n")
     which = sys.argv[1:] or ["unets", "movqs", "priors", "clips", "schedulers", "rng", "tokenizer", "images", "dtypes", "pipelines", "product", "formats",
-                             "default_model"]
+                             "default_model", "bf16_drift"]
     for w in which:
         globals()["make_" + w]()

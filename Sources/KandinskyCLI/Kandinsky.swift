@@ -1,6 +1,7 @@
 // `kandinsky`: the host program. Loads the variant plugins, holds the one model server, and runs requests from
 // the command line or a workflow file.
 import ArgumentParser
+import CPUFeatures
 import Foundation
 import ImageIO
 import ImageProcessing
@@ -24,6 +25,18 @@ struct Kandinsky: ParsableCommand {
         """,
         version: "0.1.0",
         subcommands: [Plugins.self, Run.self, Workflow.self, Inspect.self])
+
+    /// The engine is compiled for x86-64-v3 (docs/performance.md): on an older CPU its first vector instruction would
+    /// end the process with SIGILL, so say what is missing before any of it runs.
+    static func main() {
+        let missing = String(cString: kd_cpu_missing_features())
+        if !missing.isEmpty {
+            report("kandinsky: this CPU lacks \(missing); this build needs an x86-64-v3 CPU (AVX2, FMA and F16C: Intel Haswell, "
+                   + "AMD Excavator or later)")
+            Foundation.exit(1)
+        }
+        main(nil)
+    }
 }
 
 /// The models a task uses when it names none: KANDINSKY_PRIOR / KANDINSKY_DECODER(_INPAINT, _CONTROLNET) if set,

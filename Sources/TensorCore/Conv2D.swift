@@ -43,7 +43,7 @@ public func conv2d(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int = 1, 
 /// The convolution as one oneDNN primitive (cached per shape, weights laid out once), or nil where oneDNN has no
 /// implementation for `precision`. Used for bf16: oneDNN's direct float32 kernels sum each output in one long chain
 /// and land 2-6x further from float64 than im2col + GEMM (measured in docs/performance.md), so fp32 stays on GEMM.
-func conv2dPrimitive(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D, precision: Precision) -> Tensor? {
+public func conv2dPrimitive(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D, precision: Precision) -> Tensor? {
     shapeCheck(x.rank == 4 && weight.shape.count == 4 && x.dim(1) == weight.dim(1), "conv2d: input \(x.shape) vs weight \(weight.shape)")
     let (batch, cin, h, w) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3))
     let (cout, kh, kw) = (weight.dim(0), weight.dim(2), weight.dim(3))
@@ -59,7 +59,7 @@ func conv2dPrimitive(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, pa
     return out
 }
 
-func conv2dIm2col(_ x: Tensor, weightData: UnsafePointer<Float>, weightShape: [Int], bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {
+public func conv2dIm2col(_ x: Tensor, weightData: UnsafePointer<Float>, weightShape: [Int], bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {
     shapeCheck(x.rank == 4 && weightShape.count == 4 && x.dim(1) == weightShape[1],
                "conv2d: input \(x.shape) vs weight \(weightShape)")
     let (batch, cin, h, w) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3))

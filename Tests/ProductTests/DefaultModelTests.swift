@@ -48,17 +48,31 @@ final class DefaultModelTests: XCTestCase {
     }()
     static let palette = Palette(colors: ((facts["colors"] as? [String: [Int]]) ?? [:]).sorted { $0.key < $1.key }.map { ($0.key, $0.value) })
 
+    /// The precision the models compute in; the *InBF16 tests set bf16 and run the same judgements.
+    var precision: Precision = .fp32
+    /// One model server per precision (the process's own one is fp32), so each precision loads its models once.
+    nonisolated(unsafe) static var servers: [Precision: ModelServer] = [:]
+
     override func setUpWithError() throws {
         XCTAssertTrue(FileManager.default.fileExists(atPath: Self.root + "/prior/model_index.json"), "no default model set at \(Self.root)")
         XCTAssertFalse(Self.facts.isEmpty, "no quality.json in \(Self.quality)")
     }
 
-    /// Runs a plugin on the default model set (named explicitly: this test process's server defaults to fixtures).
-    func run(_ plugin: String, _ params: [String: String], inputs: [String: String] = [:]) throws -> PixelImage {
+    /// Runs a plugin on the default model set (named explicitly: this test process's server defaults to fixtures),
+    /// through the server of `precision` (default: this test's).
+    func run(_ plugin: String, _ params: [String: String], inputs: [String: String] = [:], precision: Precision? = nil) throws -> PixelImage {
         let decoder = ["inpaint": "decoder-inpaint", "controlnet-depth": "controlnet-depth"][plugin] ?? "decoder"
         var all = params
         all["model_name"] = Self.root + "/" + decoder
         all["prior_model_name"] = Self.root + "/prior"
+        _ = Product.registry
+        let processServer = ServerABI.server
+        let wanted = precision ?? self.precision
+        if wanted != processServer?.precision {
+            ServerABI.server = Self.servers[wanted] ?? ModelServer(defaultPrior: "", defaultDecoders: [:], precision: wanted)
+            Self.servers[wanted] = ServerABI.server
+        }
+        defer { ServerABI.server = processServer }
         return try Product.runPlugin(plugin, all, inputFiles: inputs.mapValues { Self.quality + "/" + $0 })
     }
 
@@ -208,7 +222,7 @@ final class DefaultModelTests: XCTestCase {
         let h = try XCTUnwrap(Self.facts["heldout"] as? [String: Any])
         let labels = h["labels"] as! [[String: Any]], grid = h["grid"] as! Int, size = h["size"] as! Int
         let sheet = try ImageFiles.read(Self.quality + "/" + (h["file"] as! String))
-        let prior = try PriorPipeline(folder: Self.root + "/prior")
+        let prior = try PriorPipeline(folder: Self.root + "/prior", precision: precision)
         let names = Self.palette.colors.map(\.name)
         func unit(_ t: Tensor) -> [Float] {
             let n = sqrt(t.array.reduce(0) { $0 + $1 * $1 })
@@ -270,6 +284,39 @@ final class DefaultModelTests: XCTestCase {
         XCTAssertEqual(listing.status, 0, listing.stderr)
         for part in ["[prior]", "[text2img]", "[inpaint]", "[controlnet]", "models/default/decoder-inpaint", "UNet2DConditionModel"] {
             XCTAssertTrue(listing.stdout.contains(part), "`kandinsky inspect` does not list \(part):\n\(listing.stdout)")
+        }
+    }
+
+    // MARK: - bf16: the same judgements, and a drift no larger than PyTorch's own
+
+    func testText2ImgDrawsThePromptsColoursInBF16() throws { precision = .bf16; try testText2ImgDrawsThePromptsColours() }
+    func testInpaintRepaintsTheMaskAndKeepsTheRestInBF16() throws { precision = .bf16; try testInpaintRepaintsTheMaskAndKeepsTheRest() }
+    func testFusionFollowsTheWeightsInBF16() throws { precision = .bf16; try testFusionFollowsTheWeights() }
+    func testControlNetPutsTheObjectOnTheNearRegionInBF16() throws { precision = .bf16; try testControlNetPutsTheObjectOnTheNearRegion() }
+    func testCLIPColourZeroShotInBF16() throws { precision = .bf16; try testCLIPColourZeroShot() }
+
+    /// text2img at the plugin's defaults (and with decoder guidance 4): our bf16 image against our fp32 image of the
+    /// same seed may drift, on average over the cases of each setting, no more than PyTorch's bf16 autocast drifts
+    /// from its fp32 on the same model, prompts and seeds (tools/make_fixtures.py bf16_drift).
+    func testBF16DriftIsWithinPyTorchsOwn() throws {
+        let fixture = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Product.fixtures + "/bf16_drift.json")))
+            as? [String: Any])
+        let cases = try XCTUnwrap(fixture["cases"] as? [[String: Any]])
+        var ours: [Double: [Double]] = [:], torch: [Double: [Double]] = [:]
+        for c in cases {
+            let guidance = c["guidance"] as! Double
+            let params = ["prompt": c["prompt"] as! String, "seed": "\(c["seed"]!)", "guidance_scale": "\(guidance)"]
+            let fp32 = try run("text2img", params, precision: .fp32), bf16 = try run("text2img", params, precision: .bf16)
+            let drift = zip(fp32.pixels, bf16.pixels).reduce(0.0) { $0 + Double(abs(Int($1.0) - Int($1.1))) } / Double(fp32.pixels.count)
+            ours[guidance, default: []].append(drift)
+            torch[guidance, default: []].append(c["torch_bf16_drift"] as! Double)
+            print(String(format: "bf16 drift '%@' seed %@ guidance %.0f: ours %.2f levels, PyTorch autocast %.2f", c["prompt"] as! String,
+                         "\(c["seed"]!)", guidance, drift, c["torch_bf16_drift"] as! Double))
+        }
+        for guidance in ours.keys.sorted() {
+            let mean = { (v: [Double]) in v.reduce(0, +) / Double(v.count) }
+            XCTAssertLessThanOrEqual(mean(ours[guidance]!), mean(torch[guidance]!),
+                                     "guidance \(guidance): our bf16 drifts \(mean(ours[guidance]!)) levels from fp32 on average, PyTorch's \(mean(torch[guidance]!))")
         }
     }
 }

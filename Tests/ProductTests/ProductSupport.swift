@@ -64,10 +64,12 @@ enum Product {
 
     /// Runs the built kandinsky executable on the fixture models, or with `defaultModels` on whatever it finds itself
     /// (the embedded default model set).
-    static func cli(_ args: [String], cwd: String? = nil, defaultModels: Bool = false) throws -> CLIResult {
+    /// `launcher` runs the executable through another program (an emulator): launcher[0] with the rest as its options.
+    static func cli(_ args: [String], cwd: String? = nil, defaultModels: Bool = false, launcher: [String] = []) throws -> CLIResult {
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: buildDir + "/kandinsky")
-        p.arguments = args
+        let executable = buildDir + "/kandinsky"
+        p.executableURL = URL(fileURLWithPath: launcher.first ?? executable)
+        p.arguments = launcher.isEmpty ? args : Array(launcher.dropFirst()) + [executable] + args
         if let cwd { p.currentDirectoryURL = URL(fileURLWithPath: cwd) }
         var env = ProcessInfo.processInfo.environment
         env["HOME"] = NSTemporaryDirectory()
