@@ -44,7 +44,8 @@ for r in runs:
 print(f"{size}x{size}:")
 for r in runs:
     d = np.abs(img[r] - img["torch_fp32"])
-    print(f"  {r:15s} {t[r]:7.2f} s  {rss[r]:6.0f} MB peak | vs torch fp32: mean {d.mean():.2f} levels, max {d.max()}")
+    print(f"  {r:15s} {t[r]:7.2f} s  {rss[r]:6.0f} MB peak | vs torch fp32: mean {d.mean():.2f} levels, "
+          f"{np.mean(d <= 2) * 100:.2f}% within 2, max {d.max()}")
 for ours in ["kandinsky_fp32", "kandinsky_auto"]:
     print(f"  {ours}: {t[ours] / t['torch_fp32']:.2f}x torch fp32's time, {t[ours] / t['torch_bf16']:.2f}x torch bf16's, "
           f"{rss[ours] / rss['torch_fp32']:.2f}x torch fp32's peak RSS")

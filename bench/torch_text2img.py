@@ -4,7 +4,7 @@ start. Defaults are bench/run.sh's (mid-size models, "a red cat, 4k photo", 5 + 
 42); bench/default_model.sh passes the embedded default model and the plugins' default settings.
 
 usage: torch_text2img.py SIZE OUT.png [THREADS] [--models DIR] [--prompt P] [--steps N] [--guidance G]
-                         [--prior-steps N] [--prior-guidance G] [--seed S] [--bf16]
+                         [--prior-steps N] [--prior-guidance G] [--seed S] [--bf16] [--variant fp16]
 
 --bf16 runs the pipeline under torch.autocast("cpu", dtype=torch.bfloat16), the reduced precision a PyTorch user
 would pick; weights stay float32 as loaded.
@@ -28,11 +28,12 @@ ap.add_argument("--prior-steps", type=int, default=5)
 ap.add_argument("--prior-guidance", type=float, default=4.0)
 ap.add_argument("--seed", type=int, default=42)
 ap.add_argument("--bf16", action="store_true", help="bf16 autocast")
+ap.add_argument("--variant", default=None, help='weight file variant, e.g. "fp16" for tools/make_real_size.py folders')
 a = ap.parse_args()
 torch.set_num_threads(a.threads)
 torch.set_grad_enabled(False)
-prior = KandinskyV22PriorPipeline.from_pretrained(f"{a.models}/prior", torch_dtype=torch.float32)
-dec = KandinskyV22Pipeline.from_pretrained(f"{a.models}/decoder", torch_dtype=torch.float32)
+prior = KandinskyV22PriorPipeline.from_pretrained(f"{a.models}/prior", torch_dtype=torch.float32, variant=a.variant)
+dec = KandinskyV22Pipeline.from_pretrained(f"{a.models}/decoder", torch_dtype=torch.float32, variant=a.variant)
 pipe = KandinskyV22CombinedPipeline(unet=dec.unet, scheduler=dec.scheduler, movq=dec.movq, prior_prior=prior.prior,
                                     prior_image_encoder=prior.image_encoder, prior_text_encoder=prior.text_encoder,
                                     prior_tokenizer=prior.tokenizer, prior_scheduler=prior.scheduler,

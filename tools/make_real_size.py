@@ -5,7 +5,13 @@ checked against shared/spec/keys, and one forward pass of each network at a smal
 reference for the Swift side (Tests/EngineTests/RealSizeTests.swift, run with KANDINSKY_REAL_SIZE=DIR).
 
     python3 tools/make_real_size.py DIR [NAME ...]
+    python3 tools/make_real_size.py DIR pipelines    # then: DIR/pipelines/{prior,decoder} for the CLI and diffusers
+
+The pipeline folders link the component folders above (load them with variant="fp16" in diffusers), with the
+published scheduler and image-processor configs and the fixture tokenizer, for the real-size benchmark
+(bench/real_size.sh).
 """
+import json
 import gc
 import os
 import re
@@ -106,8 +112,48 @@ def run(name, model):
     return io
 
 
+def assemble_pipelines(out):
+    """kandinsky-2-2-prior and kandinsky-2-2-decoder layouts over the generated components (symlinks, no copies)."""
+    import shutil
+    from diffusers import DDPMScheduler, UnCLIPScheduler
+    from transformers import CLIPImageProcessor
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    from make_fixtures import DECODER_SCHED, PRIOR_SCHED  # noqa: E402
+    layouts = {
+        "decoder": ("KandinskyV22Pipeline", {"unet": ("unet_decoder", "diffusers", "UNet2DConditionModel"),
+                                                  "movq": ("movq", "diffusers", "VQModel")}),
+        "prior": ("KandinskyV22PriorPipeline", {"prior": ("prior", "diffusers", "PriorTransformer"),
+                                                     "text_encoder": ("text_encoder", "transformers", "CLIPTextModelWithProjection"),
+                                                     "image_encoder": ("image_encoder", "transformers", "CLIPVisionModelWithProjection")}),
+    }
+    for name, (cls, parts) in layouts.items():
+        pipe = os.path.join(out, "pipelines", name)
+        shutil.rmtree(pipe, ignore_errors=True)
+        os.makedirs(pipe)
+        index = {"_class_name": cls, "_diffusers_version": "0.42.1"}
+        for part, (folder, library, part_cls) in parts.items():
+            os.symlink(os.path.join("..", "..", folder), os.path.join(pipe, part))
+            index[part] = [library, part_cls]
+        if name == "decoder":
+            DDPMScheduler.from_config(DECODER_SCHED).save_config(os.path.join(pipe, "scheduler"))
+            index["scheduler"] = ["diffusers", "DDPMScheduler"]
+        else:
+            UnCLIPScheduler.from_config(PRIOR_SCHED).save_config(os.path.join(pipe, "scheduler"))
+            shutil.copytree(os.path.join(ROOT, "Tests", "EngineTests", "Fixtures", "tokenizer"), os.path.join(pipe, "tokenizer"))
+            CLIPImageProcessor(crop_size=224, do_center_crop=True, do_normalize=True, do_resize=True, resample=3, size=224,
+                               image_mean=[0.48145466, 0.4578275, 0.40821073],
+                               image_std=[0.26862954, 0.26130258, 0.27577711]).save_pretrained(os.path.join(pipe, "image_processor"))
+            index.update(scheduler=["diffusers", "UnCLIPScheduler"], tokenizer=["transformers", "CLIPTokenizer"],
+                         image_processor=["transformers", "CLIPImageProcessor"])
+        with open(os.path.join(pipe, "model_index.json"), "w") as f:
+            json.dump(index, f, indent=2)
+        print(f"{pipe}: {', '.join(sorted(index)[2:])}")
+
+
 def main():
     out = sys.argv[1]
+    if sys.argv[2:] == ["pipelines"]:
+        return assemble_pipelines(out)
     names = sys.argv[2:] or ["movq", "unet_decoder", "unet_inpaint", "unet_controlnet", "prior", "text_encoder", "image_encoder"]
     for name in names:
         torch.manual_seed(0)

@@ -5,6 +5,7 @@ import ImageIO
 import ImageProcessing
 import ModelServer
 import PluginHost
+import TensorCore
 
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -106,6 +107,8 @@ struct Task {
         for (k, v) in values.sorted(by: { $0.key < $1.key }) { text.append(("kandinsky:\(k)", v.description)) }
         for (k, f) in inputs.sorted(by: { $0.key < $1.key }) { text.append(("kandinsky:input:\(k)", f)) }
         try ImageFiles.write(image, to: outPath, text: text)
-        report(String(format: "wrote %@ (%dx%d) in %.1f s", output, image.width, image.height, Date().timeIntervalSince(started)))
+        let seconds = Date().timeIntervalSince(started)
+        report(String(format: "wrote %@ (%dx%d) in %.1f s", output, image.width, image.height, seconds))
+        if Profile.enabled { report(Profile.report(wallSeconds: seconds)) }
     }
 }

@@ -7,6 +7,10 @@ public let attentionScoreBudget = 4 << 20
 /// q [B, Nq, H*d], k and v [B, Nk, H*d]; mask: optional additive [B, Nq, Nk], shared by all heads.
 /// Returns softmax(q k^T * scale + mask) v as [B, Nq, H*d].
 public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, scale: Float, mask: Tensor? = nil) -> Tensor {
+    Profile.measure(.attention) { scaledDotProductAttention(q: q, k: k, v: v, heads: heads, scale: scale, mask: mask) }
+}
+
+private func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, heads: Int, scale: Float, mask: Tensor?) -> Tensor {
     let batch = q.dim(0), nq = q.dim(1), hd = q.dim(2), nk = k.dim(1)
     shapeCheck(k.shape == [batch, nk, hd] && v.shape == k.shape && hd % heads == 0,
                "attention: q \(q.shape) k \(k.shape) v \(v.shape) heads \(heads)")

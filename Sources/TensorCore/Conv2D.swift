@@ -22,6 +22,10 @@ public func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: Int = 1, 
 }
 
 public func conv2d(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int = 1, padding: Padding2D) -> Tensor {
+    Profile.measure(.convolution) { convolve(x, weight: weight, bias: bias, stride: stride, padding: padding) }
+}
+
+private func convolve(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {
     let mode = executionMode(of: weight)
     if mode == .bf16Native, let out = conv2dPrimitive(x, weight: weight, bias: bias, stride: stride, padding: padding, precision: .bf16) {
         return out

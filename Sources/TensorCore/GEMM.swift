@@ -23,19 +23,18 @@ public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k:
 public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor { linear(x, weight: Weight(weight), bias: bias) }
 
 public func linear(_ x: Tensor, weight: Weight, bias: Tensor?) -> Tensor {
+    Profile.measure(.linear) { linearLayer(x, weight: weight, bias: bias) }
+}
+
+private func linearLayer(_ x: Tensor, weight: Weight, bias: Tensor?) -> Tensor {
+    let mode = executionMode(of: weight)
+    if mode == .bf16Native, let out = linearPrimitive(x, weight: weight, bias: bias, precision: .bf16) { return out }
     let inF = weight.dim(1), outF = weight.dim(0)
     shapeCheck(x.dim(-1) == inF, "linear: input \(x.shape) vs weight \(weight.shape)")
     if let bias { shapeCheck(bias.count == outF, "linear: bias \(bias.shape) vs weight \(weight.shape)") }
     let rows = x.count / inF
     let out = Tensor(shape: Array(x.shape.dropLast()) + [outF])
     if rows == 0 { return out }
-    let mode = executionMode(of: weight)
-    let primitivePrecision: Precision? = mode == .bf16Native ? .bf16 : (mode == .fp32 && ComputeBackend.current == .onednn ? .fp32 : nil)
-    if let precision = primitivePrecision,
-       let op = PrimitiveCache.shared.operation(OperationKey(kind: .linear, dims: [rows, inF, outF], precision: precision, bias: bias != nil)) {
-        runOperation(op, src: x.data, weight: weight, bias: bias, dst: out.data)
-        return out
-    }
     if mode == .fp32 {
         weight.withFloat32 { w in linearGEMM(x.data, weight: w, bias: bias, rows: rows, inFeatures: inF, outFeatures: outF, out: out) }
         return out
@@ -46,6 +45,22 @@ public func linear(_ x: Tensor, weight: Weight, bias: Tensor?) -> Tensor {
     weight.withBFloat16RoundedFloat32 { w in
         linearGEMM(rounded, weight: w, bias: bias, rows: rows, inFeatures: inF, outFeatures: outF, out: out)
     }
+    return out
+}
+
+/// The linear layer as one oneDNN matmul primitive (cached per shape, weights laid out once), or nil where oneDNN
+/// has no implementation for `precision`. Used for bf16; in fp32 the layer is a plain sgemm on the weights as stored
+/// (oneDNN's float32 matmul is that same GEMM, and a laid-out copy would double the memory of float32 weights).
+public func linearPrimitive(_ x: Tensor, weight: Weight, bias: Tensor?, precision: Precision) -> Tensor? {
+    let inF = weight.dim(1), outF = weight.dim(0)
+    shapeCheck(x.dim(-1) == inF, "linear: input \(x.shape) vs weight \(weight.shape)")
+    if let bias { shapeCheck(bias.count == outF, "linear: bias \(bias.shape) vs weight \(weight.shape)") }
+    let rows = x.count / inF
+    let out = Tensor(shape: Array(x.shape.dropLast()) + [outF])
+    if rows == 0 { return out }
+    let key = OperationKey(kind: .linear, dims: [rows, inF, outF], precision: precision, bias: bias != nil)
+    guard let op = PrimitiveCache.shared.operation(key) else { return nil }
+    runOperation(op, src: x.data, weight: weight, bias: bias, dst: out.data)
     return out
 }
 

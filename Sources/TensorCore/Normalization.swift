@@ -7,6 +7,10 @@ import Glibc
 
 /// GroupNorm over x [B, C, *spatial]; optionally fused with SiLU (every ResnetBlock2D applies one right after).
 public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float, silu fuseSiLU: Bool = false) -> Tensor {
+    Profile.measure(.normalization) { groupNormalize(x, groups: groups, weight: weight, bias: bias, eps: eps, silu: fuseSiLU) }
+}
+
+private func groupNormalize(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float, silu fuseSiLU: Bool) -> Tensor {
     let batch = x.dim(0), channels = x.dim(1)
     shapeCheck(channels % groups == 0, "groupNorm: \(channels) channels in \(groups) groups")
     let spatial = x.count / (batch * channels)
@@ -42,6 +46,10 @@ public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, 
 
 /// LayerNorm over the last dimension.
 public func layerNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float) -> Tensor {
+    Profile.measure(.normalization) { layerNormalize(x, weight: weight, bias: bias, eps: eps) }
+}
+
+private func layerNormalize(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Float) -> Tensor {
     let dim = x.dim(-1), rows = x.count / dim
     let out = Tensor(shape: x.shape)
     parallelFor(rows, minPerThread: 8) { range in

@@ -1,4 +1,4 @@
-// The compute backend's own pieces: oneDNN's convolution primitive (the bf16 path's kernel, run here in float32 so
+// The compute backend's own pieces: oneDNN's convolution and matmul primitives (the bf16 path's kernels, run here in float32 so
 // every CPU exercises its layouts, reorders, bias and padding), weight layouts reused across shapes, and the
 // bfloat16 rounding of the emulated path against torch's own float32 -> bfloat16 conversion.
 import Checkpoint
@@ -59,9 +59,9 @@ final class BackendTests: XCTestCase {
         }
     }
 
-    /// The linear layer's primitive against the plain GEMM of the OpenBLAS-free reference: rows that are not a
-    /// multiple of any block, with and without bias.
-    func testLinearPrimitiveMatchesGEMM() throws {
+    /// The linear layer, as shipped (sgemm) and as oneDNN's matmul primitive (the bf16 path's kernel, run in float32),
+    /// against float64 sums: rows that are not a multiple of any block, with and without bias.
+    func testLinearMatchesFloat64Sums() throws {
         for (n, (rows, inF, outF, hasBias)) in [(1, 7, 5, true), (77, 64, 96, false), (130, 33, 17, true)].enumerated() {
             let x = filled([rows, inF], seed: UInt64(400 + n))
             let w = filled([outF, inF], seed: UInt64(500 + n))
@@ -73,6 +73,8 @@ final class BackendTests: XCTestCase {
                 expected.data[r * outF + o] = Float(sum)
             } }
             assertClose(linear(x, weight: Weight(w), bias: bias), expected, "linear \(rows)x\(inF) -> \(outF) vs float64 sums", relTol: 1e-5)
+            let primitive = try XCTUnwrap(linearPrimitive(x, weight: Weight(w), bias: bias, precision: .fp32))
+            assertClose(primitive, expected, "matmul primitive \(rows)x\(inF) -> \(outF) vs float64 sums", relTol: 1e-5)
         }
     }
 
