@@ -27,6 +27,7 @@ struct kd_weights {
     dnnl_memory_desc_t md;
     void *data;
     size_t bytes;
+    int owns_data;
 };
 
 static dnnl_engine_t engine;
@@ -122,12 +123,13 @@ static dnnl_data_type_t compute_type(int32_t data_type) { return data_type == KD
 
 kd_op *kd_conv_create(int64_t batch, int64_t cin, int64_t h, int64_t w, int64_t cout, int64_t kh, int64_t kw,
                       int64_t stride, int64_t pad_top, int64_t pad_bottom, int64_t pad_left, int64_t pad_right,
-                      int32_t data_type, int32_t with_bias, char *err, size_t err_size) {
+                      int32_t data_type, int32_t plain_layout, int32_t with_bias, char *err, size_t err_size) {
     kd_op *op = calloc(1, sizeof *op);
     dnnl_primitive_attr_t attr = NULL;
     dnnl_primitive_desc_t pd = NULL;
     if (!op) return NULL;
     if (!cpu_engine()) FAIL("oneDNN has no CPU engine");
+    dnnl_format_tag_t activations = plain_layout ? dnnl_nchw : dnnl_format_tag_any;
     int64_t ho = (h + pad_top + pad_bottom - kh) / stride + 1, wo = (w + pad_left + pad_right - kw) / stride + 1;
     dnnl_dims_t src_dims = {batch, cin, h, w}, dst_dims = {batch, cout, ho, wo}, wei_dims = {cout, cin, kh, kw};
     dnnl_dims_t bias_dims = {cout}, strides = {stride, stride};
@@ -138,9 +140,9 @@ kd_op *kd_conv_create(int64_t batch, int64_t cin, int64_t h, int64_t w, int64_t 
     CHECK(dnnl_memory_desc_init_by_tag(&op->user_dst, 4, dst_dims, dnnl_f32, dnnl_nchw), "output layout");
     CHECK(dnnl_memory_desc_init_by_tag(&op->user_weights, 4, wei_dims, dnnl_f32, dnnl_oihw), "weight layout");
     CHECK(dnnl_memory_desc_init_by_tag(&op->bias_md, 1, bias_dims, dnnl_f32, dnnl_a), "bias layout");
-    CHECK(dnnl_memory_desc_init_by_tag(&src_any, 4, src_dims, dt, dnnl_format_tag_any), "source layout");
+    CHECK(dnnl_memory_desc_init_by_tag(&src_any, 4, src_dims, dt, activations), "source layout");
     CHECK(dnnl_memory_desc_init_by_tag(&wei_any, 4, wei_dims, dt, dnnl_format_tag_any), "weight layout");
-    CHECK(dnnl_memory_desc_init_by_tag(&dst_any, 4, dst_dims, dnnl_f32, dnnl_format_tag_any), "output layout");
+    CHECK(dnnl_memory_desc_init_by_tag(&dst_any, 4, dst_dims, dnnl_f32, activations), "output layout");
     op->with_bias = with_bias;
     dnnl_convolution_desc_t desc;
     CHECK(dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct, &src_any,
@@ -242,6 +244,7 @@ static kd_weights *make_weights(const dnnl_memory_desc_t *from_md, const void *f
     if (!w) return NULL;
     w->md = *to_md;
     w->bytes = dnnl_memory_desc_get_size(to_md);
+    w->owns_data = 1;
     w->data = aligned(w->bytes);
     if (!w->data) FAIL("no memory for %zu bytes of weights", w->bytes);
     if (dnnl_memory_desc_equal(from_md, to_md)) {
@@ -265,6 +268,16 @@ kd_weights *kd_weights_prepare(const kd_op *op, const float *plain, char *err, s
     return make_weights(&op->user_weights, plain, &op->op_weights, err, err_size);
 }
 
+kd_weights *kd_weights_wrap(const kd_op *op, const float *plain) {
+    if (!dnnl_memory_desc_equal(&op->user_weights, &op->op_weights)) return NULL;
+    kd_weights *w = calloc(1, sizeof *w);
+    if (!w) return NULL;
+    w->md = op->op_weights;
+    w->bytes = dnnl_memory_desc_get_size(&op->op_weights);
+    w->data = (void *)plain;
+    return w;
+}
+
 int32_t kd_weights_fit(const kd_weights *w, const kd_op *op) { return dnnl_memory_desc_equal(&w->md, &op->op_weights); }
 
 kd_weights *kd_weights_relayout(const kd_weights *w, const kd_op *op, char *err, size_t err_size) {
@@ -275,7 +288,7 @@ size_t kd_weights_bytes(const kd_weights *w) { return w->bytes; }
 
 void kd_weights_free(kd_weights *w) {
     if (!w) return;
-    free(w->data);
+    if (w->owns_data) free(w->data);
     free(w);
 }
 

@@ -53,6 +53,8 @@ struct OperationKey: Hashable {
     let dims: [Int]
     let precision: Precision
     let bias: Bool
+    /// Convolutions: activations stay NCHW (oneDNN's GEMM kernels) instead of its preferred blocked layout.
+    var plainLayout = false
 }
 
 /// oneDNN primitives, created once per shape and kept for the life of the process (a few per layer shape).
@@ -75,7 +77,7 @@ final class PrimitiveCache: @unchecked Sendable {
         switch key.kind {
         case .convolution:
             op = kd_conv_create(d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11], dt,
-                                key.bias ? 1 : 0, &message, message.count)
+                                key.plainLayout ? 1 : 0, key.bias ? 1 : 0, &message, message.count)
         case .linear:
             op = kd_linear_create(d[0], d[1], d[2], dt, key.bias ? 1 : 0, &message, message.count)
         }

@@ -27,27 +27,35 @@ public func conv2d(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int = 1, 
 
 private func convolve(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {
     let mode = executionMode(of: weight)
-    if mode == .bf16Native, let out = conv2dPrimitive(x, weight: weight, bias: bias, stride: stride, padding: padding, precision: .bf16) {
-        return out
-    }
-    guard mode != .fp32 else {
+    if ComputeBackend.current == .openblas && mode == .fp32 {
         return weight.withFloat32 { w in
             conv2dIm2col(x, weightData: w, weightShape: weight.shape, bias: bias, stride: stride, padding: padding)
         }
     }
+    if mode == .bf16Native, let out = conv2dPrimitive(x, weight: weight, bias: bias, stride: stride, padding: padding, precision: .bf16) {
+        return out
+    }
+    guard mode != .fp32 else { return conv2dGEMMPrimitive(x, weight: weight, bias: bias, stride: stride, padding: padding) }
     // bfloat16's numbers without its units: operands rounded to bf16, products and sums in float32.
     let rounded = bfloat16RoundedCopy(x)
     defer { ScratchPool.shared.release(rounded, x.count) }
     let roundedInput = Tensor(shape: x.shape, borrowing: rounded, owner: x)
     return weight.withBFloat16RoundedFloat32 { w in
-        conv2dIm2col(roundedInput, weightData: w, weightShape: weight.shape, bias: bias, stride: stride, padding: padding)
+        conv2dGEMMPrimitive(roundedInput, weight: Weight(Tensor(shape: weight.shape, borrowing: UnsafeMutablePointer(mutating: w), owner: weight)),
+                            bias: bias, stride: stride, padding: padding)
     }
 }
 
-/// The convolution as one oneDNN primitive (cached per shape, weights laid out once), or nil where oneDNN has no
-/// implementation for `precision`. Used for bf16: oneDNN's direct float32 kernels sum each output in one long chain
-/// and land 2-6x further from float64 than im2col + GEMM (measured in docs/performance.md), so fp32 stays on GEMM.
-public func conv2dPrimitive(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D, precision: Precision) -> Tensor? {
+/// fp32: oneDNN's convolution on NCHW activations, which it runs as im2col + GEMM. Its direct (blocked-layout) kernels
+/// are no faster here and sum each output in one long chain, landing 2-6x further from float64 (docs/performance.md).
+private func conv2dGEMMPrimitive(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {
+    conv2dPrimitive(x, weight: weight, bias: bias, stride: stride, padding: padding, precision: .fp32, plainLayout: true)!
+}
+
+/// The convolution as one oneDNN primitive (cached per shape, weights laid out as it asks), or nil where oneDNN has
+/// no implementation for `precision`. `plainLayout` keeps the activations NCHW (oneDNN's GEMM-based kernels).
+public func conv2dPrimitive(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D, precision: Precision,
+                            plainLayout: Bool = false) -> Tensor? {
     shapeCheck(x.rank == 4 && weight.shape.count == 4 && x.dim(1) == weight.dim(1), "conv2d: input \(x.shape) vs weight \(weight.shape)")
     let (batch, cin, h, w) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3))
     let (cout, kh, kw) = (weight.dim(0), weight.dim(2), weight.dim(3))
@@ -56,7 +64,7 @@ public func conv2dPrimitive(_ x: Tensor, weight: Weight, bias: Tensor?, stride: 
     shapeCheck(ho > 0 && wo > 0, "conv2d: input \(x.shape) too small for kernel \(weight.shape)")
     if let bias { shapeCheck(bias.count == cout, "conv2d: bias \(bias.shape) vs weight \(weight.shape)") }
     let dims = [batch, cin, h, w, cout, kh, kw, stride, padding.top, padding.bottom, padding.left, padding.right]
-    let key = OperationKey(kind: .convolution, dims: dims, precision: precision, bias: bias != nil)
+    let key = OperationKey(kind: .convolution, dims: dims, precision: precision, bias: bias != nil, plainLayout: plainLayout)
     guard let op = PrimitiveCache.shared.operation(key) else { return nil }
     let out = Tensor(shape: [batch, cout, ho, wo])
     runOperation(op, src: x.data, weight: weight, bias: bias, dst: out.data)

@@ -57,13 +57,28 @@ public final class Weight: @unchecked Sendable {
         }
     }
 
-    /// Runs `body` with weights in the layout of primitive `op`. Half-precision storage in fp32 is widened and laid
-    /// out per call, so it never costs float32 memory; float32 storage and bf16 weights are laid out once and kept.
+    /// Runs `body` with weights in the layout of primitive `op`. Where the primitive takes the plain layout, the stored
+    /// float32 values (or, for half precision in fp32, a per-call widened copy) are used in place. Other layouts are
+    /// made once and kept for float32 storage and bf16 weights; half precision in fp32 is laid out per call, so it
+    /// never costs float32 memory.
     func withPrepared<R>(for op: OpaquePointer, _ body: (OpaquePointer) -> R) -> R {
-        if case .half = storage, precision == .fp32 {
-            let onceOnly = withFloat32 { prepare(op, $0) }
-            defer { kd_weights_free(onceOnly) }
-            return body(onceOnly)
+        let perCall: Bool
+        switch storage {
+        case .float32(let t):
+            if let wrapped = kd_weights_wrap(op, t.data) {
+                defer { kd_weights_free(wrapped) }
+                return body(wrapped)
+            }
+            perCall = false
+        case .half:
+            perCall = precision == .fp32
+        }
+        if perCall {
+            return withFloat32 { plain in
+                let onceOnly = kd_weights_wrap(op, plain) ?? prepare(op, plain)
+                defer { kd_weights_free(onceOnly) }
+                return body(onceOnly)
+            }
         }
         lock.lock()
         defer { lock.unlock() }

@@ -23,11 +23,13 @@ const char *kd_dnnl_isa(void);
 /* 1 when the CPU computes bfloat16 natively (avx512_bf16 or AMX), else 0. */
 int32_t kd_dnnl_native_bf16(void);
 
-/* torch.nn.Conv2d (groups 1, dilation 1) on src [batch, cin, h, w] with weights [cout, cin, kh, kw]. Returns NULL
- * and writes a message into err (err_size bytes, owned by the caller) when oneDNN has no implementation. */
+/* torch.nn.Conv2d (groups 1, dilation 1) on src [batch, cin, h, w] with weights [cout, cin, kh, kw]. With
+ * plain_layout 1 the primitive works on NCHW itself (oneDNN then picks its im2col + GEMM kernels, which sum as a
+ * GEMM does); with 0 it picks the layouts it likes best (blocked, direct kernels) and the activations are reordered.
+ * Returns NULL and writes a message into err (err_size bytes, owned by the caller) when oneDNN has no implementation. */
 kd_op *kd_conv_create(int64_t batch, int64_t cin, int64_t h, int64_t w, int64_t cout, int64_t kh, int64_t kw,
                       int64_t stride, int64_t pad_top, int64_t pad_bottom, int64_t pad_left, int64_t pad_right,
-                      int32_t data_type, int32_t with_bias, char *err, size_t err_size);
+                      int32_t data_type, int32_t plain_layout, int32_t with_bias, char *err, size_t err_size);
 
 /* torch.nn.Linear: dst [rows, out] = src [rows, in] * weight^T + bias, weight given as [out, in]. */
 kd_op *kd_linear_create(int64_t rows, int64_t in_features, int64_t out_features, int32_t data_type,
@@ -39,6 +41,9 @@ const char *kd_op_impl(const kd_op *op);
 
 /* Weights for op from plain float32 values (conv: [cout, cin, kh, kw]; linear: [out, in]); plain is only read. */
 kd_weights *kd_weights_prepare(const kd_op *op, const float *plain, char *err, size_t err_size);
+/* When op takes its weights in the plain layout: weights that point at plain (not copied; plain must outlive the
+ * result, which kd_weights_free releases without touching plain). Else NULL. */
+kd_weights *kd_weights_wrap(const kd_op *op, const float *plain);
 /* 1 when w is already in the layout op wants. */
 int32_t kd_weights_fit(const kd_weights *w, const kd_op *op);
 /* The same weights in op's layout (w is only read). */
