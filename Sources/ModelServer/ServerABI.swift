@@ -2,6 +2,7 @@
 // Handles are Swift objects passed through Unmanaged: tensors and generators are retained for the plugin and
 // released by it; model handles live as long as the process. Every argument is validated here, so a plugin's
 // mistake is an error status, never a crash inside the engine.
+import Checkpoint
 import Foundation
 import ImageProcessing
 import KandinskyPluginABI
@@ -137,6 +138,7 @@ public enum ServerABI {
                                             guidance: guidance, generator: gen, progress: ServerABI.progress(ctx, stage: "prior"))
                 outEmb.pointee = ServerABI.handOver(e)
                 outNeg.pointee = ServerABI.handOver(n)
+                MappedFile.releaseResidentPages(under: p.folder)
                 return Int32(KD_OK)
             } catch is CancellationError {
                 return Int32(KD_CANCELLED)
@@ -149,6 +151,7 @@ public enum ServerABI {
                 return Int32(KD_ERR_INVALID_ARGUMENT)
             }
             out.pointee = ServerABI.handOver(p.pipeline.imageEmbeds(px))
+            MappedFile.releaseResidentPages(under: p.folder)
             return Int32(KD_OK)
         }
         t.set_timesteps = { m, steps, out, capacity, count in
@@ -182,6 +185,7 @@ public enum ServerABI {
             guard let d = ServerABI.model(m) as? LoadedDecoder, let z = ServerABI.tensor(lat), let out,
                   z.rank == 4, z.dim(0) == 1, z.dim(1) == d.pipeline.movq.config.latentChannels else { return Int32(KD_ERR_INVALID_ARGUMENT) }
             out.pointee = ServerABI.handOver(toUnitRange(d.pipeline.movq.decode(z)))
+            MappedFile.releaseResidentPages(under: d.folder + "/movq")
             return Int32(KD_OK)
         }
         t.denoise = { ctx, m, args, out in
@@ -266,6 +270,7 @@ public enum ServerABI {
                     return progress(ctx, stage: "decoder")?(step, total) ?? true
                 })
             out.pointee = handOver(result)
+            MappedFile.releaseResidentPages(under: d.folder + "/unet")
             return Int32(KD_OK)
         } catch is CancellationError {
             return hookStatus != KD_OK ? hookStatus : Int32(KD_CANCELLED)
