@@ -119,14 +119,25 @@ fail:
     return NULL;
 }
 
+/* The primitive of an operation descriptor with user-managed scratch memory; frees op when none exists. */
+static kd_op *create_op(kd_op *op, const_dnnl_op_desc_t desc, const char *what, char *err, size_t err_size) {
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_primitive_attr_t attr = user_scratchpad_attr();
+    dnnl_status_t st = dnnl_primitive_desc_create(&pd, desc, attr, cpu_engine(), NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success) FAIL("no %s implementation (oneDNN status %d)", what, (int)st);
+    return finish_op(op, pd, err, err_size);
+fail:
+    kd_op_free(op);
+    return NULL;
+}
+
 static dnnl_data_type_t compute_type(int32_t data_type) { return data_type == KD_DT_BF16 ? dnnl_bf16 : dnnl_f32; }
 
 kd_op *kd_conv_create(int64_t batch, int64_t cin, int64_t h, int64_t w, int64_t cout, int64_t kh, int64_t kw,
                       int64_t stride, int64_t pad_top, int64_t pad_bottom, int64_t pad_left, int64_t pad_right,
                       int32_t data_type, int32_t plain_layout, int32_t with_bias, char *err, size_t err_size) {
     kd_op *op = calloc(1, sizeof *op);
-    dnnl_primitive_attr_t attr = NULL;
-    dnnl_primitive_desc_t pd = NULL;
     if (!op) return NULL;
     if (!cpu_engine()) FAIL("oneDNN has no CPU engine");
     dnnl_format_tag_t activations = plain_layout ? dnnl_nchw : dnnl_format_tag_any;
@@ -148,12 +159,8 @@ kd_op *kd_conv_create(int64_t batch, int64_t cin, int64_t h, int64_t w, int64_t 
     CHECK(dnnl_convolution_forward_desc_init(&desc, dnnl_forward_inference, dnnl_convolution_direct, &src_any,
                                              &wei_any, with_bias ? &op->bias_md : NULL, &dst_any, strides, pad_l,
                                              pad_r), "convolution descriptor");
-    attr = user_scratchpad_attr();
-    CHECK(dnnl_primitive_desc_create(&pd, &desc, attr, cpu_engine(), NULL), "convolution implementation");
-    dnnl_primitive_attr_destroy(attr);
-    return finish_op(op, pd, err, err_size);
+    return create_op(op, &desc, "convolution", err, err_size);
 fail:
-    if (attr) dnnl_primitive_attr_destroy(attr);
     kd_op_free(op);
     return NULL;
 }
@@ -161,8 +168,6 @@ fail:
 kd_op *kd_linear_create(int64_t rows, int64_t in_features, int64_t out_features, int32_t data_type,
                         int32_t with_bias, char *err, size_t err_size) {
     kd_op *op = calloc(1, sizeof *op);
-    dnnl_primitive_attr_t attr = NULL;
-    dnnl_primitive_desc_t pd = NULL;
     if (!op) return NULL;
     if (!cpu_engine()) FAIL("oneDNN has no CPU engine");
     dnnl_dims_t src_dims = {rows, in_features}, wei_dims = {in_features, out_features};
@@ -180,12 +185,8 @@ kd_op *kd_linear_create(int64_t rows, int64_t in_features, int64_t out_features,
     dnnl_matmul_desc_t desc;
     CHECK(dnnl_matmul_desc_init(&desc, &src_op, &wei_any, with_bias ? &op->bias_md : NULL, &op->user_dst),
           "matmul descriptor");
-    attr = user_scratchpad_attr();
-    CHECK(dnnl_primitive_desc_create(&pd, &desc, attr, cpu_engine(), NULL), "matmul implementation");
-    dnnl_primitive_attr_destroy(attr);
-    return finish_op(op, pd, err, err_size);
+    return create_op(op, &desc, "matmul", err, err_size);
 fail:
-    if (attr) dnnl_primitive_attr_destroy(attr);
     kd_op_free(op);
     return NULL;
 }

@@ -26,14 +26,18 @@ public func linear(_ x: Tensor, weight: Weight, bias: Tensor?) -> Tensor {
     Profile.measure(.linear) { linearLayer(x, weight: weight, bias: bias) }
 }
 
-private func linearLayer(_ x: Tensor, weight: Weight, bias: Tensor?) -> Tensor {
-    let mode = executionMode(of: weight)
-    if mode == .bf16Native, let out = linearPrimitive(x, weight: weight, bias: bias, precision: .bf16) { return out }
+/// The checked shape of x [..., in] * weight [out, in]^T and its (uninitialised) output [..., out].
+private func linearShape(_ x: Tensor, weight: Weight, bias: Tensor?) -> (rows: Int, inF: Int, outF: Int, out: Tensor) {
     let inF = weight.dim(1), outF = weight.dim(0)
     shapeCheck(x.dim(-1) == inF, "linear: input \(x.shape) vs weight \(weight.shape)")
     if let bias { shapeCheck(bias.count == outF, "linear: bias \(bias.shape) vs weight \(weight.shape)") }
-    let rows = x.count / inF
-    let out = Tensor(shape: Array(x.shape.dropLast()) + [outF])
+    return (x.count / inF, inF, outF, Tensor(shape: Array(x.shape.dropLast()) + [outF]))
+}
+
+private func linearLayer(_ x: Tensor, weight: Weight, bias: Tensor?) -> Tensor {
+    let mode = executionMode(of: weight)
+    if mode == .bf16Native, let out = linearPrimitive(x, weight: weight, bias: bias, precision: .bf16) { return out }
+    let (rows, inF, outF, out) = linearShape(x, weight: weight, bias: bias)
     if rows == 0 { return out }
     if mode == .fp32 {
         weight.withFloat32 { w in linearGEMM(x.data, weight: w, bias: bias, rows: rows, inFeatures: inF, outFeatures: outF, out: out) }
@@ -52,11 +56,7 @@ private func linearLayer(_ x: Tensor, weight: Weight, bias: Tensor?) -> Tensor {
 /// has no implementation for `precision`. Used for bf16; in fp32 the layer is a plain sgemm on the weights as stored
 /// (oneDNN's float32 matmul is that same GEMM, and a laid-out copy would double the memory of float32 weights).
 public func linearPrimitive(_ x: Tensor, weight: Weight, bias: Tensor?, precision: Precision) -> Tensor? {
-    let inF = weight.dim(1), outF = weight.dim(0)
-    shapeCheck(x.dim(-1) == inF, "linear: input \(x.shape) vs weight \(weight.shape)")
-    if let bias { shapeCheck(bias.count == outF, "linear: bias \(bias.shape) vs weight \(weight.shape)") }
-    let rows = x.count / inF
-    let out = Tensor(shape: Array(x.shape.dropLast()) + [outF])
+    let (rows, inF, outF, out) = linearShape(x, weight: weight, bias: bias)
     if rows == 0 { return out }
     let key = OperationKey(kind: .linear, dims: [rows, inF, outF], precision: precision, bias: bias != nil)
     guard let op = PrimitiveCache.shared.operation(key) else { return nil }
