@@ -1,6 +1,7 @@
-// A layer's weight matrix: float32 in memory, or float16/bfloat16 left in the mapped checkpoint and widened into a
-// pooled scratch buffer each time the layer runs. Widening 5 GB of a real-size UNet takes well under a second per
-// step (against ~40 s of arithmetic) and halves the resident memory of a half-precision checkpoint.
+// A layer's weight matrix: float32 in memory, or float16/bfloat16 left in the mapped checkpoint. In fp32 the half
+// values are widened into a pooled scratch buffer each time the layer runs (widening 5 GB of a real-size UNet takes
+// well under a second per step, against ~40 s of arithmetic, and halves the resident memory of a half-precision
+// checkpoint); in bf16 they are laid out once, as bfloat16, in the layout the layer's oneDNN primitive asks for.
 import DNNLBridge
 import Foundation
 

@@ -7,6 +7,12 @@ import ModelServer
 import PluginHost
 import XCTest
 
+/// A test's own set-up broke (a C plugin did not compile, a fixture lacks a key): thrown, so the test fails instead
+/// of passing or skipping without having checked anything.
+struct SetupError: Error, CustomStringConvertible {
+    let description: String
+}
+
 enum Product {
     /// The build folder holding this test bundle, the plugin libraries and the kandinsky executable.
     static let buildDir: String = {
@@ -44,7 +50,7 @@ enum Product {
         if registry.plugins.count < 6 {
             XCTFail("expected 6 plugins in \(buildDir), found \(registry.plugins.map(\.id)); run `swift build -c release` first. Warnings: \(registry.warnings)",
                     file: file, line: line)
-            throw XCTSkip("plugins not built")
+            throw SetupError(description: "plugins not built in \(buildDir)")
         }
     }
 
@@ -56,7 +62,7 @@ enum Product {
         p.arguments = ["cc", "-std=c11", "-Wall", "-Werror", "-shared", "-fPIC", "-I", repo + "/Sources/KandinskyPluginABI/include", source, "-o", out]
         try p.run()
         p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw XCTSkip("cc failed on \(source)") }
+        guard p.terminationStatus == 0 else { throw SetupError(description: "cc failed (status \(p.terminationStatus)) on \(source)") }
         return out
     }
 
