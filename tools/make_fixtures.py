@@ -30,12 +30,14 @@ from transformers import (CLIPImageProcessor, CLIPTextConfig, CLIPTextModelWithP
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "Tests", "EngineTests", "Fixtures")
-VOCAB = os.path.join(ROOT, "..", "shared", "data", "bpe_simple_vocab_16e6.txt.gz")
+# OpenAI CLIP's BPE vocabulary (bpe_simple_vocab_16e6.txt.gz from github.com/openai/CLIP, clip/): set CLIP_BPE_VOCAB
+# to a copy; the tokenizer files built from it are committed (Fixtures/tokenizer), so only `tokenizer` needs it.
+VOCAB = os.environ.get("CLIP_BPE_VOCAB", os.path.join(ROOT, "..", "shared", "data", "bpe_simple_vocab_16e6.txt.gz"))
 
 assert tuple(int(x) for x in PIL.__version__.split(".")[:2]) >= (13, 0), "Pillow >= 13.0.0 is required"
 try:
     import torchvision  # noqa: F401
-    sys.exit("uninstall torchvision: it changes CLIPImageProcessor's resize (see shared/spec/image-preprocessing.md)")
+    sys.exit("uninstall torchvision: it changes CLIPImageProcessor's resize (its tensor resize path differs from PIL's)")
 except ImportError:
     pass
 
@@ -316,7 +318,7 @@ def bytes_to_unicode():
 
 
 def make_tokenizer():
-    """diffusers-layout tokenizer files from the CLIP BPE vocabulary (shared/spec/kandinsky22.md section 7)."""
+    """diffusers-layout tokenizer files from OpenAI CLIP's BPE vocabulary (bpe_simple_vocab_16e6.txt.gz, github.com/openai/CLIP)."""
     path = os.path.join(OUT, "tokenizer")
     shutil.rmtree(path, ignore_errors=True)
     os.makedirs(path)
@@ -334,7 +336,7 @@ def make_tokenizer():
     os.remove(os.path.join(path, "tokenizer.json"))
     prompts = tokenizer_corpus()
     cases = [{"prompt": p} for p in prompts]
-    # pad "!" as in shared/spec section 7, and pad "<|endoftext|>" as the real prior's tokenizer_config has it.
+    # pad "!" as open_clip does, and pad "<|endoftext|>" as the real prior's tokenizer_config has it.
     for key, pad in (("", "!"), ("_eos_pad", "<|endoftext|>")):
         tok = CLIPTokenizer.from_pretrained(path, pad_token=pad)
         enc = tok(prompts, padding="max_length", max_length=77, truncation=True)

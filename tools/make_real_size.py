@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Real-size check (issue 3, part 8): random-weight checkpoints at the published kandinsky-community configs,
 saved as fp16 safetensors in the diffusers layout (several GB; never committed), their state-dict keys and shapes
-checked against shared/spec/keys, and one forward pass of each network at a small resolution saved as the
+checked against tools/keys (the published checkpoints' key names and shapes), and one forward pass of each network at a small resolution saved as the
 reference for the Swift side (Tests/EngineTests/RealSizeTests.swift, run with KANDINSKY_REAL_SIZE=DIR).
 
     python3 tools/make_real_size.py DIR [NAME ...]
@@ -23,7 +23,7 @@ from diffusers import PriorTransformer, UNet2DConditionModel, VQModel
 from transformers import CLIPTextConfig, CLIPTextModelWithProjection, CLIPVisionConfig, CLIPVisionModelWithProjection
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-KEYS = os.path.join(ROOT, "..", "shared", "spec", "keys")
+KEYS = os.path.join(ROOT, "tools", "keys")
 torch.set_grad_enabled(False)
 
 UNET = dict(act_fn="silu", addition_embed_type="image", addition_embed_type_num_heads=64, attention_head_dim=64,
@@ -169,7 +169,7 @@ def main():
         io = run(name, model)
         save_file({k: v.contiguous().float() for k, v in io.items()}, os.path.join(path, "reference_io.safetensors"))
         params = sum(p.numel() for p in model.parameters())
-        print(f"{name}: {n} tensors match shared/spec/keys/{keyfile}.txt, {params / 1e6:.1f}M parameters, saved fp16 to {path}", flush=True)
+        print(f"{name}: {n} tensors match tools/keys/{keyfile}.txt, {params / 1e6:.1f}M parameters, saved fp16 to {path}", flush=True)
         del model
         gc.collect()
 

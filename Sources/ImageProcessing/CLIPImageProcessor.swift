@@ -1,6 +1,6 @@
 // transformers' CLIPImageProcessor on its PIL path (no torchvision): shortest side to `size` with bicubic
-// resampling, centre crop, rescale by 1/255, normalise with the CLIP mean and std. Exact to the bit
-// (shared/spec/image-preprocessing.md section 2).
+// resampling, centre crop, rescale by 1/255, normalise with the CLIP mean and std. Exact to the bit (transformers
+// models/clip/image_processing_clip.py with image_transforms.resize on PIL images).
 import Checkpoint
 import Foundation
 import TensorCore

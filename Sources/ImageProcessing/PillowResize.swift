@@ -1,5 +1,5 @@
-// Pillow's Image.resize for 8-bit images, bit-exact with Pillow >= 13.0 (Resample.c, Reduce.c), following the
-// rules recorded in shared/spec/image-preprocessing.md: the optional reduce() pre-step for reducing_gap, float32
+// Pillow's Image.resize for 8-bit images, bit-exact with Pillow >= 13.0 (src/libImaging/Resample.c, Reduce.c and
+// Image.resize in src/PIL/Image.py): the optional reduce() pre-step for reducing_gap, float32
 // boxes, fixed-point (22-bit) separable passes with a uint8 intermediate, and Pillow 13's choice of pass order.
 #if canImport(Glibc)
 import Glibc

@@ -41,7 +41,7 @@ public final class DecoderPipeline {
         }
     }
 
-    /// The decoder loop of every Kandinsky 2.2 decoder pipeline (shared/spec section 1.0).
+    /// The decoder loop of every Kandinsky 2.2 decoder pipeline (diffusers pipelines/kandinsky2_2/pipeline_kandinsky2_2.py, `__call__`).
     /// - extraChannels: appended after the (CFG-doubled) latents on the channel axis at each step (inpaint's
     ///   masked image and mask).
     /// - afterStep: called with (step index, latents) after each scheduler step; returns the latents to continue with.

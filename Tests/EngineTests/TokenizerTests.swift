@@ -1,5 +1,5 @@
 // Token ids against transformers' CLIPTokenizer on 240 prompts (punctuation, digits, non-ASCII, over-long),
-// with the pad token of shared/spec section 7 ("!") and of the real kandinsky-2-2-prior ("<|endoftext|>").
+// with the pad token "!" (open_clip's tokenizer convention) and of the real kandinsky-2-2-prior ("<|endoftext|>").
 import Tokenization
 import XCTest
 
