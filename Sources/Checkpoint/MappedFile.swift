@@ -18,15 +18,18 @@ public final class MappedFile: @unchecked Sendable {
         }
         defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw CheckpointError.unreadable(path: path, reason: String(cString: strerror(errno))) }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw CheckpointError.unreadable(path: path, reason: "not a regular file") }
+        guard fstat(fd, &st) == 0 else { throw CheckpointError.unreadable(path: path,
+                                                                          reason: String(cString: strerror(errno))) }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw CheckpointError.unreadable(path: path,
+            reason: "not a regular file") }
         size = Int(st.st_size)
         if size == 0 {
             base = UnsafeRawPointer(UnsafeMutableRawPointer.allocate(byteCount: 1, alignment: 64))
             return
         }
         let p = mmap(nil, size, PROT_READ, MAP_PRIVATE, fd, 0)
-        guard let p, p != MAP_FAILED else { throw CheckpointError.unreadable(path: path, reason: String(cString: strerror(errno))) }
+        guard let p, p != MAP_FAILED else { throw CheckpointError.unreadable(path: path,
+                                                                             reason: String(cString: strerror(errno))) }
         base = UnsafeRawPointer(p)
         Self.lock.lock()
         Self.live.removeAll { $0.file == nil }
@@ -52,6 +55,10 @@ public final class MappedFile: @unchecked Sendable {
     }
 
     deinit {
-        if size == 0 { UnsafeMutableRawPointer(mutating: base).deallocate() } else { munmap(UnsafeMutableRawPointer(mutating: base), size) }
+        if size == 0 {
+            UnsafeMutableRawPointer(mutating: base).deallocate()
+        } else {
+            munmap(UnsafeMutableRawPointer(mutating: base), size)
+        }
     }
 }

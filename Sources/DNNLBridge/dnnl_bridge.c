@@ -43,7 +43,11 @@ static dnnl_engine_t cpu_engine(void) {
 }
 
 #define FAIL(...) do { if (err && err_size) snprintf(err, err_size, __VA_ARGS__); goto fail; } while (0)
-#define CHECK(call, what) do { dnnl_status_t st_ = (call); if (st_ != dnnl_success) FAIL("%s failed (oneDNN status %d)", what, (int)st_); } while (0)
+#define CHECK(call, what)                                                                   \
+    do {                                                                                    \
+        dnnl_status_t st_ = (call);                                                         \
+        if (st_ != dnnl_success) FAIL("%s failed (oneDNN status %d)", what, (int)st_);      \
+    } while (0)
 
 void kd_dnnl_set_threads(int32_t threads) {
     if (threads > 0) omp_set_num_threads(threads);
@@ -325,7 +329,8 @@ int32_t kd_op_run(const kd_op *op, const float *src, const kd_weights *w, const 
         nargs++;
     }
     CHECK(run_step(&op->main, stream, args, nargs), op->impl);
-    if (op->dst_out.primitive) CHECK(reorder(&op->dst_out, stream, &op->op_dst, dst_tmp, &op->user_dst, dst), "output reorder");
+    if (op->dst_out.primitive) CHECK(reorder(&op->dst_out, stream, &op->op_dst, dst_tmp, &op->user_dst, dst),
+                                     "output reorder");
     rc = 0;
 fail:
     if (src_mem) dnnl_memory_destroy(src_mem);

@@ -10,11 +10,13 @@ public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, scale: Float,
     Profile.measure(.attention) { scaledDotProductAttention(q: q, k: k, v: v, heads: heads, scale: scale, mask: mask) }
 }
 
-private func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, heads: Int, scale: Float, mask: Tensor?) -> Tensor {
+private func scaledDotProductAttention(q: Tensor, k: Tensor, v: Tensor, heads: Int, scale: Float,
+                                       mask: Tensor?) -> Tensor {
     let batch = q.dim(0), nq = q.dim(1), hd = q.dim(2), nk = k.dim(1)
     shapeCheck(k.shape == [batch, nk, hd] && v.shape == k.shape && hd % heads == 0,
                "attention: q \(q.shape) k \(k.shape) v \(v.shape) heads \(heads)")
-    if let mask { shapeCheck(mask.shape == [batch, nq, nk], "attention: mask \(mask.shape) for q \(q.shape) k \(k.shape)") }
+    if let mask { shapeCheck(mask.shape == [batch, nq, nk],
+                             "attention: mask \(mask.shape) for q \(q.shape) k \(k.shape)") }
     let d = hd / heads
     let out = Tensor(shape: [batch, nq, hd])
     let block = max(1, min(nq, attentionScoreBudget / max(nk, 1)))

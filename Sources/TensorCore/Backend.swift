@@ -27,7 +27,8 @@ public enum ComputeBackend: String, Sendable {
 
     /// KANDINSKY_BACKEND=openblas selects OpenBLAS for fp32 products; anything else (or nothing) is oneDNN.
     public static let current: ComputeBackend = {
-        let backend: ComputeBackend = getenv("KANDINSKY_BACKEND").map { String(cString: $0) } == "openblas" ? .openblas : .onednn
+        let choice = getenv("KANDINSKY_BACKEND").map { String(cString: $0) }
+        let backend: ComputeBackend = choice == "openblas" ? .openblas : .onednn
         kd_dnnl_set_threads(Int32(Parallel.threads))
         return backend
     }()
@@ -100,7 +101,8 @@ final class PrimitiveCache: @unchecked Sendable {
 }
 
 /// Runs a cached primitive on plain float32 tensors; `weight` supplies weights in the primitive's layout.
-func runOperation(_ op: OpaquePointer, src: UnsafePointer<Float>, weight: Weight, bias: Tensor?, dst: UnsafeMutablePointer<Float>) {
+func runOperation(_ op: OpaquePointer, src: UnsafePointer<Float>, weight: Weight, bias: Tensor?,
+                  dst: UnsafeMutablePointer<Float>) {
     var message = [CChar](repeating: 0, count: 256)
     weight.withPrepared(for: op) { prepared in
         if kd_op_run(op, src, prepared, bias?.data, dst, &message, message.count) != 0 {
@@ -115,7 +117,10 @@ public func roundToBFloat16(_ p: UnsafeMutablePointer<Float>, count: Int) {
         let raw = UnsafeMutableRawPointer(p).assumingMemoryBound(to: UInt32.self)
         for i in r {
             let bits = raw[i]
-            if bits & 0x7F80_0000 == 0x7F80_0000 { raw[i] = bits & 0xFFFF_0000 | (bits & 0xFFFF == 0 ? 0 : 0x40_0000); continue }
+            if bits & 0x7F80_0000 == 0x7F80_0000 {
+                raw[i] = bits & 0xFFFF_0000 | (bits & 0xFFFF == 0 ? 0 : 0x40_0000)
+                continue
+            }
             raw[i] = (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) & 0xFFFF_0000
         }
     }

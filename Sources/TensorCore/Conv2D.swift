@@ -32,31 +32,39 @@ private func convolve(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, p
             conv2dIm2col(x, weightData: w, weightShape: weight.shape, bias: bias, stride: stride, padding: padding)
         }
     }
-    if mode == .bf16Native, let out = conv2dPrimitive(x, weight: weight, bias: bias, stride: stride, padding: padding, precision: .bf16) {
+    if mode == .bf16Native, let out = conv2dPrimitive(x, weight: weight, bias: bias, stride: stride, padding: padding,
+                                                      precision: .bf16) {
         return out
     }
-    guard mode != .fp32 else { return conv2dGEMMPrimitive(x, weight: weight, bias: bias, stride: stride, padding: padding) }
+    guard mode != .fp32 else {
+        return conv2dGEMMPrimitive(x, weight: weight, bias: bias, stride: stride, padding: padding)
+    }
     // bfloat16's numbers without its units: operands rounded to bf16, products and sums in float32.
     let rounded = bfloat16RoundedCopy(x)
     defer { ScratchPool.shared.release(rounded, x.count) }
     let roundedInput = Tensor(shape: x.shape, borrowing: rounded, owner: x)
     return weight.withBFloat16RoundedFloat32 { w in
-        conv2dGEMMPrimitive(roundedInput, weight: Weight(Tensor(shape: weight.shape, borrowing: UnsafeMutablePointer(mutating: w), owner: weight)),
-                            bias: bias, stride: stride, padding: padding)
+        let values = UnsafeMutablePointer(mutating: w)
+        let roundedWeight = Weight(Tensor(shape: weight.shape, borrowing: values, owner: weight))
+        return conv2dGEMMPrimitive(roundedInput, weight: roundedWeight, bias: bias, stride: stride, padding: padding)
     }
 }
 
 /// fp32: oneDNN's convolution on NCHW activations, which it runs as im2col + GEMM. Its direct (blocked-layout) kernels
 /// are no faster here and sum each output in one long chain, landing 2-6x further from float64 (docs/performance.md).
-private func conv2dGEMMPrimitive(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {
-    conv2dPrimitive(x, weight: weight, bias: bias, stride: stride, padding: padding, precision: .fp32, plainLayout: true)!
+private func conv2dGEMMPrimitive(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int,
+                                 padding: Padding2D) -> Tensor {
+    conv2dPrimitive(x, weight: weight, bias: bias, stride: stride, padding: padding, precision: .fp32,
+                    plainLayout: true)!
 }
 
 /// The convolution as one oneDNN primitive (cached per shape, weights laid out as it asks), or nil where oneDNN has
 /// no implementation for `precision`. `plainLayout` keeps the activations NCHW (oneDNN's GEMM-based kernels).
-public func conv2dPrimitive(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D, precision: Precision,
+public func conv2dPrimitive(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D,
+                            precision: Precision,
                             plainLayout: Bool = false) -> Tensor? {
-    shapeCheck(x.rank == 4 && weight.shape.count == 4 && x.dim(1) == weight.dim(1), "conv2d: input \(x.shape) vs weight \(weight.shape)")
+    shapeCheck(x.rank == 4 && weight.shape.count == 4 && x.dim(1) == weight.dim(1),
+               "conv2d: input \(x.shape) vs weight \(weight.shape)")
     let (batch, cin, h, w) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3))
     let (cout, kh, kw) = (weight.dim(0), weight.dim(2), weight.dim(3))
     let ho = (h + padding.top + padding.bottom - kh) / stride + 1
@@ -64,14 +72,16 @@ public func conv2dPrimitive(_ x: Tensor, weight: Weight, bias: Tensor?, stride: 
     shapeCheck(ho > 0 && wo > 0, "conv2d: input \(x.shape) too small for kernel \(weight.shape)")
     if let bias { shapeCheck(bias.count == cout, "conv2d: bias \(bias.shape) vs weight \(weight.shape)") }
     let dims = [batch, cin, h, w, cout, kh, kw, stride, padding.top, padding.bottom, padding.left, padding.right]
-    let key = OperationKey(kind: .convolution, dims: dims, precision: precision, bias: bias != nil, plainLayout: plainLayout)
+    let key = OperationKey(kind: .convolution, dims: dims, precision: precision, bias: bias != nil,
+                           plainLayout: plainLayout)
     guard let op = PrimitiveCache.shared.operation(key) else { return nil }
     let out = Tensor(shape: [batch, cout, ho, wo])
     runOperation(op, src: x.data, weight: weight, bias: bias, dst: out.data)
     return out
 }
 
-public func conv2dIm2col(_ x: Tensor, weightData: UnsafePointer<Float>, weightShape: [Int], bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {
+public func conv2dIm2col(_ x: Tensor, weightData: UnsafePointer<Float>, weightShape: [Int], bias: Tensor?, stride: Int,
+                         padding: Padding2D) -> Tensor {
     shapeCheck(x.rank == 4 && weightShape.count == 4 && x.dim(1) == weightShape[1],
                "conv2d: input \(x.shape) vs weight \(weightShape)")
     let (batch, cin, h, w) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3))

@@ -10,7 +10,8 @@ public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k:
                   beta: Float = 0, c: UnsafeMutablePointer<Float>, ldc: Int) {
     if m == 0 || n == 0 { return }
     if ComputeBackend.current == .onednn {
-        let status = kd_sgemm(transA ? 1 : 0, transB ? 1 : 0, Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda), b, Int64(ldb),
+        let status = kd_sgemm(transA ? 1 : 0, transB ? 1 : 0, Int64(m), Int64(n), Int64(k), alpha, a, Int64(lda), b,
+                              Int64(ldb),
                               beta, c, Int64(ldc))
         shapeCheck(status == 0, "sgemm: m \(m) n \(n) k \(k) lda \(lda) ldb \(ldb) ldc \(ldc)")
         return
@@ -20,7 +21,8 @@ public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k:
 }
 
 /// torch.nn.Linear: x [..., in] -> [..., out] with weight [out, in] and optional bias [out].
-public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor { linear(x, weight: Weight(weight), bias: bias) }
+public func linear(_ x: Tensor, weight: Tensor, bias: Tensor?) -> Tensor { linear(x, weight: Weight(weight),
+    bias: bias) }
 
 public func linear(_ x: Tensor, weight: Weight, bias: Tensor?) -> Tensor {
     Profile.measure(.linear) { linearLayer(x, weight: weight, bias: bias) }
@@ -40,7 +42,8 @@ private func linearLayer(_ x: Tensor, weight: Weight, bias: Tensor?) -> Tensor {
     let (rows, inF, outF, out) = linearShape(x, weight: weight, bias: bias)
     if rows == 0 { return out }
     if mode == .fp32 {
-        weight.withFloat32 { w in linearGEMM(x.data, weight: w, bias: bias, rows: rows, inFeatures: inF, outFeatures: outF, out: out) }
+        weight.withFloat32 { w in linearGEMM(x.data, weight: w, bias: bias, rows: rows, inFeatures: inF,
+                                             outFeatures: outF, out: out) }
         return out
     }
     // Emulated bf16: operands rounded to bfloat16, products and sums in float32.
@@ -65,12 +68,14 @@ public func linearPrimitive(_ x: Tensor, weight: Weight, bias: Tensor?, precisio
 }
 
 /// out [rows, outF] = x [rows, inF] * weight^T + bias through sgemm.
-private func linearGEMM(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: Tensor?, rows: Int, inFeatures inF: Int,
+private func linearGEMM(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: Tensor?, rows: Int,
+                        inFeatures inF: Int,
                         outFeatures outF: Int, out: Tensor) {
     if let bias {
         parallelFor(rows, minPerThread: 64) { r in
             for i in r { (out.data + i * outF).update(from: bias.data, count: outF) }
         }
     }
-    sgemm(transB: true, m: rows, n: outF, k: inF, a: x, lda: inF, b: weight, ldb: inF, beta: bias == nil ? 0 : 1, c: out.data, ldc: outF)
+    sgemm(transB: true, m: rows, n: outF, k: inF, a: x, lda: inF, b: weight, ldb: inF, beta: bias == nil ? 0 : 1,
+          c: out.data, ldc: outF)
 }

@@ -6,11 +6,14 @@ import Glibc
 // a million values and float accumulation would drift from PyTorch's by more than our parity tolerance.
 
 /// GroupNorm over x [B, C, *spatial]; optionally fused with SiLU (every ResnetBlock2D applies one right after).
-public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float, silu fuseSiLU: Bool = false) -> Tensor {
-    Profile.measure(.normalization) { groupNormalize(x, groups: groups, weight: weight, bias: bias, eps: eps, silu: fuseSiLU) }
+public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float,
+                      silu fuseSiLU: Bool = false) -> Tensor {
+    Profile.measure(.normalization) { groupNormalize(x, groups: groups, weight: weight, bias: bias, eps: eps,
+                                                     silu: fuseSiLU) }
 }
 
-private func groupNormalize(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float, silu fuseSiLU: Bool) -> Tensor {
+private func groupNormalize(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float,
+                            silu fuseSiLU: Bool) -> Tensor {
     let batch = x.dim(0), channels = x.dim(1)
     shapeCheck(channels % groups == 0, "groupNorm: \(channels) channels in \(groups) groups")
     let spatial = x.count / (batch * channels)

@@ -34,7 +34,8 @@ public enum Profile {
         defer { lock.unlock() }
         var lines: [String] = []
         for (i, category) in Category.allCases.enumerated() {
-            lines.append(String(format: "profile %-13@ %9.2f s %8d calls %5.1f%%", category.rawValue, seconds[i], calls[i],
+            lines.append(String(format: "profile %-13@ %9.2f s %8d calls %5.1f%%", category.rawValue, seconds[i],
+                                calls[i],
                                 100 * seconds[i] / wallSeconds))
         }
         let rest = wallSeconds - seconds.reduce(0, +)

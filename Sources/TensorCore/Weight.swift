@@ -25,7 +25,8 @@ public final class Weight: @unchecked Sendable {
         shape = t.shape; count = t.count; storage = .float32(t); self.precision = precision
     }
 
-    public init(shape: [Int], half pointer: UnsafeRawPointer, bfloat: Bool, owner: AnyObject, precision: Precision = .fp32) {
+    public init(shape: [Int], half pointer: UnsafeRawPointer, bfloat: Bool, owner: AnyObject,
+                precision: Precision = .fp32) {
         self.shape = shape; count = shape.reduce(1, *); storage = .half(pointer, bfloat: bfloat, owner: owner)
         self.precision = precision
     }
@@ -126,7 +127,8 @@ public final class Weight: @unchecked Sendable {
 public func widen(_ src: UnsafeRawPointer, bfloat: Bool, into dst: UnsafeMutablePointer<Float>, count n: Int) {
     parallelFor(n, minPerThread: 1 << 16) { r in
         if bfloat {
-            for i in r { dst[i] = Float(bitPattern: UInt32(src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)) << 16) }
+            for i in r { dst[i] = Float(bitPattern: UInt32(src.loadUnaligned(fromByteOffset: 2 * i,
+                                                                             as: UInt16.self)) << 16) }
             return
         }
         var i = r.lowerBound

@@ -1,4 +1,5 @@
-// The compute backend's own pieces: oneDNN's convolution and matmul primitives (the bf16 path's kernels, run here in float32 so
+// The compute backend's own pieces: oneDNN's convolution and matmul primitives (the bf16 path's kernels, run here in
+// float32 so
 // every CPU exercises its layouts, reorders, bias and padding), weight layouts reused across shapes, and the
 // bfloat16 rounding of the emulated path against torch's own float32 -> bfloat16 conversion.
 import Checkpoint
@@ -6,7 +7,8 @@ import TensorCore
 import XCTest
 
 final class BackendTests: XCTestCase {
-    /// Deterministic values in [-1, 1) (a fixed LCG: no expected number depends on them, both sides see the same input).
+    /// Deterministic values in [-1, 1) (a fixed LCG: no expected number depends on them, both sides see the same
+    /// input).
     func filled(_ shape: [Int], seed: UInt64) -> Tensor {
         let t = Tensor(shape: shape)
         var state = seed &* 6364136223846793005 &+ 1442695040888963407
@@ -39,10 +41,13 @@ final class BackendTests: XCTestCase {
             let w = filled([c.outChannels, c.input[1], c.kernel, c.kernel], seed: UInt64(100 + n))
             let bias = c.bias ? filled([c.outChannels], seed: UInt64(200 + n)) : nil
             let weight = Weight(w)
-            let expected = conv2dIm2col(x, weightData: w.data, weightShape: w.shape, bias: bias, stride: c.stride, padding: c.padding)
-            let ours = try XCTUnwrap(conv2dPrimitive(x, weight: weight, bias: bias, stride: c.stride, padding: c.padding, precision: .fp32),
+            let expected = conv2dIm2col(x, weightData: w.data, weightShape: w.shape, bias: bias, stride: c.stride,
+                                        padding: c.padding)
+            let ours = try XCTUnwrap(conv2dPrimitive(x, weight: weight, bias: bias, stride: c.stride,
+                                                     padding: c.padding, precision: .fp32),
                                      "case \(n): oneDNN has no float32 convolution for \(c)")
-            assertClose(ours, expected, "case \(n) conv \(c.input) k\(c.kernel) s\(c.stride) primitive vs im2col", relTol: 1e-5)
+            assertClose(ours, expected, "case \(n) conv \(c.input) k\(c.kernel) s\(c.stride) primitive vs im2col",
+                        relTol: 1e-5)
         }
     }
 
@@ -53,8 +58,10 @@ final class BackendTests: XCTestCase {
         let weight = Weight(w)
         for (n, side) in [12, 20, 12, 7].enumerated() {
             let x = filled([1, 8, side, side], seed: UInt64(300 + n))
-            let expected = conv2dIm2col(x, weightData: w.data, weightShape: w.shape, bias: bias, stride: 1, padding: .symmetric(1))
-            let ours = try XCTUnwrap(conv2dPrimitive(x, weight: weight, bias: bias, stride: 1, padding: .symmetric(1), precision: .fp32))
+            let expected = conv2dIm2col(x, weightData: w.data, weightShape: w.shape, bias: bias, stride: 1,
+                                        padding: .symmetric(1))
+            let ours = try XCTUnwrap(conv2dPrimitive(x, weight: weight, bias: bias, stride: 1, padding: .symmetric(1),
+                                                     precision: .fp32))
             assertClose(ours, expected, "input side \(side) (call \(n + 1)) with one shared weight", relTol: 1e-5)
         }
     }
@@ -62,7 +69,8 @@ final class BackendTests: XCTestCase {
     /// The linear layer, as shipped (sgemm) and as oneDNN's matmul primitive (the bf16 path's kernel, run in float32),
     /// against float64 sums: rows that are not a multiple of any block, with and without bias.
     func testLinearMatchesFloat64Sums() throws {
-        for (n, (rows, inF, outF, hasBias)) in [(1, 7, 5, true), (77, 64, 96, false), (130, 33, 17, true)].enumerated() {
+        for (n, (rows, inF, outF, hasBias)) in [(1, 7, 5, true), (77, 64, 96, false), (130, 33, 17,
+            true)].enumerated() {
             let x = filled([rows, inF], seed: UInt64(400 + n))
             let w = filled([outF, inF], seed: UInt64(500 + n))
             let bias = hasBias ? filled([outF], seed: UInt64(600 + n)) : nil
@@ -72,7 +80,8 @@ final class BackendTests: XCTestCase {
                 for i in 0..<inF { sum += Double(x.data[r * inF + i]) * Double(w.data[o * inF + i]) }
                 expected.data[r * outF + o] = Float(sum)
             } }
-            assertClose(linear(x, weight: Weight(w), bias: bias), expected, "linear \(rows)x\(inF) -> \(outF) vs float64 sums", relTol: 1e-5)
+            assertClose(linear(x, weight: Weight(w), bias: bias), expected,
+                        "linear \(rows)x\(inF) -> \(outF) vs float64 sums", relTol: 1e-5)
             let primitive = try XCTUnwrap(linearPrimitive(x, weight: Weight(w), bias: bias, precision: .fp32))
             assertClose(primitive, expected, "matmul primitive \(rows)x\(inF) -> \(outF) vs float64 sums", relTol: 1e-5)
         }

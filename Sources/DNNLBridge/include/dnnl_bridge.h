@@ -26,7 +26,8 @@ int32_t kd_dnnl_native_bf16(void);
 /* torch.nn.Conv2d (groups 1, dilation 1) on src [batch, cin, h, w] with weights [cout, cin, kh, kw]. With
  * plain_layout 1 the primitive works on NCHW itself (oneDNN then picks its im2col + GEMM kernels, which sum as a
  * GEMM does); with 0 it picks the layouts it likes best (blocked, direct kernels) and the activations are reordered.
- * Returns NULL and writes a message into err (err_size bytes, owned by the caller) when oneDNN has no implementation. */
+ * Returns NULL and writes a message into err (err_size bytes, owned by the caller) when oneDNN has no
+ * implementation. */
 kd_op *kd_conv_create(int64_t batch, int64_t cin, int64_t h, int64_t w, int64_t cout, int64_t kh, int64_t kw,
                       int64_t stride, int64_t pad_top, int64_t pad_bottom, int64_t pad_left, int64_t pad_right,
                       int32_t data_type, int32_t plain_layout, int32_t with_bias, char *err, size_t err_size);
