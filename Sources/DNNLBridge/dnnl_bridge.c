@@ -203,7 +203,6 @@ void kd_op_free(kd_op *op) {
     free(op);
 }
 
-const char *kd_op_impl(const kd_op *op) { return op->impl; }
 
 /* Executes one step; scratch memory is this call's own, so concurrent runs of one op never share it. */
 static dnnl_status_t run_step(const step_t *s, dnnl_stream_t stream, dnnl_exec_arg_t *args, int nargs) {
@@ -289,7 +288,6 @@ kd_weights *kd_weights_relayout(const kd_weights *w, const kd_op *op, char *err,
     return make_weights(&w->md, w->data, &op->op_weights, err, err_size);
 }
 
-size_t kd_weights_bytes(const kd_weights *w) { return w->bytes; }
 
 void kd_weights_free(kd_weights *w) {
     if (!w) return;

@@ -91,13 +91,6 @@ final class PrimitiveCache: @unchecked Sendable {
         operations[key] = op
         return op
     }
-
-    /// Names of the implementations in use (`--verbose`), one per distinct implementation.
-    var implementations: [String] {
-        lock.lock()
-        defer { lock.unlock() }
-        return Set(operations.values.map { String(cString: kd_op_impl($0)) }).sorted()
-    }
 }
 
 /// Runs a cached primitive on plain float32 tensors; `weight` supplies weights in the primitive's layout.

@@ -37,8 +37,6 @@ kd_op *kd_linear_create(int64_t rows, int64_t in_features, int64_t out_features,
                         int32_t with_bias, char *err, size_t err_size);
 
 void kd_op_free(kd_op *op);
-/* The implementation oneDNN chose (for example "brg:avx512_core_amx"): a string owned by op. */
-const char *kd_op_impl(const kd_op *op);
 
 /* Weights for op from plain float32 values (conv: [cout, cin, kh, kw]; linear: [out, in]); plain is only read. */
 kd_weights *kd_weights_prepare(const kd_op *op, const float *plain, char *err, size_t err_size);
@@ -49,7 +47,6 @@ kd_weights *kd_weights_wrap(const kd_op *op, const float *plain);
 int32_t kd_weights_fit(const kd_weights *w, const kd_op *op);
 /* The same weights in op's layout (w is only read). */
 kd_weights *kd_weights_relayout(const kd_weights *w, const kd_op *op, char *err, size_t err_size);
-size_t kd_weights_bytes(const kd_weights *w);
 void kd_weights_free(kd_weights *w);
 
 /* Runs op: src and dst are plain float32 (caller-owned, not aliased), bias float32 [out] or NULL, w fits op.
