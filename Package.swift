@@ -54,12 +54,13 @@ let package = Package(
 
         // MARK: - Product: plugin ABI, model server, host
         .target(name: "KandinskyPluginABI"),
-        .target(name: "ModelServer", dependencies: ["KandinskyPluginABI", "Pipelines", "Checkpoint", "Networks", "Schedulers", "TensorCore",
+        .target(name: "PluginABIRules", dependencies: ["KandinskyPluginABI"]),
+        .target(name: "ModelServer", dependencies: ["KandinskyPluginABI", "PluginABIRules", "Pipelines", "Checkpoint", "Networks", "Schedulers", "TensorCore",
                                                     "TorchRandom", "ImageProcessing"], swiftSettings: kernelFlags),
 
-        .target(name: "PluginHost", dependencies: ["KandinskyPluginABI", "ModelServer", "ImageProcessing"]),
+        .target(name: "PluginHost", dependencies: ["KandinskyPluginABI", "PluginABIRules", "ModelServer", "ImageProcessing"]),
 
-        .target(name: "PluginSupport", dependencies: ["KandinskyPluginABI"], path: "Plugins/PluginSupport"),
+        .target(name: "PluginSupport", dependencies: ["KandinskyPluginABI", "PluginABIRules"], path: "Plugins/PluginSupport"),
         .target(name: "Outpaint", dependencies: ["KandinskyPluginABI"], path: "Plugins/Outpaint", publicHeadersPath: ".",
                 cSettings: [.unsafeFlags(["-std=c11", "-Wall", "-Wextra", "-Werror"])],
                 linkerSettings: [.linkedLibrary("m"), .unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Plugins/exports.map"])]),
@@ -68,16 +69,12 @@ let package = Package(
                                                             "ModelServer", "ImageIO", "ImageProcessing", "Checkpoint", "TensorCore", "CPUFeatures"],
                           path: "Sources/KandinskyCLI"),
 
-        // MARK: - Benchmark (bench/run.sh)
-        .executableTarget(name: "kandinsky-bench", dependencies: ["Pipelines", "ImageIO", "ImageProcessing", "TensorCore", "TorchRandom"],
-                          path: "bench/KandinskyBench", swiftSettings: kernelFlags),
-
         // MARK: - Tests
         .testTarget(
             name: "ProductTests",
             dependencies: ["PluginHost", "ModelServer", "ImageIO", "ImageProcessing", "KandinskyPluginABI", "Checkpoint", "TensorCore",
                            "Networks", "Pipelines"],
-            exclude: ["Plugins"]
+            exclude: ["Plugins", "ABI-1.0"]
         ),
         .testTarget(
             name: "EngineTests",

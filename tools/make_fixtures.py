@@ -24,7 +24,8 @@ from safetensors.torch import save_file
 
 import diffusers
 import transformers
-from diffusers import DDIMScheduler, DDPMScheduler, PriorTransformer, UNet2DConditionModel, UnCLIPScheduler, VQModel
+from diffusers import (DDIMScheduler, DDPMScheduler, DPMSolverMultistepScheduler, PriorTransformer, UNet2DConditionModel,
+                       UnCLIPScheduler, UniPCMultistepScheduler, VQModel)
 from transformers import (CLIPImageProcessor, CLIPTextConfig, CLIPTextModelWithProjection, CLIPTokenizer,
                           CLIPVisionConfig, CLIPVisionModelWithProjection)
 
@@ -272,20 +273,95 @@ def make_schedulers():
             x0, noise = randn((1, 4, 3, 5), 30), randn((1, 4, 3, 5), 31)
             io[f"{key}.add_noise_t500"] = sched.add_noise(x0, noise, torch.tensor([500]))
             io["add_noise.x0"], io["add_noise.noise"] = x0, noise
-    # img2img strength cut (KandinskyV22Img2ImgPipeline.get_timesteps).
-    from diffusers import KandinskyV22Img2ImgPipeline
-
-    class Holder:
-        scheduler = DDPMScheduler.from_config(DECODER_SCHED)
-    meta["strength"] = []
-    for n, s in [(100, 0.3), (10, 0.2), (50, 1.0), (25, 0.05), (7, 0.5), (4, 0.99)]:
-        Holder.scheduler.set_timesteps(n)
-        ts, _ = KandinskyV22Img2ImgPipeline.get_timesteps(Holder, n, s, "cpu")
-        meta["strength"].append({"steps": n, "strength": s, "timesteps": [int(t) for t in ts]})
     save_io("schedulers", io)
     with open(os.path.join(OUT, "schedulers.json"), "w") as f:
         json.dump(meta, f, indent=1)
     print("schedulers")
+
+
+# ----------------------------------------------------------------------------------------------- samplers
+def swapped(cls, config):
+    """A scheduler swapped in the way diffusers users do it: `pipe.scheduler = cls.from_config(pipe.scheduler.config)`.
+    diffusers' Kandinsky pipelines pass generator= to step(), which UniPC does not take; UniPC draws no noise, so
+    dropping the argument changes nothing."""
+    sched = cls.from_config(config)
+    if cls is UniPCMultistepScheduler:
+        step = sched.step
+
+        def step_without_generator(*args, generator=None, **kw):
+            return step(*args, **kw)
+        sched.step = step_without_generator
+    return sched
+
+
+SAMPLER_CLASSES = {"ddpm": DDPMScheduler, "ddim": DDIMScheduler, "dpmsolver++": DPMSolverMultistepScheduler,
+                   "unipc": UniPCMultistepScheduler}
+
+
+def make_samplers():
+    """Each sampler built from a Kandinsky decoder's DDPM config: timesteps, add_noise and step trajectories, whole
+    and cut from the front as img2img's get_timesteps cuts them."""
+    io, meta = {}, {}
+    # kandinsky-community/kandinsky-2-2-decoder's scheduler/scheduler_config.json as published (no timestep_spacing:
+    # DDPM/DDIM then default to "leading", DPM-Solver++/UniPC to "linspace"), and with each spacing written out, as
+    # diffusers' save_pretrained writes it.
+    published = {"_class_name": "DDPMScheduler", "_diffusers_version": "0.17.0.dev0", "num_train_timesteps": 1000,
+                 "beta_schedule": "linear", "beta_start": 0.00085, "beta_end": 0.012, "clip_sample": False,
+                 "set_alpha_to_one": False, "steps_offset": 1, "prediction_type": "epsilon", "thresholding": False}
+    spacings = {"published": {}, "leading": dict(timestep_spacing="leading"), "linspace": dict(timestep_spacing="linspace"),
+                "trailing": dict(timestep_spacing="trailing", steps_offset=0)}
+    configs = {}
+    for spacing, extra in spacings.items():
+        folder = os.path.join(OUT, "samplers", spacing)
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, "scheduler_config.json"), "w") as f:
+            json.dump(dict(published, **extra), f, indent=1)
+        configs[spacing] = DDPMScheduler.from_pretrained(folder).config
+    x0, noise = randn((1, 4, 3, 5), 30), randn((1, 4, 3, 5), 31)
+    io["add_noise.x0"], io["add_noise.noise"] = x0, noise
+    for name, cls in SAMPLER_CLASSES.items():
+        for spacing, config in configs.items():
+            key = f"{name}.{spacing}"
+            entry = meta[key] = {"timesteps": {}, "trajectories": {}}
+            for n in (1, 2, 3, 7, 10, 20, 25, 30, 50, 100):
+                sched = swapped(cls, config)
+                sched.set_timesteps(n)
+                entry["timesteps"][str(n)] = [int(t) for t in sched.timesteps]
+            sched = swapped(cls, config)
+            sched.set_timesteps(7)
+            t = sched.timesteps[2]
+            io[f"{key}.add_noise"] = sched.add_noise(x0, noise, torch.tensor([int(t)]))
+            entry["add_noise_timestep"] = int(t)
+            # Whole runs of 1, 2 and 6 steps, and a 9-step schedule entered at index 4 (img2img's cut).
+            for steps, begin in ((1, 0), (2, 0), (6, 0), (9, 4)):
+                sched = swapped(cls, config)
+                sched.set_timesteps(steps)
+                ts = sched.timesteps[begin:]
+                x = randn((1, 4, 3, 5), 20)
+                g = torch.Generator().manual_seed(21)
+                traj = [x]
+                for i, t in enumerate(ts):
+                    out = torch.tanh(randn((1, 4, 3, 5), 1000 + i)) * 0.9
+                    x = sched.step(out, t, x, generator=g).prev_sample
+                    traj.append(x)
+                run = f"{steps}from{begin}"
+                io[f"{key}.{run}"] = torch.stack(traj)
+                entry["trajectories"][run] = {"steps": steps, "begin": begin, "timesteps": [int(t) for t in ts]}
+    from diffusers import KandinskyV22Img2ImgPipeline
+
+    class Holder:
+        scheduler = None
+    meta["strength"] = []
+    for name, cls in SAMPLER_CLASSES.items():
+        for n, strength in [(100, 0.3), (10, 0.2), (50, 1.0), (25, 0.05), (7, 0.5), (4, 0.99), (20, 0.6)]:
+            Holder.scheduler = swapped(cls, configs["published"])
+            Holder.scheduler.set_timesteps(n)
+            ts, _ = KandinskyV22Img2ImgPipeline.get_timesteps(Holder, n, strength, "cpu")
+            meta["strength"].append({"scheduler": name, "steps": n, "strength": strength, "timesteps": [int(t) for t in ts]})
+    save_io("samplers", io)
+    with open(os.path.join(OUT, "samplers.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+    print("samplers", len(meta) - 1, "configurations")
 
 
 # ----------------------------------------------------------------------------------------------- RNG
@@ -749,7 +825,7 @@ if __name__ == "__main__":
     with open(os.path.join(OUT, "VERSIONS.txt"), "w") as f:
         f.write(f"torch {torch.__version__}\ndiffusers {diffusers.__version__}\ntransformers {transformers.__version__}\n"
                 f"Pillow {PIL.__version__}\nnumpy {np.__version__}\n")
-    which = sys.argv[1:] or ["unets", "movqs", "priors", "clips", "schedulers", "rng", "tokenizer", "images", "dtypes", "pipelines", "product", "formats",
+    which = sys.argv[1:] or ["unets", "movqs", "priors", "clips", "schedulers", "samplers", "rng", "tokenizer", "images", "dtypes", "pipelines", "product", "formats",
                              "default_model", "bf16_drift"]
     for w in which:
         globals()["make_" + w]()

@@ -30,13 +30,18 @@ func run(_ req: Request) throws {
             }
         }
     }
-    var ts = try req.timesteps(r.decoder, steps: req.int("num_inference_steps") ?? 100)
     let latents: TensorHandle
+    let sampler: SamplerHandle?
     if let image = req.input("image") {
-        (latents, ts) = try req.noisedInitLatents(r.decoder, image: image, width: w, height: h, timesteps: ts, generator: r.generator)
+        let strength = try req.declared("strength", req.double)
+        let cut = try req.requiredSampler(r.decoder, strength: strength, for: "controlnet-depth with an init image")
+        latents = try req.noisedInitLatents(r.decoder, image: image, width: w, height: h, sampler: cut, generator: r.generator)
+        sampler = cut
     } else {
         latents = try req.randn([1, Int(r.info.latent_channels), r.latentHeight, r.latentWidth], r.generator)
+        sampler = try req.sampler(r.decoder)
     }
-    let out = try req.denoise(r.decoder, latents: latents, timesteps: ts, embeds: r.embeds, negative: r.negative, generator: r.generator, hint: hint)
+    let out = try req.denoise(r.decoder, latents: latents, sampler: sampler, embeds: r.embeds, negative: r.negative,
+                              generator: r.generator, hint: hint)
     try req.writeOutput(try req.decode(r.decoder, out))
 }

@@ -54,7 +54,7 @@ func run(_ req: Request) throws {
     let (h, w) = req.outputSize(info)
     let f = Int(info.scale_factor)
     let latents = try req.randn([1, Int(info.unet_in_channels), h / f, w / f], g)
-    let ts = try req.timesteps(decoder, steps: req.int("num_inference_steps") ?? 100)
-    let out = try req.denoise(decoder, latents: latents, timesteps: ts, embeds: mixed, negative: negative, generator: g)
+    let sampler = try req.sampler(decoder)
+    let out = try req.denoise(decoder, latents: latents, sampler: sampler, embeds: mixed, negative: negative, generator: g)
     try req.writeOutput(try req.decode(decoder, out))
 }

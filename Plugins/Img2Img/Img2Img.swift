@@ -16,8 +16,10 @@ public func kandinsky_plugin_entry() -> UnsafePointer<kd_plugin_entry_t> {
 func run(_ req: Request) throws {
     guard let image = req.input("image") else { throw PluginFailure("img2img needs an image") }
     let r = try req.start(kind: "text2img")
-    let all = try req.timesteps(r.decoder, steps: req.int("num_inference_steps") ?? 100)
-    let (latents, ts) = try req.noisedInitLatents(r.decoder, image: image, width: r.width, height: r.height, timesteps: all, generator: r.generator)
-    let out = try req.denoise(r.decoder, latents: latents, timesteps: ts, embeds: r.embeds, negative: r.negative, generator: r.generator)
+    let sampler = try req.requiredSampler(r.decoder, strength: try req.declared("strength", req.double), for: "img2img")
+    let latents = try req.noisedInitLatents(r.decoder, image: image, width: r.width, height: r.height, sampler: sampler,
+                                            generator: r.generator)
+    let out = try req.denoise(r.decoder, latents: latents, sampler: sampler, embeds: r.embeds, negative: r.negative,
+                              generator: r.generator)
     try req.writeOutput(try req.decode(r.decoder, out))
 }

@@ -1,7 +1,8 @@
 /* outpaint: a plugin in plain C, built against kandinsky_plugin.h alone. It grows the canvas by `border` pixels on
  * every side (edges stretched outward as a starting point), then inpaints the new border with the 9-channel
  * inpainting decoder through the host's model server -- the same algorithm as the inpaint plugin, written here
- * with nothing but the ABI. */
+ * with nothing but the ABI (1.1: the latent mask comes from the server's inpaint_condition, the sampler from
+ * sampler_create, so the rules live in one place). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,6 +24,7 @@ static const kd_param_desc_t params[] = {
     {sizeof(kd_param_desc_t), "prior_guidance_scale", "prior guidance (on above 1)", KD_PARAM_FLOAT, 0, 0, 100, "4.0"},
     {sizeof(kd_param_desc_t), "num_inference_steps", "decoder denoising steps", KD_PARAM_INT, 0, 1, 1000, "100"},
     {sizeof(kd_param_desc_t), "guidance_scale", "decoder guidance (on above 1)", KD_PARAM_FLOAT, 0, 0, 100, "1.0"},
+    {sizeof(kd_param_desc_t), "scheduler", "decoder sampler: ddpm, ddim, dpmsolver++ or unipc", KD_PARAM_STRING, 0, 0, 0, "ddpm"},
     {sizeof(kd_param_desc_t), "seed", "random seed; -1 picks one", KD_PARAM_SEED, 0, -1, 9007199254740991.0, "-1"},
     {sizeof(kd_param_desc_t), "model_name", "inpainting decoder (folder or hub id)", KD_PARAM_STRING, KD_PARAM_OPTIONAL | KD_PARAM_MODEL, 0, 0, NULL},
     {sizeof(kd_param_desc_t), "prior_model_name", "prior (folder or hub id)", KD_PARAM_STRING, KD_PARAM_OPTIONAL | KD_PARAM_MODEL, 0, 0, NULL},
@@ -35,8 +37,10 @@ static const kd_plugin_desc_t descriptor = {
 
 /* ------------------------------------------------------------------------------------------- helpers */
 static const kd_value_t *param(const kd_run_context_t *ctx, const char *key) {
-    for (uint32_t i = 0; i < ctx->param_count; i++)
-        if (strcmp(ctx->params[i].key, key) == 0 && ctx->params[i].has_value) return &ctx->params[i];
+    for (uint32_t i = 0; i < ctx->param_count; i++) {
+        const kd_value_t *v = KD_ARRAY_AT(kd_value_t, ctx->params, i);
+        if (strcmp(v->key, key) == 0 && v->has_value) return v;
+    }
     return NULL;
 }
 static int64_t int_param(const kd_run_context_t *ctx, const char *key, int64_t d) { const kd_value_t *v = param(ctx, key); return v ? v->int_value : d; }
@@ -55,7 +59,7 @@ static kd_tensor_t *tensor4(int64_t a, int64_t b, int64_t c, int64_t d) {
 
 /* State the step hook needs: keep the known region on the noisy trajectory of the original latents. */
 struct hook_state {
-    kd_model_t *decoder;
+    const kd_sampler_t *sampler;
     const kd_tensor_t *image_latents, *noise;
     const int64_t *timesteps;
     uint32_t count;
@@ -72,7 +76,7 @@ static kd_status step_hook(void *user, uint32_t i, kd_tensor_t *latents) {
     struct hook_state *s = user;
     kd_tensor_t *proper = NULL;
     if (i + 1 < s->count) {
-        kd_status st = server->add_noise(s->decoder, s->image_latents, s->noise, s->timesteps[i + 1], &proper);
+        kd_status st = server->sampler_add_noise(s->sampler, s->image_latents, s->noise, s->timesteps[i + 1], &proper);
         if (st != KD_OK) return st;
     }
     blend(server->tensor_data(latents), server->tensor_data(proper ? proper : s->image_latents), s->mask, s->channels, s->plane);
@@ -84,14 +88,16 @@ static kd_status step_hook(void *user, uint32_t i, kd_tensor_t *latents) {
 static kd_status run(uint32_t index, const kd_run_context_t *ctx) {
     (void)index;
     const kd_image_t *image = NULL;
-    for (uint32_t i = 0; i < ctx->input_count; i++)
-        if (strcmp(ctx->inputs[i].key, "image") == 0) image = ctx->inputs[i].image;
+    for (uint32_t i = 0; i < ctx->input_count; i++) {
+        const kd_named_image_t *named = KD_ARRAY_AT(kd_named_image_t, ctx->inputs, i);
+        if (strcmp(named->key, "image") == 0) image = named->image;
+    }
     if (!image) return fail(ctx, KD_ERR_INVALID_ARGUMENT, "outpaint needs an image");
-    char err[1024] = {0};
-    kd_model_t *prior = server->prior(string_param(ctx, "prior_model_name"), err, sizeof err);
-    if (!prior) return fail(ctx, KD_ERR_FAILED, err);
-    kd_model_t *decoder = server->decoder(string_param(ctx, "model_name"), "inpaint", err, sizeof err);
-    if (!decoder) return fail(ctx, KD_ERR_FAILED, err);
+    /* load_model reports its own errors through ctx. */
+    kd_model_t *prior = server->load_model(ctx, "prior", string_param(ctx, "prior_model_name"));
+    if (!prior) return KD_ERR_FAILED;
+    kd_model_t *decoder = server->load_model(ctx, "inpaint", string_param(ctx, "model_name"));
+    if (!decoder) return KD_ERR_FAILED;
     kd_decoder_info_t info;
     memset(&info, 0, sizeof info);
     info.struct_size = sizeof info;
@@ -120,8 +126,9 @@ static kd_status run(uint32_t index, const kd_run_context_t *ctx) {
     }
     kd_status st = KD_OK;
     kd_generator_t *g = server->generator_create((uint64_t)int_param(ctx, "seed", 0));
-    kd_tensor_t *embeds = NULL, *negative = NULL, *image_latents = NULL, *extra = NULL, *latents = NULL, *noise = NULL, *out = NULL, *decoded = NULL;
-    float *mask = NULL;
+    kd_tensor_t *embeds = NULL, *negative = NULL, *image_latents = NULL, *keep_tensor = NULL, *latent_mask = NULL, *extra = NULL,
+                *latents = NULL, *noise = NULL, *out = NULL, *decoded = NULL;
+    kd_sampler_t *sampler = NULL;
     int64_t *ts = NULL;
     st = server->prior_embed_prompt(ctx, prior, string_param(ctx, "prompt"), string_param(ctx, "negative_prompt"),
                                     (int32_t)int_param(ctx, "prior_num_inference_steps", 25), (float)float_param(ctx, "prior_guidance_scale", 4), g,
@@ -129,47 +136,32 @@ static kd_status run(uint32_t index, const kd_run_context_t *ctx) {
     if (st != KD_OK) goto done;
     if ((st = server->movq_encode(decoder, pixels, &image_latents)) != KD_OK) goto done;
 
-    /* Latent mask: nearest downscale, then the repaint region grown by one latent pixel (diffusers' prepare_mask). */
+    /* The latent mask and the UNet's extra channels: the server's inpaint_condition, as the inpaint plugin gets them. */
     int64_t h = H / f, w = W / f, plane = h * w;
-    float *small = malloc(sizeof(float) * plane);
-    mask = malloc(sizeof(float) * plane);
-    if (!small || !mask) { free(small); st = fail(ctx, KD_ERR_OUT_OF_MEMORY, "out of memory"); goto done; }
-    for (int64_t y = 0; y < h; y++)
-        for (int64_t x = 0; x < w; x++) small[y * w + x] = keep[(y * H / h) * W + x * W / w];
-    memcpy(mask, small, sizeof(float) * plane);
-    static const int nb[6][2] = {{-1, 0}, {0, -1}, {-1, -1}, {1, 0}, {0, 1}, {1, 1}};
-    for (int64_t i = 0; i < h; i++)
-        for (int64_t j = 0; j < w; j++) {
-            if (small[i * w + j] == 1) continue;
-            for (int k = 0; k < 6; k++) {
-                int64_t a = i + nb[k][0], b = j + nb[k][1];
-                if (a >= 0 && a < h && b >= 0 && b < w) mask[a * w + b] = 0;
-            }
-        }
-    free(small);
-
-    int copies = float_param(ctx, "guidance_scale", 1) > 1 ? 2 : 1;
-    extra = tensor4(copies, lc + 1, h, w);
+    uint32_t copies = float_param(ctx, "guidance_scale", 1) > 1 ? 2 : 1;
+    keep_tensor = tensor4(1, 1, H, W);
     latents = tensor4(1, lc, h, w);
     noise = tensor4(1, lc, h, w);
-    if (!extra || !latents || !noise) { st = fail(ctx, KD_ERR_OUT_OF_MEMORY, "out of memory"); goto done; }
-    const float *il = server->tensor_data(image_latents);
-    float *ex = server->tensor_data(extra);
-    for (int b = 0; b < copies; b++) {
-        float *base = ex + b * (lc + 1) * plane;
-        for (int64_t c = 0; c < lc; c++)
-            for (int64_t i = 0; i < plane; i++) base[c * plane + i] = il[c * plane + i] * mask[i];
-        for (int64_t i = 0; i < plane; i++) base[lc * plane + i] = mask[i];
+    if (!keep_tensor || !latents || !noise) { st = fail(ctx, KD_ERR_OUT_OF_MEMORY, "out of memory"); goto done; }
+    memcpy(server->tensor_data(keep_tensor), keep, sizeof(float) * plane_px);
+    if ((st = server->inpaint_condition(decoder, keep_tensor, image_latents, copies, &latent_mask, &extra)) != KD_OK) {
+        fail(ctx, st, "inpaint_condition refused the canvas mask");
+        goto done;
     }
+    const float *il = server->tensor_data(image_latents);
+    const float *mask = server->tensor_data(latent_mask);
     server->generator_randn(g, latents);
     memcpy(server->tensor_data(noise), server->tensor_data(latents), sizeof(float) * lc * plane);
 
     int32_t steps = (int32_t)int_param(ctx, "num_inference_steps", 100);
+    kd_sampler_args_t sargs = {sizeof(kd_sampler_args_t), string_param(ctx, "scheduler"), steps, 1.0};
+    char err[1024] = {0};
+    if (!(sampler = server->sampler_create(decoder, &sargs, err, sizeof err))) { st = fail(ctx, KD_ERR_INVALID_ARGUMENT, err); goto done; }
     ts = malloc(sizeof(int64_t) * (size_t)steps);
     uint32_t count = 0;
     if (!ts) { st = fail(ctx, KD_ERR_OUT_OF_MEMORY, "out of memory"); goto done; }
-    if ((st = server->set_timesteps(decoder, steps, ts, (uint32_t)steps, &count)) != KD_OK) goto done;
-    struct hook_state hs = {decoder, image_latents, noise, ts, count, mask, lc, plane};
+    if ((st = server->sampler_timesteps(sampler, ts, (uint32_t)steps, &count)) != KD_OK) goto done;
+    struct hook_state hs = {sampler, image_latents, noise, ts, count, mask, lc, plane};
     kd_denoise_args_t args;
     memset(&args, 0, sizeof args);
     args.struct_size = sizeof args;
@@ -183,6 +175,7 @@ static kd_status run(uint32_t index, const kd_run_context_t *ctx) {
     args.step_hook = step_hook;
     args.step_hook_user = &hs;
     args.generator = g;
+    args.sampler = sampler;
     if ((st = server->denoise(ctx, decoder, &args, &out)) != KD_OK) goto done;
     blend(server->tensor_data(out), il, mask, lc, plane);
     if ((st = server->movq_decode(decoder, out, &decoded)) != KD_OK) goto done;
@@ -196,9 +189,9 @@ static kd_status run(uint32_t index, const kd_run_context_t *ctx) {
 
 done:
     free(keep);
-    free(mask);
     free(ts);
-    kd_tensor_t *all[] = {pixels, embeds, negative, image_latents, extra, latents, noise, out, decoded};
+    if (sampler) server->sampler_release(sampler);
+    kd_tensor_t *all[] = {pixels, embeds, negative, image_latents, keep_tensor, latent_mask, extra, latents, noise, out, decoded};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (all[i]) server->tensor_release(all[i]);
     server->generator_release(g);
@@ -208,7 +201,8 @@ done:
 /* ------------------------------------------------------------------------------------------- entry */
 static bool init(const kd_host_t *host) {
     server = host->get_extension(host, KD_EXT_MODEL_SERVER);
-    return server && server->struct_size >= sizeof(kd_model_server_t);
+    /* Needs the 1.1 table: inpaint_condition is its last function. */
+    return server && KD_STRUCT_HAS(server, kd_model_server_t, inpaint_condition);
 }
 static uint32_t plugin_count(void) { return 1; }
 static const kd_plugin_desc_t *plugin_descriptor(uint32_t index) { return index == 0 ? &descriptor : NULL; }

@@ -2,20 +2,35 @@
 // the one global here (the library's own plugin list) is meant to be per library.
 import Foundation
 import KandinskyPluginABI
+import PluginABIRules
 
 // MARK: - Declaring plugins
 
 public struct ParamDecl {
     public var key: String, help: String, type: kd_param_type, flags: UInt32 = 0
     public var min: Double = 0, max: Double = 0, defaultValue: String?
-    public init(_ key: String, _ type: kd_param_type, help: String, min: Double = 0, max: Double = 0, default d: String? = nil, flags: UInt32 = 0) {
-        self.key = key; self.type = type; self.help = help; self.min = min; self.max = max; defaultValue = d; self.flags = flags
+    /// - type: KD_PARAM_INT ...
+    public init(_ key: String, _ type: Int, help: String, min: Double = 0, max: Double = 0, default d: String? = nil,
+                flags: UInt32 = 0) {
+        self.key = key
+        self.type = kd_param_type(type)
+        self.help = help
+        self.min = min
+        self.max = max
+        defaultValue = d
+        self.flags = flags
     }
 }
 
 public struct InputDecl {
     public var key: String, kind: kd_input_kind, flags: UInt32, help: String
-    public init(_ key: String, _ kind: kd_input_kind, help: String, flags: UInt32 = 0) { self.key = key; self.kind = kind; self.flags = flags; self.help = help }
+    /// - kind: KD_INPUT_IMAGE ...
+    public init(_ key: String, _ kind: Int, help: String, flags: UInt32 = 0) {
+        self.key = key
+        self.kind = kd_input_kind(kind)
+        self.flags = flags
+        self.help = help
+    }
 }
 
 /// The parameters every generating variant shares, with the seed's defaults.
@@ -42,7 +57,13 @@ public enum CommonParams {
                                         flags: UInt32(KD_PARAM_OPTIONAL | KD_PARAM_MODEL))
     public static let priorModel = ParamDecl("prior_model_name", KD_PARAM_STRING, help: "prior model: folder or hub id in the local Hugging Face cache",
                                              flags: UInt32(KD_PARAM_OPTIONAL | KD_PARAM_MODEL))
-    public static let generation = [prompt, negativePrompt, priorSteps, priorGuidance, steps, guidance, seed, width, height, model, priorModel]
+    public static let scheduler = ParamDecl(
+        "scheduler", KD_PARAM_STRING,
+        help: "decoder sampler: ddpm (as shipped), ddim, dpmsolver++ or unipc (good images in 20-30 steps); "
+            + "Euler-family samplers are not offered: the Kandinsky pipelines never call scale_model_input",
+        default: "ddpm")
+    public static let generation = [prompt, negativePrompt, priorSteps, priorGuidance, steps, guidance, scheduler, seed, width,
+                                    height, model, priorModel]
 }
 
 public struct PluginFailure: Error {
@@ -89,12 +110,17 @@ public func makeEntry(_ plugins: @autoclosure () -> [PluginDefinition]) -> Unsaf
     libraryPlugins = plugins()
     let e = UnsafeMutablePointer<kd_plugin_entry_t>.allocate(capacity: 1)
     e.initialize(to: kd_plugin_entry_t(
-        struct_size: UInt32(MemoryLayout<kd_plugin_entry_t>.size), abi: kd_version_t(major: KD_ABI_MAJOR, minor: KD_ABI_MINOR, patch: 0),
+        struct_size: VersionedStruct.size(of: kd_plugin_entry_t.self), abi: kd_version_t(major: KD_ABI_MAJOR, minor: KD_ABI_MINOR, patch: 0),
         init: { host in
-            guard let host, let get = host.pointee.get_extension, let ext = get(host, KD_EXT_MODEL_SERVER) else { return false }
+            guard let host, host.pointee.struct_size >= ABI10Size.host, let get = host.pointee.get_extension,
+                  let ext = get(host, KD_EXT_MODEL_SERVER) else { return false }
+            // A copy under the size rules: functions a 1.0 host's table lacks read as nil.
             let table = ext.assumingMemoryBound(to: kd_model_server_t.self)
-            guard table.pointee.struct_size >= UInt32(MemoryLayout<kd_model_server_t>.size) else { return false }
-            hostServer = table
+            guard let server: kd_model_server_t = VersionedStruct.read(table, structSize: table.pointee.struct_size,
+                                                                      minimum: ABI10Size.modelServer) else { return false }
+            let copy = UnsafeMutablePointer<kd_model_server_t>.allocate(capacity: 1)
+            copy.initialize(to: server)
+            hostServer = UnsafePointer(copy)
             return true
         },
         plugin_count: { UInt32(libraryPlugins.count) },
@@ -106,7 +132,7 @@ public func makeEntry(_ plugins: @autoclosure () -> [PluginDefinition]) -> Unsaf
                 try libraryPlugins[Int(i)].run(req)
                 return Int32(KD_OK)
             } catch let f as PluginFailure {
-                if f.status != KD_CANCELLED { req.setError(f.message) }
+                if f.status != KD_CANCELLED, !f.message.isEmpty { req.setError(f.message) }
                 return f.status
             } catch {
                 req.setError("\(error)")
@@ -141,6 +167,20 @@ public final class GeneratorHandle {
     deinit { server.pointee.generator_release(raw) }
 }
 
+/// One run's sampler (ABI 1.1's kd_sampler_t), released with the handle.
+public final class SamplerHandle {
+    public let raw: OpaquePointer
+    /// The timesteps the run steps through, first step first.
+    public let timesteps: [Int64]
+    let server: UnsafePointer<kd_model_server_t>
+    init(_ raw: OpaquePointer, timesteps: [Int64], _ server: UnsafePointer<kd_model_server_t>) {
+        self.raw = raw
+        self.timesteps = timesteps
+        self.server = server
+    }
+    deinit { server.pointee.sampler_release(raw) }
+}
+
 /// See Request.start(kind:).
 public struct Start {
     public let decoder: OpaquePointer
@@ -162,12 +202,44 @@ public final class Request {
 
     public func setError(_ m: String) { m.withCString { ctx.pointee.set_error?(ctx, $0) } }
 
+    /// The value of `key`, walking the host's array by its elements' struct_size (KD_ARRAY_AT).
     func value(_ key: String) -> kd_value_t? {
+        guard let params = ctx.pointee.params else { return nil }
         for i in 0..<Int(ctx.pointee.param_count) {
-            let v = ctx.pointee.params[i]
+            guard let v: kd_value_t = VersionedStruct.element(params, index: i, stride: params.pointee.struct_size,
+                                                              minimum: ABI10Size.value) else { return nil }
             if let k = v.key, String(cString: k) == key, v.has_value { return v }
         }
         return nil
+    }
+
+    /// The given inputs as (key, image), read as `value` reads parameters.
+    func namedInputs() -> [(String, UnsafePointer<kd_image_t>)] {
+        guard let inputs = ctx.pointee.inputs else { return [] }
+        return (0..<Int(ctx.pointee.input_count)).compactMap { i in
+            guard let named: kd_named_image_t = VersionedStruct.element(inputs, index: i, stride: inputs.pointee.struct_size,
+                                                                        minimum: ABI10Size.namedImage),
+                  let key = named.key, let image = named.image else { return nil }
+            return (String(cString: key), image)
+        }
+    }
+
+    /// A parameter the schema declares with a default: the host always fills it.
+    public func declared<T>(_ key: String, _ read: (String) -> T?) throws -> T {
+        guard let v = read(key) else { throw PluginFailure("parameter \(key) has no value (its declaration has a default)") }
+        return v
+    }
+
+    /// Whether the host's model server table has `function` (ABI 1.1 functions are absent from a 1.0 host's).
+    public func serverHas<F>(_ function: KeyPath<kd_model_server_t, F>) -> Bool {
+        VersionedStruct.has(server.pointee.struct_size, function)
+    }
+
+    func require11<F>(_ function: KeyPath<kd_model_server_t, F>, for what: String) throws {
+        guard serverHas(function) else {
+            throw PluginFailure("\(what) needs a host whose model server speaks ABI 1.1; this one speaks 1.0",
+                                status: Int32(KD_ERR_UNSUPPORTED))
+        }
     }
 
     public func string(_ key: String) -> String? { value(key)?.string_value.map { String(cString: $0) } }
@@ -178,17 +250,13 @@ public final class Request {
         return (0..<Int(v.list_count)).map { l[$0] }
     }
 
-    public func input(_ key: String) -> UnsafePointer<kd_image_t>? {
-        for i in 0..<Int(ctx.pointee.input_count) where String(cString: ctx.pointee.inputs[i].key) == key { return ctx.pointee.inputs[i].image }
-        return nil
-    }
+    public func input(_ key: String) -> UnsafePointer<kd_image_t>? { namedInputs().first { $0.0 == key }?.1 }
 
     /// Inputs named prefix1, prefix2, ... in numeric order.
     public func numberedInputs(_ prefix: String) -> [UnsafePointer<kd_image_t>] {
-        var found: [(Int, UnsafePointer<kd_image_t>)] = []
-        for i in 0..<Int(ctx.pointee.input_count) {
-            let k = String(cString: ctx.pointee.inputs[i].key)
-            if k.hasPrefix(prefix), let n = Int(k.dropFirst(prefix.count)), let img = ctx.pointee.inputs[i].image { found.append((n, img)) }
+        let found = namedInputs().compactMap { key, image -> (Int, UnsafePointer<kd_image_t>)? in
+            guard key.hasPrefix(prefix), let n = Int(key.dropFirst(prefix.count)) else { return nil }
+            return (n, image)
         }
         return found.sorted { $0.0 < $1.0 }.map(\.1)
     }
@@ -222,19 +290,30 @@ public final class Request {
 
     // MARK: models
 
-    public func prior() throws -> OpaquePointer {
+    /// A model of `kind` ("prior", "text2img", "inpaint", "controlnet"): through 1.1's load_model, which holds it
+    /// for this run, or 1.0's prior()/decoder().
+    func model(kind: String, reference: String?) throws -> OpaquePointer {
+        if serverHas(\.load_model) {
+            let loaded = withOptionalCString(reference) { ref in kind.withCString { s.load_model(ctx, $0, ref) } }
+            guard let loaded else { throw PluginFailure("", status: Int32(KD_ERR_FAILED)) }
+            return loaded
+        }
         var err = [CChar](repeating: 0, count: 1024)
-        guard let m = s.prior(string("prior_model_name"), &err, err.count) else { throw PluginFailure(String(cString: err), status: Int32(KD_ERR_FAILED)) }
-        return m
+        let loaded = withOptionalCString(reference) { ref in
+            kind == "prior" ? s.prior(ref, &err, err.count) : s.decoder(ref, kind, &err, err.count)
+        }
+        guard let loaded else { throw PluginFailure(String(cString: err), status: Int32(KD_ERR_FAILED)) }
+        return loaded
     }
+
+    public func prior() throws -> OpaquePointer { try model(kind: "prior", reference: string("prior_model_name")) }
 
     /// The decoder for `kind` ("text2img", "inpaint" or "controlnet"): model_name or the default of that kind, refused
     /// when its UNet is of another kind.
     public func decoder(kind: String) throws -> (OpaquePointer, kd_decoder_info_t) {
-        var err = [CChar](repeating: 0, count: 1024)
-        guard let m = s.decoder(string("model_name"), kind, &err, err.count) else { throw PluginFailure(String(cString: err), status: Int32(KD_ERR_FAILED)) }
+        let m = try model(kind: kind, reference: string("model_name"))
         var info = kd_decoder_info_t()
-        info.struct_size = UInt32(MemoryLayout<kd_decoder_info_t>.size)
+        info.struct_size = VersionedStruct.size(of: kd_decoder_info_t.self)
         try check(s.decoder_info(m, &info), "decoder_info")
         let lc = info.latent_channels, inC = info.unet_in_channels
         let problem: String?
@@ -264,28 +343,70 @@ public final class Request {
         return Start(decoder: decoder, info: info, generator: g, embeds: embeds, negative: negative, height: h, width: w)
     }
 
-    /// img2img's start (diffusers get_timesteps + prepare_latents): the init image's latents noised to the first of
-    /// the last `strength` fraction of `timesteps`. Returns the latents and the timesteps left to run.
-    public func noisedInitLatents(_ decoder: OpaquePointer, image: UnsafePointer<kd_image_t>, width: Int, height: Int, timesteps: [Int64],
-                                  generator: GeneratorHandle) throws -> (TensorHandle, [Int64]) {
-        let initLatents = try encode(decoder, try pictureTensor(image, width: width, height: height))
-        let strength = double("strength") ?? 0.3
-        let keep = min(Int(Double(timesteps.count) * strength), timesteps.count)
-        guard keep > 0 else {
-            throw PluginFailure("strength \(strength) x num_inference_steps \(timesteps.count) leaves no denoising step; raise either")
+    /// The run's sampler: the `scheduler` parameter configured on `decoder`, over num_inference_steps cut to the
+    /// last `strength` fraction (img2img). A 1.0 host offers only the model's own scheduler and the whole schedule.
+    public func sampler(_ decoder: OpaquePointer, strength: Double = 1) throws -> SamplerHandle? {
+        let steps = try declared("num_inference_steps", int)
+        let scheduler = try declared("scheduler", string)
+        guard serverHas(\.sampler_create) else {
+            if strength != 1 { try require11(\.sampler_create, for: "strength below 1") }
+            if scheduler != "ddpm" { try require11(\.sampler_create, for: "scheduler \(scheduler)") }
+            return nil
         }
-        let ts = Array(timesteps.suffix(keep))
-        return (try addNoise(decoder, initLatents, try randn(initLatents.shape, generator), ts[0]), ts)
+        var err = [CChar](repeating: 0, count: 1024)
+        let raw: OpaquePointer? = scheduler.withCString { name in
+            var args = kd_sampler_args_t(struct_size: VersionedStruct.size(of: kd_sampler_args_t.self), scheduler: name,
+                                         steps: Int32(steps), strength: strength)
+            return s.sampler_create(decoder, &args, &err, err.count)
+        }
+        guard let raw else { throw PluginFailure(String(cString: err)) }
+        var count: UInt32 = 0
+        var timesteps = [Int64](repeating: 0, count: steps)
+        let status = s.sampler_timesteps(raw, &timesteps, UInt32(timesteps.count), &count)
+        let handle = SamplerHandle(raw, timesteps: Array(timesteps.prefix(Int(count))), server)
+        try check(status, "sampler_timesteps")
+        guard count > 0 else {
+            throw PluginFailure("strength \(strength) x num_inference_steps \(steps) leaves no denoising step; raise either")
+        }
+        return handle
+    }
+
+    /// `sampler` where the run cannot do without one (a strength cut, sampler_add_noise).
+    public func requiredSampler(_ decoder: OpaquePointer, strength: Double = 1, for what: String) throws -> SamplerHandle {
+        guard let handle = try sampler(decoder, strength: strength) else {
+            try require11(\.sampler_create, for: what)
+            throw PluginFailure("no sampler", status: Int32(KD_ERR_FAILED))
+        }
+        return handle
+    }
+
+    /// The timesteps a run steps through: the sampler's, or (1.0 host) the model's whole schedule.
+    public func timesteps(_ decoder: OpaquePointer, sampler: SamplerHandle?) throws -> [Int64] {
+        if let sampler { return sampler.timesteps }
+        let steps = try declared("num_inference_steps", int)
+        var buf = [Int64](repeating: 0, count: steps)
+        var n: UInt32 = 0
+        try check(s.set_timesteps(decoder, Int32(steps), &buf, UInt32(buf.count), &n), "set_timesteps")
+        return Array(buf.prefix(Int(n)))
+    }
+
+    /// img2img's start (diffusers prepare_latents): the init image's latents noised to the sampler's first timestep.
+    public func noisedInitLatents(_ decoder: OpaquePointer, image: UnsafePointer<kd_image_t>, width: Int, height: Int,
+                                  sampler: SamplerHandle, generator: GeneratorHandle) throws -> TensorHandle {
+        let initLatents = try encode(decoder, try pictureTensor(image, width: width, height: height))
+        let noise = try randn(initLatents.shape, generator)
+        return try addNoise(decoder, sampler, initLatents, noise, sampler.timesteps[0])
     }
 
     /// prompt (+ negative prompt) through the prior with this request's step count and guidance.
     public func promptEmbeds(prior: OpaquePointer, prompt: String, negativePrompt negative: String?,
                              generator: OpaquePointer) throws -> (TensorHandle, TensorHandle) {
+        let steps = try declared("prior_num_inference_steps", int)
+        let guidance = try declared("prior_guidance_scale", double)
         var e: OpaquePointer?, n: OpaquePointer?
         let status = prompt.withCString { p in
             withOptionalCString(negative) { np in
-                s.prior_embed_prompt(ctx, prior, p, np, Int32(int("prior_num_inference_steps") ?? 25), Float(double("prior_guidance_scale") ?? 4),
-                                     generator, &e, &n)
+                s.prior_embed_prompt(ctx, prior, p, np, Int32(steps), Float(guidance), generator, &e, &n)
             }
         }
         try check(status, "prior")
@@ -300,33 +421,32 @@ public final class Request {
         return ((h + q - 1) / q * q, (w + q - 1) / q * q)
     }
 
-    public func timesteps(_ decoder: OpaquePointer, steps: Int) throws -> [Int64] {
-        var buf = [Int64](repeating: 0, count: steps)
-        var n: UInt32 = 0
-        try check(s.set_timesteps(decoder, Int32(steps), &buf, UInt32(buf.count), &n), "set_timesteps")
-        return Array(buf.prefix(Int(n)))
-    }
-
-    /// The decoder loop through the server.
-    public func denoise(_ decoder: OpaquePointer, latents: TensorHandle, timesteps: [Int64], embeds: TensorHandle, negative: TensorHandle,
-                        generator: GeneratorHandle, hint: TensorHandle? = nil, extra: TensorHandle? = nil,
-                        hook: ((Int, TensorHandle) -> Void)? = nil) throws -> TensorHandle {
-        final class HookBox { let f: (Int, OpaquePointer) -> Void; init(_ f: @escaping (Int, OpaquePointer) -> Void) { self.f = f } }
+    /// The decoder loop through the server, with the run's sampler (nil: the model's own, 1.0 host).
+    public func denoise(_ decoder: OpaquePointer, latents: TensorHandle, sampler: SamplerHandle?, embeds: TensorHandle,
+                        negative: TensorHandle, generator: GeneratorHandle, hint: TensorHandle? = nil,
+                        extra: TensorHandle? = nil, hook: ((Int, TensorHandle) -> Void)? = nil) throws -> TensorHandle {
+        final class HookBox {
+            let f: (Int, OpaquePointer) -> Void
+            init(_ f: @escaping (Int, OpaquePointer) -> Void) { self.f = f }
+        }
         let server = self.server
         let box = hook.map { h in HookBox { i, raw in h(i, TensorHandle(raw, server, owned: false)) } }
+        let timesteps = try self.timesteps(decoder, sampler: sampler)
+        let guidance = try declared("guidance_scale", double)
         var out: OpaquePointer?
         let status: kd_status = timesteps.withUnsafeBufferPointer { ts in
             var a = kd_denoise_args_t()
-            a.struct_size = UInt32(MemoryLayout<kd_denoise_args_t>.size)
+            a.struct_size = VersionedStruct.size(of: kd_denoise_args_t.self)
             a.latents = latents.raw
             a.timesteps = ts.baseAddress
             a.timestep_count = UInt32(ts.count)
             a.image_embeds = embeds.raw
             a.negative_image_embeds = negative.raw
-            a.guidance_scale = Float(double("guidance_scale") ?? 1)
+            a.guidance_scale = Float(guidance)
             a.hint = hint.map { $0.raw }
             a.extra_channels = extra.map { $0.raw }
             a.generator = generator.raw
+            a.sampler = sampler.map { $0.raw }
             if let box {
                 a.step_hook = { user, i, lat in
                     Unmanaged<HookBox>.fromOpaque(user!).takeUnretainedValue().f(Int(i), lat!)
@@ -334,7 +454,7 @@ public final class Request {
                 }
                 a.step_hook_user = Unmanaged.passUnretained(box).toOpaque()
             }
-            return withExtendedLifetime(box) { s.denoise(ctx, decoder, &a, &out) }
+            return withExtendedLifetime((box, sampler)) { s.denoise(ctx, decoder, &a, &out) }
         }
         try check(status, "denoise")
         return try adopt(out)
@@ -352,18 +472,35 @@ public final class Request {
         return try adopt(out)
     }
 
-    public func addNoise(_ decoder: OpaquePointer, _ x: TensorHandle, _ noise: TensorHandle, _ t: Int64) throws -> TensorHandle {
+    /// add_noise as the run's sampler computes it (nil: the model's own scheduler, 1.0 host).
+    public func addNoise(_ decoder: OpaquePointer, _ sampler: SamplerHandle?, _ x: TensorHandle, _ noise: TensorHandle,
+                         _ t: Int64) throws -> TensorHandle {
         var out: OpaquePointer?
-        try check(s.add_noise(decoder, x.raw, noise.raw, t, &out), "add_noise")
+        if let sampler {
+            try check(s.sampler_add_noise(sampler.raw, x.raw, noise.raw, t, &out), "sampler_add_noise")
+        } else {
+            try check(s.add_noise(decoder, x.raw, noise.raw, t, &out), "add_noise")
+        }
         return try adopt(out)
+    }
+
+    /// Inpainting's conditioning from the server (diffusers' prepare_mask): keep [1, 1, H, W] -> the latent mask and
+    /// the UNet's extra channels, doubled under classifier-free guidance.
+    public func inpaintCondition(_ decoder: OpaquePointer, keep: TensorHandle,
+                                 imageLatents: TensorHandle) throws -> (mask: TensorHandle, extra: TensorHandle) {
+        try require11(\.inpaint_condition, for: "inpainting")
+        let copies: UInt32 = try declared("guidance_scale", double) > 1 ? 2 : 1
+        var mask: OpaquePointer?, extra: OpaquePointer?
+        try check(s.inpaint_condition(decoder, keep.raw, imageLatents.raw, copies, &mask, &extra), "inpaint_condition")
+        return (try adopt(mask), try adopt(extra))
     }
 
     // MARK: images
 
     /// Resized copy (Pillow-exact); `body` sees the pixels, which are freed afterwards.
-    public func resized<T>(_ img: UnsafePointer<kd_image_t>, width: Int, height: Int, filter: kd_resample, reducingGap: Double,
+    public func resized<T>(_ img: UnsafePointer<kd_image_t>, width: Int, height: Int, filter: Int, reducingGap: Double,
                            _ body: (kd_image_t) throws -> T) throws -> T {
-        guard let r = s.image_resize(img, Int32(width), Int32(height), filter, reducingGap) else {
+        guard let r = s.image_resize(img, Int32(width), Int32(height), kd_resample(filter), reducingGap) else {
             throw PluginFailure("cannot resize a \(img.pointee.width)x\(img.pointee.height) image to \(width)x\(height)")
         }
         defer { s.image_release(r) }

@@ -65,8 +65,6 @@ public final class LoadedDecoder {
     public let pipeline: DecoderPipeline
     public let defaults: ModelDefaults
     public let bytes: Int
-    /// One denoising loop at a time per decoder: the scheduler holds the timesteps of the run in progress.
-    let lock = NSLock()
     init(_ folder: String, precision: Precision) throws {
         self.folder = folder
         defaults = try ModelDefaults.read(folder: folder)
@@ -82,15 +80,17 @@ public final class ModelServer: @unchecked Sendable {
     public let precision: Precision
     private var priors: [String: LoadedPrior] = [:]
     private var decoders: [String: LoadedDecoder] = [:]
+    /// Guards every field below and the caches above.
     private let lock = NSLock()
-    /// Counts of actual loads, for tests that prove sharing.
-    public private(set) var priorLoads = 0, decoderLoads = 0
-    /// Called when a component starts and ends loading (the CLI shows it).
-    public var onLoad: ((String) -> Void)?
-    /// Budget for loaded weights (float32 bytes); enforced by `trim()` between tasks.
-    public var maxMemory: Int?
+    private var priorLoadCount = 0, decoderLoadCount = 0
+    private var loadObserver: ((String) -> Void)?
+    private var memoryBudget: Int?
     /// Folders in order of last use, oldest first.
     private var lastUse: [String] = []
+    /// Runs in progress, and the models `trim()` dropped while some ran: their handles stay valid until no run is
+    /// left that could hold them.
+    private var activeRuns = 0
+    private var retired: [AnyObject] = []
 
     /// - defaultDecoders: the decoder to use per kind ("text2img", "inpaint", "controlnet") when a task names none.
     /// - precision: see `Precision`; front ends resolve the user's "auto" with `Precision(choice:)`.
@@ -100,24 +100,45 @@ public final class ModelServer: @unchecked Sendable {
         self.precision = precision
     }
 
+    /// Counts of actual loads, for tests that prove sharing.
+    public var priorLoads: Int { lock.withLock { priorLoadCount } }
+    public var decoderLoads: Int { lock.withLock { decoderLoadCount } }
+
+    /// Called when a component starts loading or is dropped (the CLI shows it), on the thread that caused it and
+    /// with the server's lock held: it must not call back into the server.
+    public var onLoad: ((String) -> Void)? {
+        get { lock.withLock { loadObserver } }
+        set { lock.withLock { loadObserver = newValue } }
+    }
+
+    /// Budget for loaded weights (float32 bytes); enforced by `trim()` between tasks.
+    public var maxMemory: Int? {
+        get { lock.withLock { memoryBudget } }
+        set { lock.withLock { memoryBudget = newValue } }
+    }
+
     public func prior(_ reference: String?) throws -> LoadedPrior {
         let folder = try ModelResolver.resolve(reference.flatMap { $0.isEmpty ? nil : $0 } ?? defaultPrior)
-        return try loadOnce(folder, \.priors, \.priorLoads, label: "prior") { try LoadedPrior($0, precision: precision) }
+        return try loadOnce(folder, \.priors, \.priorLoadCount, label: "prior") { try LoadedPrior($0, precision: precision) }
     }
 
     public func decoder(_ reference: String?, kind: String = "text2img") throws -> LoadedDecoder {
         let ref = reference.flatMap { $0.isEmpty ? nil : $0 } ?? defaultDecoders[kind] ?? defaultDecoders["text2img"] ?? ""
-        return try loadOnce(try ModelResolver.resolve(ref), \.decoders, \.decoderLoads, label: "decoder") { try LoadedDecoder($0, precision: precision) }
+        return try loadOnce(try ModelResolver.resolve(ref), \.decoders, \.decoderLoadCount, label: "decoder") {
+            try LoadedDecoder($0, precision: precision)
+        }
     }
 
     /// The cached model for `folder`, loading it on first use. The lock is held while loading, so concurrent
     /// first requests load once.
     private func loadOnce<M>(_ folder: String, _ cache: ReferenceWritableKeyPath<ModelServer, [String: M]>,
-                             _ loads: ReferenceWritableKeyPath<ModelServer, Int>, label: String, _ make: (String) throws -> M) throws -> M {
-        lock.lock(); defer { lock.unlock() }
+                             _ loads: ReferenceWritableKeyPath<ModelServer, Int>, label: String,
+                             _ make: (String) throws -> M) throws -> M {
+        lock.lock()
+        defer { lock.unlock() }
         touch(folder)
         if let m = self[keyPath: cache][folder] { return m }
-        onLoad?("loading \(label) \(folder) (\(precision.rawValue))")
+        loadObserver?("loading \(label) \(folder) (\(precision.rawValue))")
         let m = try make(folder)
         self[keyPath: cache][folder] = m
         self[keyPath: loads] += 1
@@ -129,16 +150,39 @@ public final class ModelServer: @unchecked Sendable {
         lastUse.append(folder)
     }
 
-    /// Drops the least recently used models until the loaded weights fit `maxMemory`. Call only between runs:
-    /// a running plugin holds model handles, which the cache alone keeps alive.
+    /// A run starts: model handles it obtains stay valid until the matching `endRun`.
+    public func beginRun() { lock.withLock { activeRuns += 1 } }
+
+    public func endRun() {
+        lock.withLock {
+            activeRuns -= 1
+            if activeRuns == 0 { retired.removeAll() }
+        }
+    }
+
+    /// Drops the least recently used models until the loaded weights fit `maxMemory`. Safe at any time: a model
+    /// dropped while runs are in progress is freed only once none is left.
     public func trim() {
-        guard let budget = maxMemory else { return }
-        lock.lock(); defer { lock.unlock() }
+        lock.lock()
+        defer { lock.unlock() }
+        guard let budget = memoryBudget else { return }
         var total = priors.values.reduce(0) { $0 + $1.bytes } + decoders.values.reduce(0) { $0 + $1.bytes }
         while total > budget, let oldest = lastUse.first {
             lastUse.removeFirst()
-            if let p = priors.removeValue(forKey: oldest) { total -= p.bytes; onLoad?("dropped prior \(oldest) (--max-memory)") }
-            if let d = decoders.removeValue(forKey: oldest) { total -= d.bytes; onLoad?("dropped decoder \(oldest) (--max-memory)") }
+            if let p = priors.removeValue(forKey: oldest) {
+                total -= p.bytes
+                retire(p)
+                loadObserver?("dropped prior \(oldest) (--max-memory)")
+            }
+            if let d = decoders.removeValue(forKey: oldest) {
+                total -= d.bytes
+                retire(d)
+                loadObserver?("dropped decoder \(oldest) (--max-memory)")
+            }
         }
+    }
+
+    private func retire(_ model: AnyObject) {
+        if activeRuns > 0 { retired.append(model) }
     }
 }

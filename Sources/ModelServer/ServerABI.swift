@@ -1,19 +1,76 @@
-// The model server as plugins see it: the C table of KD_EXT_MODEL_SERVER ("kandinsky.model-server/1").
-// Handles are Swift objects passed through Unmanaged: tensors and generators are retained for the plugin and
-// released by it; model handles live as long as the process. Every argument is validated here, so a plugin's
-// mistake is an error status, never a crash inside the engine.
+// The model server as plugins see it: the C table of KD_EXT_MODEL_SERVER ("kandinsky.model-server/1") and the host
+// struct that hands it out. Tensors, generators and samplers are Swift objects passed through Unmanaged, retained
+// for the plugin and released by it. Model handles are unretained: the server's caches (and, while runs are in
+// progress, its list of models trimmed meanwhile) keep them alive. Every argument is validated here, so a plugin's
+// mistake is an error status, never a crash inside the engine. No state is shared between runs: schedules are
+// values computed per call, a sampler handle is immutable, and the state a sampler carries between steps lives
+// inside one denoise call.
 import Checkpoint
 import Foundation
 import ImageProcessing
 import KandinskyPluginABI
+import PluginABIRules
 import Pipelines
 import Schedulers
 import TensorCore
 import TorchRandom
 
+/// What a host's `host_data` points at: the host's model server.
+public final class ServerSlot: @unchecked Sendable {
+    private let lock = NSLock()
+    private var installed: ModelServer?
+    public var server: ModelServer? {
+        get { lock.withLock { installed } }
+        set { lock.withLock { installed = newValue } }
+    }
+    public init(_ server: ModelServer? = nil) { installed = server }
+}
+
+/// One run's sampler (kd_sampler_t): the decoder it belongs to, the sampler and the run's schedule. Immutable.
+final class SamplerHandle {
+    let decoder: LoadedDecoder
+    let sampler: Sampler
+    let schedule: [Int]
+    let beginIndex: Int
+    var timesteps: ArraySlice<Int> { schedule[beginIndex...] }
+
+    init(decoder: LoadedDecoder, sampler: Sampler, schedule: [Int], beginIndex: Int) {
+        self.decoder = decoder
+        self.sampler = sampler
+        self.schedule = schedule
+        self.beginIndex = beginIndex
+    }
+}
+
 public enum ServerABI {
-    /// The host's one server; set once at start-up, before any plugin runs.
-    nonisolated(unsafe) public static var server: ModelServer?
+    /// The process's host: its server is the one behind `processHost`'s host_data. ABI 1.0's prior()/decoder()
+    /// take no host, so they reach this one.
+    public static let processSlot = ServerSlot()
+
+    /// The process's model server (set once at start-up, before any plugin runs).
+    public static var server: ModelServer? {
+        get { processSlot.server }
+        set { processSlot.server = newValue }
+    }
+
+    /// A host struct whose host_data is `slot` and whose get_extension hands out the model server table; immortal.
+    public static func makeHost(slot: ServerSlot, name: String = "kandinsky", version: String = "0.2.0")
+        -> UnsafeMutablePointer<kd_host_t> {
+        let host = UnsafeMutablePointer<kd_host_t>.allocate(capacity: 1)
+        host.initialize(to: kd_host_t(
+            struct_size: VersionedStruct.size(of: kd_host_t.self),
+            abi: kd_version_t(major: KD_ABI_MAJOR, minor: KD_ABI_MINOR, patch: 0),
+            name: UnsafePointer(strdup(name)), version: UnsafePointer(strdup(version)),
+            host_data: Unmanaged.passRetained(slot).toOpaque(),
+            get_extension: { _, id in
+                guard let id, String(cString: id) == KD_EXT_MODEL_SERVER else { return nil }
+                return UnsafeRawPointer(ServerABI.table)
+            }))
+        return host
+    }
+
+    /// The process's host struct, given to the plugins the registry loads.
+    public static let processHost = UnsafePointer(makeHost(slot: processSlot))
 
     /// The table handed out by get_extension(KD_EXT_MODEL_SERVER); immortal.
     nonisolated(unsafe) public static let table: UnsafeMutablePointer<kd_model_server_t> = {
@@ -22,12 +79,25 @@ public enum ServerABI {
         return t
     }()
 
-    static func tensor(_ p: OpaquePointer?) -> Tensor? { p.map { Unmanaged<Tensor>.fromOpaque(UnsafeRawPointer($0)).takeUnretainedValue() } }
-    static func handOver(_ t: Tensor) -> OpaquePointer { OpaquePointer(Unmanaged.passRetained(t).toOpaque()) }
-    static func generator(_ p: OpaquePointer?) -> TorchGenerator? {
-        p.map { Unmanaged<TorchGenerator>.fromOpaque(UnsafeRawPointer($0)).takeUnretainedValue() }
+    /// The server of the host that made `ctx`, through its host_data.
+    static func server(of ctx: UnsafePointer<kd_run_context_t>?) -> ModelServer? { server(of: ctx?.pointee.host) }
+
+    /// The server behind a host struct made by `makeHost`.
+    public static func server(of host: UnsafePointer<kd_host_t>?) -> ModelServer? {
+        guard let host, host.pointee.struct_size >= ABI10Size.host, let data = host.pointee.host_data else { return nil }
+        return Unmanaged<ServerSlot>.fromOpaque(data).takeUnretainedValue().server
     }
-    static func model(_ p: OpaquePointer?) -> AnyObject? { p.map { Unmanaged<AnyObject>.fromOpaque(UnsafeRawPointer($0)).takeUnretainedValue() } }
+
+    static func object<T: AnyObject>(_ p: OpaquePointer?, as _: T.Type) -> T? {
+        p.map { Unmanaged<T>.fromOpaque(UnsafeRawPointer($0)).takeUnretainedValue() }
+    }
+    static func tensor(_ p: OpaquePointer?) -> Tensor? { object(p, as: Tensor.self) }
+    static func generator(_ p: OpaquePointer?) -> TorchGenerator? { object(p, as: TorchGenerator.self) }
+    static func samplerHandle(_ p: OpaquePointer?) -> SamplerHandle? { object(p, as: SamplerHandle.self) }
+    static func model(_ p: OpaquePointer?) -> AnyObject? { object(p, as: AnyObject.self) }
+    static func handOver(_ object: AnyObject) -> OpaquePointer { OpaquePointer(Unmanaged.passRetained(object).toOpaque()) }
+    static func release(_ p: OpaquePointer?) { if let p { Unmanaged<AnyObject>.fromOpaque(UnsafeRawPointer(p)).release() } }
+    static func lend(_ object: AnyObject) -> OpaquePointer { OpaquePointer(Unmanaged.passUnretained(object).toOpaque()) }
 
     static func writeError(_ message: String, _ buf: UnsafeMutablePointer<CChar>?, _ size: Int) {
         guard let buf, size > 0 else { return }
@@ -36,10 +106,14 @@ public enum ServerABI {
         buf[bytes.count] = 0
     }
 
-    static func fail(_ ctx: UnsafePointer<kd_run_context_t>?, _ message: String, _ status: Int32 = Int32(KD_ERR_FAILED)) -> kd_status {
+    static func fail(_ ctx: UnsafePointer<kd_run_context_t>?, _ message: String,
+                     _ status: Int32 = Int32(KD_ERR_FAILED)) -> kd_status {
         if let ctx, let set = ctx.pointee.set_error { message.withCString { set(ctx, $0) } }
         return status
     }
+
+    static let invalid = Int32(KD_ERR_INVALID_ARGUMENT)
+    static let ok = Int32(KD_OK)
 
     /// A progress callback for the engine that forwards to the run context and maps "stop" to cancellation.
     static func progress(_ ctx: UnsafePointer<kd_run_context_t>?, stage: String) -> ((Int, Int) -> Bool)? {
@@ -53,8 +127,8 @@ public enum ServerABI {
 
     /// kd_image_t (any row stride) -> PixelImage.
     public static func pixelImage(_ img: UnsafePointer<kd_image_t>) -> PixelImage? {
-        let i = img.pointee
-        guard i.width > 0, i.height > 0, [1, 2, 3, 4].contains(i.channels), let data = i.data,
+        guard let i: kd_image_t = VersionedStruct.read(img, structSize: img.pointee.struct_size, minimum: ABI10Size.image),
+              i.width > 0, i.height > 0, [1, 2, 3, 4].contains(i.channels), let data = i.data,
               i.row_bytes >= Int64(i.width * i.channels) else { return nil }
         var out = PixelImage(width: Int(i.width), height: Int(i.height), channels: Int(i.channels))
         let row = Int(i.width * i.channels)
@@ -71,38 +145,48 @@ public enum ServerABI {
         let data = malloc(max(p.pixels.count, 1))!.assumingMemoryBound(to: UInt8.self)
         p.pixels.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: p.pixels.count) }
         let img = malloc(MemoryLayout<kd_image_t>.size)!.assumingMemoryBound(to: kd_image_t.self)
-        img.initialize(to: kd_image_t(struct_size: UInt32(MemoryLayout<kd_image_t>.size), width: Int32(p.width), height: Int32(p.height),
-                                      channels: Int32(p.channels), row_bytes: Int64(p.width * p.channels), data: data))
+        img.initialize(to: kd_image_t(struct_size: VersionedStruct.size(of: kd_image_t.self), width: Int32(p.width),
+                                      height: Int32(p.height), channels: Int32(p.channels),
+                                      row_bytes: Int64(p.width * p.channels), data: data))
         return img
+    }
+
+    /// Loads through `server` with the 1.0 error convention (message into a caller's buffer).
+    static func loadModel(_ server: ModelServer?, kind: String, reference: String?) throws -> AnyObject {
+        guard let server else { throw ModelError.wrongKind("model server", "not started") }
+        if kind == "prior" { return try server.prior(reference) }
+        guard ["text2img", "inpaint", "controlnet"].contains(kind) else {
+            throw ModelError.wrongKind("model kind", "'\(kind)' (use prior, text2img, inpaint or controlnet)")
+        }
+        return try server.decoder(reference, kind: kind)
     }
 
     static func makeTable() -> kd_model_server_t {
         var t = kd_model_server_t()
-        t.struct_size = UInt32(MemoryLayout<kd_model_server_t>.size)
+        t.struct_size = VersionedStruct.size(of: kd_model_server_t.self)
         t.tensor_create = { shape, rank in
             guard let shape, rank > 0, rank <= 8 else { return nil }
             let dims = (0..<Int(rank)).map { Int(shape[$0]) }
             guard dims.allSatisfy({ $0 > 0 && $0 < (1 << 31) }), dims.reduce(1, *) < (1 << 33) else { return nil }
             return ServerABI.handOver(Tensor(shape: dims, filledWith: 0))
         }
-        t.tensor_release = { p in if let p { Unmanaged<Tensor>.fromOpaque(UnsafeRawPointer(p)).release() } }
+        t.tensor_release = { ServerABI.release($0) }
         t.tensor_rank = { p in UInt32(ServerABI.tensor(p)?.rank ?? 0) }
         t.tensor_dim = { p, axis in
             guard let t = ServerABI.tensor(p), Int(axis) < t.rank else { return 0 }
             return Int64(t.shape[Int(axis)])
         }
         t.tensor_data = { p in ServerABI.tensor(p)?.data }
-        t.generator_create = { seed in OpaquePointer(Unmanaged.passRetained(TorchGenerator(seed: seed)).toOpaque()) }
-        t.generator_release = { p in if let p { Unmanaged<TorchGenerator>.fromOpaque(UnsafeRawPointer(p)).release() } }
+        t.generator_create = { seed in ServerABI.handOver(TorchGenerator(seed: seed)) }
+        t.generator_release = { ServerABI.release($0) }
         t.generator_randn = { g, p in
             guard let g = ServerABI.generator(g), let t = ServerABI.tensor(p) else { return }
             g.fillNormal(t.data, t.count)
         }
         t.prior = { ref, err, size in
             do {
-                guard let server = ServerABI.server else { throw ModelError.wrongKind("model server", "not started") }
-                let p = try server.prior(ref.map { String(cString: $0) })
-                return OpaquePointer(Unmanaged.passUnretained(p as AnyObject).toOpaque())
+                let model = try ServerABI.loadModel(ServerABI.server, kind: "prior", reference: ref.map { String(cString: $0) })
+                return ServerABI.lend(model)
             } catch {
                 ServerABI.writeError("\(error)", err, size)
                 return nil
@@ -110,36 +194,53 @@ public enum ServerABI {
         }
         t.decoder = { ref, kind, err, size in
             do {
-                guard let server = ServerABI.server else { throw ModelError.wrongKind("model server", "not started") }
-                let d = try server.decoder(ref.map { String(cString: $0) }, kind: kind.map { String(cString: $0) } ?? "text2img")
-                return OpaquePointer(Unmanaged.passUnretained(d as AnyObject).toOpaque())
+                let model = try ServerABI.loadModel(ServerABI.server, kind: kind.map { String(cString: $0) } ?? "text2img",
+                                                    reference: ref.map { String(cString: $0) })
+                return ServerABI.lend(model)
             } catch {
                 ServerABI.writeError("\(error)", err, size)
                 return nil
             }
         }
+        t.load_model = { ctx, kind, ref in
+            do {
+                let model = try ServerABI.loadModel(ServerABI.server(of: ctx), kind: kind.map { String(cString: $0) } ?? "",
+                                                    reference: ref.map { String(cString: $0) })
+                return ServerABI.lend(model)
+            } catch {
+                _ = ServerABI.fail(ctx, "\(error)")
+                return nil
+            }
+        }
         t.decoder_info = { m, info in
-            guard let d = ServerABI.model(m) as? LoadedDecoder, let info else { return Int32(KD_ERR_INVALID_ARGUMENT) }
+            guard let d = ServerABI.model(m) as? LoadedDecoder, let info, info.pointee.struct_size >= ABI10Size.decoderInfo else {
+                return ServerABI.invalid
+            }
             let p = d.pipeline
-            info.pointee = kd_decoder_info_t(struct_size: UInt32(MemoryLayout<kd_decoder_info_t>.size),
-                                             latent_channels: Int32(p.movq.config.latentChannels), unet_in_channels: Int32(p.unet.config.inChannels),
-                                             scale_factor: Int32(p.movq.config.scaleFactor), has_hint: p.unet.config.additionEmbedType == "image_hint",
-                                             default_width: Int32(d.defaults.width), default_height: Int32(d.defaults.height),
-                                             default_steps: Int32(d.defaults.steps ?? 0))
-            return Int32(KD_OK)
+            let value = kd_decoder_info_t(
+                struct_size: 0, latent_channels: Int32(p.movq.config.latentChannels),
+                unet_in_channels: Int32(p.unet.config.inChannels), scale_factor: Int32(p.movq.config.scaleFactor),
+                has_hint: p.unet.config.additionEmbedType == "image_hint", default_width: Int32(d.defaults.width),
+                default_height: Int32(d.defaults.height), default_steps: Int32(d.defaults.steps ?? 0))
+            VersionedStruct.write(value, to: info, callerSize: info.pointee.struct_size)
+            return ServerABI.ok
         }
         t.prior_embed_prompt = { ctx, m, prompt, negative, steps, guidance, g, outEmb, outNeg in
-            guard let p = ServerABI.model(m) as? LoadedPrior, let prompt, let gen = ServerABI.generator(g), let outEmb, let outNeg else {
-                return ServerABI.fail(ctx, "prior_embed_prompt: missing prior, prompt, generator or output", Int32(KD_ERR_INVALID_ARGUMENT))
+            guard let p = ServerABI.model(m) as? LoadedPrior, let prompt, let gen = ServerABI.generator(g),
+                  let outEmb, let outNeg else {
+                return ServerABI.fail(ctx, "prior_embed_prompt: missing prior, prompt, generator or output", ServerABI.invalid)
             }
-            guard steps >= 2 else { return ServerABI.fail(ctx, "prior_num_inference_steps must be at least 2 (got \(steps))", Int32(KD_ERR_INVALID_ARGUMENT)) }
+            guard steps >= 2 else {
+                return ServerABI.fail(ctx, "prior_num_inference_steps must be at least 2 (got \(steps))", ServerABI.invalid)
+            }
             do {
-                let (e, n) = try p.pipeline(prompt: String(cString: prompt), negativePrompt: negative.map { String(cString: $0) }, steps: Int(steps),
-                                            guidance: guidance, generator: gen, progress: ServerABI.progress(ctx, stage: "prior"))
+                let (e, n) = try p.pipeline(prompt: String(cString: prompt), negativePrompt: negative.map { String(cString: $0) },
+                                            steps: Int(steps), guidance: guidance, generator: gen,
+                                            progress: ServerABI.progress(ctx, stage: "prior"))
                 outEmb.pointee = ServerABI.handOver(e)
                 outNeg.pointee = ServerABI.handOver(n)
                 MappedFile.releaseResidentPages(under: p.folder)
-                return Int32(KD_OK)
+                return ServerABI.ok
             } catch is CancellationError {
                 return Int32(KD_CANCELLED)
             } catch {
@@ -148,55 +249,52 @@ public enum ServerABI {
         }
         t.prior_embed_image = { m, img, out in
             guard let p = ServerABI.model(m) as? LoadedPrior, let img, let out, let px = ServerABI.pixelImage(img) else {
-                return Int32(KD_ERR_INVALID_ARGUMENT)
+                return ServerABI.invalid
             }
             out.pointee = ServerABI.handOver(p.pipeline.imageEmbeds(px))
             MappedFile.releaseResidentPages(under: p.folder)
-            return Int32(KD_OK)
+            return ServerABI.ok
         }
         t.set_timesteps = { m, steps, out, capacity, count in
-            guard let d = ServerABI.model(m) as? LoadedDecoder, steps >= 1, steps <= 1000, let count else { return Int32(KD_ERR_INVALID_ARGUMENT) }
-            d.lock.lock(); defer { d.lock.unlock() }
-            d.pipeline.scheduler.setTimesteps(Int(steps))
-            let ts = d.pipeline.scheduler.timesteps
-            count.pointee = UInt32(ts.count)
-            guard let out, Int(capacity) >= ts.count else { return Int32(KD_ERR_INVALID_ARGUMENT) }
-            for (i, v) in ts.enumerated() { out[i] = Int64(v) }
-            return Int32(KD_OK)
+            guard let d = ServerABI.model(m) as? LoadedDecoder, steps >= 1, steps <= 1000, let count,
+                  let sampler = try? d.pipeline.sampler() else { return ServerABI.invalid }
+            return ServerABI.copy(sampler.timesteps(steps: Int(steps))[...], to: out, capacity: capacity, count: count)
         }
         t.add_noise = { m, x, noise, step, out in
-            guard let d = ServerABI.model(m) as? LoadedDecoder, let x = ServerABI.tensor(x), let n = ServerABI.tensor(noise), let out,
-                  x.shape == n.shape, step >= 0, step < Int64(d.pipeline.scheduler.schedule.alphasCumprod.count) else {
-                return Int32(KD_ERR_INVALID_ARGUMENT)
+            guard let d = ServerABI.model(m) as? LoadedDecoder, let sampler = try? d.pipeline.sampler() else {
+                return ServerABI.invalid
             }
-            out.pointee = ServerABI.handOver(d.pipeline.scheduler.addNoise(x, noise: n, timestep: Int(step)))
-            return Int32(KD_OK)
+            return ServerABI.addNoise(sampler, x, noise, step, out)
         }
         t.movq_encode = { m, px, out in
-            guard let d = ServerABI.model(m) as? LoadedDecoder, let x = ServerABI.tensor(px), let out else { return Int32(KD_ERR_INVALID_ARGUMENT) }
+            guard let d = ServerABI.model(m) as? LoadedDecoder, let x = ServerABI.tensor(px), let out else { return ServerABI.invalid }
             let f = d.pipeline.movq.config.scaleFactor
-            guard x.rank == 4, x.dim(0) == 1, x.dim(1) == d.pipeline.movq.config.inChannels, x.dim(2) % f == 0, x.dim(3) % f == 0 else {
-                return Int32(KD_ERR_INVALID_ARGUMENT)
-            }
+            guard x.rank == 4, x.dim(0) == 1, x.dim(1) == d.pipeline.movq.config.inChannels, x.dim(2) % f == 0,
+                  x.dim(3) % f == 0 else { return ServerABI.invalid }
             out.pointee = ServerABI.handOver(d.pipeline.movq.encode(x))
-            return Int32(KD_OK)
+            return ServerABI.ok
         }
         t.movq_decode = { m, lat, out in
             guard let d = ServerABI.model(m) as? LoadedDecoder, let z = ServerABI.tensor(lat), let out,
-                  z.rank == 4, z.dim(0) == 1, z.dim(1) == d.pipeline.movq.config.latentChannels else { return Int32(KD_ERR_INVALID_ARGUMENT) }
+                  z.rank == 4, z.dim(0) == 1, z.dim(1) == d.pipeline.movq.config.latentChannels else { return ServerABI.invalid }
             out.pointee = ServerABI.handOver(toUnitRange(d.pipeline.movq.decode(z)))
             MappedFile.releaseResidentPages(under: d.folder + "/movq")
-            return Int32(KD_OK)
+            return ServerABI.ok
         }
         t.denoise = { ctx, m, args, out in
-            guard let d = ServerABI.model(m) as? LoadedDecoder, let a = args?.pointee, let out else {
-                return ServerABI.fail(ctx, "denoise: missing decoder, arguments or output", Int32(KD_ERR_INVALID_ARGUMENT))
+            guard let d = ServerABI.model(m) as? LoadedDecoder, let args, let out else {
+                return ServerABI.fail(ctx, "denoise: missing decoder, arguments or output", ServerABI.invalid)
+            }
+            guard let a: kd_denoise_args_t = VersionedStruct.read(args, structSize: args.pointee.struct_size,
+                                                                  minimum: ABI10Size.denoiseArgs) else {
+                return ServerABI.fail(ctx, "denoise: struct_size \(args.pointee.struct_size) is below the 1.0 size",
+                                      ServerABI.invalid)
             }
             return ServerABI.denoise(ctx, d, a, out)
         }
         t.image_resize = { img, w, h, filter, gap in
             guard let img, let px = ServerABI.pixelImage(img), w > 0, h > 0, w <= 16384, h <= 16384,
-                  let f = ResampleFilter(rawValue: Int(filter.rawValue)) else { return nil }
+                  let f = ResampleFilter(rawValue: Int(filter)) else { return nil }
             return ServerABI.cImage(px.resized(width: Int(w), height: Int(h), filter: f, reducingGap: gap > 0 ? gap : nil))
         }
         t.image_release = { img in
@@ -204,7 +302,103 @@ public enum ServerABI {
             free(img.pointee.data)
             free(img)
         }
+        t.sampler_create = { m, args, err, size in
+            do {
+                return ServerABI.handOver(try ServerABI.makeSampler(m, args))
+            } catch {
+                ServerABI.writeError("\(error)", err, size)
+                return nil
+            }
+        }
+        t.sampler_release = { ServerABI.release($0) }
+        t.sampler_timesteps = { s, out, capacity, count in
+            guard let handle = ServerABI.samplerHandle(s), let count else { return ServerABI.invalid }
+            return ServerABI.copy(handle.timesteps, to: out, capacity: capacity, count: count)
+        }
+        t.sampler_add_noise = { s, x, noise, step, out in
+            guard let handle = ServerABI.samplerHandle(s) else { return ServerABI.invalid }
+            return ServerABI.addNoise(handle.sampler, x, noise, step, out)
+        }
+        t.inpaint_condition = { m, keep, latents, copies, outMask, outExtra in
+            guard let d = ServerABI.model(m) as? LoadedDecoder, let keep = ServerABI.tensor(keep),
+                  let latents = ServerABI.tensor(latents), let outMask, let outExtra, copies == 1 || copies == 2 else {
+                return ServerABI.invalid
+            }
+            let f = d.pipeline.movq.config.scaleFactor
+            guard keep.rank == 4, keep.dim(0) == 1, keep.dim(1) == 1, latents.rank == 4, latents.dim(0) == 1,
+                  latents.dim(1) == d.pipeline.movq.config.latentChannels, latents.dim(2) * f == keep.dim(2),
+                  latents.dim(3) * f == keep.dim(3) else { return ServerABI.invalid }
+            let mask = InpaintConditioning.latentMask(keep: keep, height: latents.dim(2), width: latents.dim(3))
+            outExtra.pointee = ServerABI.handOver(InpaintConditioning.extraChannels(imageLatents: latents, latentMask: mask,
+                                                                                    copies: Int(copies)))
+            outMask.pointee = ServerABI.handOver(mask)
+            return ServerABI.ok
+        }
         return t
+    }
+
+    static func copy(_ timesteps: ArraySlice<Int>, to out: UnsafeMutablePointer<Int64>?, capacity: UInt32,
+                     count: UnsafeMutablePointer<UInt32>) -> kd_status {
+        count.pointee = UInt32(timesteps.count)
+        guard let out else { return timesteps.isEmpty ? ok : invalid }
+        for (i, v) in timesteps.prefix(Int(capacity)).enumerated() { out[i] = Int64(v) }
+        return Int(capacity) >= timesteps.count ? ok : invalid
+    }
+
+    static func addNoise(_ sampler: Sampler, _ x: OpaquePointer?, _ noise: OpaquePointer?, _ step: Int64,
+                         _ out: UnsafeMutablePointer<OpaquePointer?>?) -> kd_status {
+        guard let x = tensor(x), let n = tensor(noise), let out, x.shape == n.shape, step >= 0,
+              step < Int64(sampler.schedule.alphasCumprod.count) else { return invalid }
+        out.pointee = handOver(sampler.addNoise(x, noise: n, timestep: Int(step)))
+        return ok
+    }
+
+    static func makeSampler(_ m: OpaquePointer?, _ args: UnsafePointer<kd_sampler_args_t>?) throws -> SamplerHandle {
+        guard let d = model(m) as? LoadedDecoder else { throw PluginArgumentError("sampler_create: not a decoder") }
+        guard let args, let a: kd_sampler_args_t = VersionedStruct.read(args, structSize: args.pointee.struct_size,
+                                                                        minimum: ABI10Size.samplerArgs) else {
+            throw PluginArgumentError("sampler_create: missing arguments or struct_size below the 1.1 size")
+        }
+        let name = a.scheduler.map { String(cString: $0) } ?? ""
+        var kind: SamplerKind?
+        if !name.isEmpty {
+            guard let named = SamplerKind(rawValue: name) else { throw SamplerError.unknown(name) }
+            kind = named
+        }
+        guard a.steps >= 1, a.steps <= 1000 else { throw PluginArgumentError("num_inference_steps must be 1 to 1000 (got \(a.steps))") }
+        guard a.strength >= 0, a.strength <= 1 else { throw PluginArgumentError("strength must be 0 to 1 (got \(a.strength))") }
+        let sampler = try d.pipeline.sampler(kind)
+        let run = sampler.run(steps: Int(a.steps), strength: a.strength)
+        let schedule = sampler.timesteps(steps: Int(a.steps))
+        let trainSteps = sampler.schedule.alphasCumprod.count
+        if let beyond = schedule.first(where: { $0 < 0 || $0 >= trainSteps }) {
+            throw PluginArgumentError("\(sampler.kind.rawValue) with \(a.steps) steps gives timestep \(beyond), outside the "
+                                      + "model's \(trainSteps) training steps: use fewer steps")
+        }
+        return SamplerHandle(decoder: d, sampler: sampler, schedule: schedule, beginIndex: schedule.count - run.timesteps.count)
+    }
+
+    /// The sampler and run of a denoise call: the 1.1 sampler handle, or (1.0) the model's own scheduler over the
+    /// schedule that `timesteps` are the tail of.
+    static func samplerRun(_ d: LoadedDecoder, _ a: kd_denoise_args_t, timesteps: [Int]) throws -> (Sampler, SamplerRun) {
+        if VersionedStruct.has(a.struct_size, \kd_denoise_args_t.sampler), let raw = a.sampler {
+            guard let handle = samplerHandle(raw), handle.decoder === d else {
+                throw PluginArgumentError("denoise: the sampler belongs to another decoder")
+            }
+            guard timesteps.isEmpty || timesteps == Array(handle.timesteps) else {
+                throw PluginArgumentError("denoise: timesteps must be the sampler's own (sampler_timesteps)")
+            }
+            return (handle.sampler, handle.sampler.makeRun(schedule: handle.schedule, beginIndex: handle.beginIndex))
+        }
+        let sampler = try d.pipeline.sampler()
+        // 1.0 callers pass set_timesteps' list, possibly cut from the front: find the schedule it ends.
+        for steps in max(timesteps.count, 1)...1000 {
+            let schedule = sampler.timesteps(steps: steps)
+            if schedule.count >= timesteps.count, Array(schedule.suffix(timesteps.count)) == timesteps, !timesteps.isEmpty {
+                return (sampler, sampler.makeRun(schedule: schedule, beginIndex: schedule.count - timesteps.count))
+            }
+        }
+        throw PluginArgumentError("denoise: timesteps must come from set_timesteps (possibly cut from the front)")
     }
 
     static func denoise(_ ctx: UnsafePointer<kd_run_context_t>?, _ d: LoadedDecoder, _ a: kd_denoise_args_t,
@@ -212,26 +406,30 @@ public enum ServerABI {
         let unet = d.pipeline.unet.config
         let latentC = d.pipeline.movq.config.latentChannels
         guard let latents = tensor(a.latents), latents.rank == 4, latents.dim(0) == 1, latents.dim(1) == latentC else {
-            return fail(ctx, "denoise: latents must be [1, \(latentC), h, w]", Int32(KD_ERR_INVALID_ARGUMENT))
+            return fail(ctx, "denoise: latents must be [1, \(latentC), h, w]", invalid)
         }
         guard let emb = tensor(a.image_embeds), let neg = tensor(a.negative_image_embeds),
               emb.shape == [1, unet.encoderHidDim], neg.shape == emb.shape else {
-            return fail(ctx, "denoise: image embeddings must be [1, \(unet.encoderHidDim)]", Int32(KD_ERR_INVALID_ARGUMENT))
+            return fail(ctx, "denoise: image embeddings must be [1, \(unet.encoderHidDim)]", invalid)
         }
-        guard let gen = generator(a.generator), let ts = a.timesteps, a.timestep_count > 0 else {
-            return fail(ctx, "denoise: missing generator or timesteps", Int32(KD_ERR_INVALID_ARGUMENT))
+        guard let gen = generator(a.generator), a.timestep_count <= 1000, a.timesteps != nil || a.timestep_count == 0 else {
+            return fail(ctx, "denoise: missing generator or timesteps", invalid)
         }
-        let timesteps = (0..<Int(a.timestep_count)).map { Int(ts[$0]) }
-        guard timesteps.allSatisfy({ $0 >= 0 && $0 < d.pipeline.scheduler.schedule.alphasCumprod.count }) else {
-            return fail(ctx, "denoise: timesteps out of range", Int32(KD_ERR_INVALID_ARGUMENT))
+        let timesteps = (0..<Int(a.timestep_count)).map { Int(a.timesteps![$0]) }
+        let sampler: Sampler, run: SamplerRun
+        do {
+            (sampler, run) = try samplerRun(d, a, timesteps: timesteps)
+        } catch {
+            return fail(ctx, "\(error)", invalid)
         }
+        guard !run.timesteps.isEmpty else { return fail(ctx, "denoise: no timesteps to run", invalid) }
         let cfg = a.guidance_scale > 1
         let (h, w) = (latents.dim(2), latents.dim(3))
         let f = d.pipeline.movq.config.scaleFactor
         var hint: Tensor?
         if unet.additionEmbedType == "image_hint" {
             guard let t = tensor(a.hint), t.shape == [1, 3, h * f, w * f] else {
-                return fail(ctx, "this decoder is a ControlNet: it needs a hint of [1, 3, \(h * f), \(w * f)]", Int32(KD_ERR_INVALID_ARGUMENT))
+                return fail(ctx, "this decoder is a ControlNet: it needs a hint of [1, 3, \(h * f), \(w * f)]", invalid)
             }
             hint = t
         } else if a.hint != nil {
@@ -241,28 +439,24 @@ public enum ServerABI {
         var extra: Tensor?
         if extraC > 0 {
             guard let e = tensor(a.extra_channels), e.shape == [cfg ? 2 : 1, extraC, h, w] else {
-                return fail(ctx, "this decoder's UNet takes \(unet.inChannels) input channels: extra_channels must be [\(cfg ? 2 : 1), \(extraC), \(h), \(w)]",
-                            Int32(KD_ERR_UNSUPPORTED))
+                return fail(ctx, "this decoder's UNet takes \(unet.inChannels) input channels: extra_channels must be "
+                            + "[\(cfg ? 2 : 1), \(extraC), \(h), \(w)]", Int32(KD_ERR_UNSUPPORTED))
             }
             extra = e
         } else if a.extra_channels != nil {
-            return fail(ctx, "this decoder's UNet takes \(unet.inChannels) input channels and no extra ones", Int32(KD_ERR_UNSUPPORTED))
+            return fail(ctx, "this decoder's UNet takes \(unet.inChannels) input channels and no extra ones",
+                        Int32(KD_ERR_UNSUPPORTED))
         }
         let hook = a.step_hook, user = a.step_hook_user
-        var hookStatus = Int32(KD_OK)
-        d.lock.lock(); defer { d.lock.unlock() }
-        // The scheduler finds each step's predecessor in its own timestep list: give it the run's full schedule.
-        if d.pipeline.scheduler.timesteps.firstIndex(of: timesteps[0]) == nil || !d.pipeline.scheduler.timesteps.hasSuffix(timesteps) {
-            return fail(ctx, "denoise: timesteps must come from set_timesteps (possibly cut from the front)", Int32(KD_ERR_INVALID_ARGUMENT))
-        }
+        var hookStatus = ok
         do {
             let result = try d.pipeline.denoise(
-                latents: latents.copy(), timesteps: timesteps,
-                conditioning: .init(imageEmbeds: emb, negativeImageEmbeds: neg, hint: hint), guidance: a.guidance_scale, generator: gen,
-                extraChannels: extra,
+                latents: latents.copy(), sampler: sampler, run: run,
+                conditioning: .init(imageEmbeds: emb, negativeImageEmbeds: neg, hint: hint), guidance: a.guidance_scale,
+                generator: gen, extraChannels: extra,
                 afterStep: { i, lat in
                     guard let hook, hookStatus == KD_OK else { return lat }
-                    hookStatus = hook(user, UInt32(i), OpaquePointer(Unmanaged.passUnretained(lat).toOpaque()))
+                    hookStatus = hook(user, UInt32(i), lend(lat))
                     return lat
                 },
                 progress: { step, total in
@@ -271,7 +465,7 @@ public enum ServerABI {
                 })
             out.pointee = handOver(result)
             MappedFile.releaseResidentPages(under: d.folder + "/unet")
-            return Int32(KD_OK)
+            return ok
         } catch is CancellationError {
             return hookStatus != KD_OK ? hookStatus : Int32(KD_CANCELLED)
         } catch {
@@ -280,6 +474,8 @@ public enum ServerABI {
     }
 }
 
-extension Array where Element: Equatable {
-    func hasSuffix(_ s: [Element]) -> Bool { s.count <= count && Array(self[(count - s.count)...]) == s }
+/// A plugin passed an argument the server cannot use; the message names it.
+struct PluginArgumentError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }

@@ -1,6 +1,6 @@
 // diffusers pipelines/kandinsky2_2/pipeline_kandinsky2_2.py (text2img decoder): image embeddings -> latents by the
 // UNet and the DDPM scheduler -> pixels by MoVQ. The denoising loop is shared by every decoder variant through
-// `denoise`, which takes the extra input channels and a per-step hook.
+// `denoise`, which takes the extra input channels, a per-step hook and the run's own sampler state.
 import Checkpoint
 import Foundation
 import Networks
@@ -11,10 +11,18 @@ import TorchRandom
 public final class DecoderPipeline {
     public let unet: UNet2DConditionModel
     public let movq: VQModel
-    public let scheduler: DenoisingScheduler
+    /// The decoder's scheduler_config.json, from which every sampler is built as diffusers' from_config builds it.
+    public let schedulerConfig: DecoderSchedulerConfig
+    /// Every sampler, built once (immutable, shared by all runs), or why it cannot run this decoder.
+    private let samplers: [SamplerKind: Result<Sampler, Error>]
 
-    public init(unet: UNet2DConditionModel, movq: VQModel, scheduler: DenoisingScheduler) {
-        self.unet = unet; self.movq = movq; self.scheduler = scheduler
+    public init(unet: UNet2DConditionModel, movq: VQModel, schedulerConfig: DecoderSchedulerConfig) {
+        self.unet = unet
+        self.movq = movq
+        self.schedulerConfig = schedulerConfig
+        var built: [SamplerKind: Result<Sampler, Error>] = [:]
+        for kind in SamplerKind.allCases { built[kind] = Result { try makeSampler(kind, config: schedulerConfig) } }
+        samplers = built
     }
 
     /// Loads a kandinsky-2-2-decoder(-inpaint / -controlnet-depth) folder, its layers computing in `precision`.
@@ -22,14 +30,12 @@ public final class DecoderPipeline {
         func sub(_ n: String) -> String { (folder as NSString).appendingPathComponent(n) }
         try self.init(unet: UNet2DConditionModel(folder: sub("unet"), precision: precision),
                       movq: VQModel(folder: sub("movq"), precision: precision),
-                      scheduler: loadScheduler(configPath: sub("scheduler/scheduler_config.json")))
+                      schedulerConfig: DecoderSchedulerConfig(path: sub("scheduler/scheduler_config.json")))
     }
 
-    /// downscale_height_and_width: latent side = ceil(side / f^2) * f with f = MoVQ's scale factor.
-    public func latentSize(height: Int, width: Int) -> (Int, Int) {
-        let f = movq.config.scaleFactor
-        func side(_ s: Int) -> Int { (s + f * f - 1) / (f * f) * f }
-        return (side(height), side(width))
+    /// The sampler of `kind`; nil = the one the model's scheduler config names.
+    public func sampler(_ kind: SamplerKind? = nil) throws -> Sampler {
+        try samplers[kind ?? schedulerConfig.ownKind]!.get()
     }
 
     public struct Conditioning {
@@ -37,21 +43,26 @@ public final class DecoderPipeline {
         public var negativeImageEmbeds: Tensor    // [1, D]
         public var hint: Tensor?                  // [1, 3, H, W] for image_hint UNets
         public init(imageEmbeds: Tensor, negativeImageEmbeds: Tensor, hint: Tensor? = nil) {
-            self.imageEmbeds = imageEmbeds; self.negativeImageEmbeds = negativeImageEmbeds; self.hint = hint
+            self.imageEmbeds = imageEmbeds
+            self.negativeImageEmbeds = negativeImageEmbeds
+            self.hint = hint
         }
     }
 
-    /// The decoder loop of every Kandinsky 2.2 decoder pipeline (diffusers pipelines/kandinsky2_2/pipeline_kandinsky2_2.py, `__call__`).
+    /// The decoder loop of every Kandinsky 2.2 decoder pipeline (diffusers pipelines/kandinsky2_2/
+    /// pipeline_kandinsky2_2.py, `__call__`), over the timesteps of `run`, a fresh run of `sampler`.
     /// - extraChannels: appended after the (CFG-doubled) latents on the channel axis at each step (inpaint's
     ///   masked image and mask).
-    /// - afterStep: called with (step index, latents) after each scheduler step; returns the latents to continue with.
-    public func denoise(latents start: Tensor, timesteps: [Int], conditioning c: Conditioning, guidance: Float, generator: TorchGenerator,
-                        extraChannels: Tensor? = nil, afterStep: ((Int, Tensor) -> Tensor)? = nil,
+    /// - afterStep: called with (step index, latents) after each scheduler step; returns the latents to go on with.
+    public func denoise(latents start: Tensor, sampler: Sampler, run: SamplerRun, conditioning c: Conditioning,
+                        guidance: Float, generator: TorchGenerator, extraChannels: Tensor? = nil,
+                        afterStep: ((Int, Tensor) -> Tensor)? = nil,
                         progress: ((Int, Int) -> Bool)? = nil) throws -> Tensor {
         let cfg = guidance > 1
         let embeds = cfg ? concat([c.negativeImageEmbeds, c.imageEmbeds], axis: 0) : c.imageEmbeds
         let hint = c.hint.map { cfg ? concat([$0, $0], axis: 0) : $0 }
         let channels = start.dim(1)
+        let timesteps = run.timesteps
         var latents = start
         // Step 0 marks the start, so progress displays can time the stage from here.
         if let progress, !progress(0, timesteps.count) { throw CancellationError() }
@@ -64,24 +75,12 @@ public final class DecoderPipeline {
                 let variance = chunk(slice(out, axis: 1, start: channels, length: out.dim(1) - channels), 2, axis: 0)[1]
                 out = concat([eps, variance], axis: 1)
             }
-            if !scheduler.usesLearnedVariance { out = slice(out, axis: 1, start: 0, length: channels) }
-            latents = scheduler.step(modelOutput: out, timestep: t, sample: latents, generator: generator)
+            if !sampler.usesLearnedVariance { out = slice(out, axis: 1, start: 0, length: channels) }
+            latents = run.step(modelOutput: out, sample: latents, generator: generator)
             if let afterStep { latents = afterStep(i, latents) }
             if let progress, !progress(i + 1, timesteps.count) { throw CancellationError() }
         }
         return latents
-    }
-
-    /// KandinskyV22Pipeline: fresh latents, full schedule, decode. Returns pixels in [0, 1] as [1, 3, H, W].
-    public func text2img(_ c: Conditioning, height: Int, width: Int, steps: Int, guidance: Float, generator: TorchGenerator,
-                         progress: ((Int, Int) -> Bool)? = nil) throws -> Tensor {
-        scheduler.setTimesteps(steps)
-        let (h, w) = latentSize(height: height, width: width)
-        let latents = Tensor(shape: [1, unet.config.inChannels - (c.hint == nil ? 0 : 4), h, w])
-        generator.fillNormal(latents.data, latents.count)
-        let out = try denoise(latents: latents, timesteps: scheduler.timesteps, conditioning: c, guidance: guidance, generator: generator,
-                              progress: progress)
-        return toUnitRange(movq.decode(out))
     }
 }
 

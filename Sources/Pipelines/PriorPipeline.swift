@@ -63,11 +63,10 @@ public final class PriorPipeline {
             cond = TextConditioning(embeds: concat([u.embeds, cond.embeds], axis: 0), hidden: concat([u.hidden, cond.hidden], axis: 0),
                                     mask: u.mask + cond.mask)
         }
-        scheduler.setTimesteps(steps)
         let dim = prior.config.embeddingDim
         var latents = Tensor(shape: [batch, dim])
         generator.fillNormal(latents.data, latents.count)
-        let ts = scheduler.timesteps
+        let ts = scheduler.timesteps(steps: steps)
         // Step 0 marks the start, so progress displays can time the stage from here.
         if let progress, !progress(0, ts.count) { throw CancellationError() }
         for (i, t) in ts.enumerated() {

@@ -4,25 +4,19 @@
 import Foundation
 import KandinskyPluginABI
 import ModelServer
+import PluginABIRules
 
 public final class PluginRegistry {
     public private(set) var plugins: [PluginSpec] = []
     public private(set) var warnings: [String] = []
-    private var entries: [String: UnsafePointer<kd_plugin_entry_t>] = [:]
+    /// Each library's entry table, as read under the header's size rules.
+    private var entries: [String: kd_plugin_entry_t] = [:]
+    /// The host interface given to this registry's plugins, and to their runs.
+    public let host: UnsafePointer<kd_host_t>
 
-    /// The host interface given to every plugin; immortal.
-    public static let host: UnsafeMutablePointer<kd_host_t> = {
-        let h = UnsafeMutablePointer<kd_host_t>.allocate(capacity: 1)
-        h.initialize(to: kd_host_t(struct_size: UInt32(MemoryLayout<kd_host_t>.size), abi: kd_version_t(major: KD_ABI_MAJOR, minor: KD_ABI_MINOR, patch: 0),
-                                   name: UnsafePointer(strdup("kandinsky")), version: UnsafePointer(strdup("0.1.0")), host_data: nil,
-                                   get_extension: { _, id in
-                                       guard let id, String(cString: id) == KD_EXT_MODEL_SERVER else { return nil }
-                                       return UnsafeRawPointer(ServerABI.table)
-                                   }))
-        return h
-    }()
+    /// - host: the host struct plugins see; the process's one (whose server is `ServerABI.server`) by default.
+    public init(host: UnsafePointer<kd_host_t> = ServerABI.processHost) { self.host = host }
 
-    public init() {}
 
     /// Plugin folders in search order: beside the executable (and its `plugins/`), KANDINSKY_PLUGIN_PATH
     /// (colon-separated), then the user folder ~/.local/share/kandinsky/plugins.
@@ -60,18 +54,18 @@ public final class PluginRegistry {
         guard let sym = dlsym(handle, KD_PLUGIN_ENTRY_SYMBOL) else { throw DescriptorError.bad("no \(KD_PLUGIN_ENTRY_SYMBOL) symbol") }
         let entryFn = unsafeBitCast(sym, to: kd_plugin_entry_fn.self)
         guard let entry = entryFn() else { throw DescriptorError.bad("\(KD_PLUGIN_ENTRY_SYMBOL) returned NULL") }
-        let e = entry.pointee
+        guard let e: kd_plugin_entry_t = VersionedStruct.read(entry, structSize: entry.pointee.struct_size,
+                                                              minimum: ABI10Size.pluginEntry) else {
+            throw DescriptorError.bad("entry table struct_size \(entry.pointee.struct_size) is below the 1.0 size")
+        }
+        // Any minor of our major loads: the header's size rules let older and newer minors read each other.
         guard e.abi.major == KD_ABI_MAJOR else {
             throw DescriptorError.bad("built for plugin ABI \(e.abi.major).\(e.abi.minor); this host speaks \(KD_ABI_MAJOR).\(KD_ABI_MINOR)")
         }
-        guard e.abi.minor <= KD_ABI_MINOR else {
-            throw DescriptorError.bad("needs plugin ABI \(e.abi.major).\(e.abi.minor), newer than this host's \(KD_ABI_MAJOR).\(KD_ABI_MINOR)")
-        }
-        guard e.struct_size >= UInt32(MemoryLayout<kd_plugin_entry_t>.size), let initFn = e.`init`, let count = e.plugin_count,
-              let descFn = e.plugin_descriptor, e.run != nil else {
+        guard let initFn = e.`init`, let count = e.plugin_count, let descFn = e.plugin_descriptor, e.run != nil else {
             throw DescriptorError.bad("entry table is incomplete")
         }
-        guard initFn(UnsafePointer(Self.host)) else { throw DescriptorError.bad("the plugin declined to initialise") }
+        guard initFn(host) else { throw DescriptorError.bad("the plugin declined to initialise") }
         var specs: [PluginSpec] = []
         for i in 0..<count() {
             guard let d = descFn(i) else { throw DescriptorError.bad("descriptor \(i) is NULL") }
@@ -85,12 +79,12 @@ public final class PluginRegistry {
             }
             plugins.append(s)
         }
-        entries[path] = entry
+        entries[path] = e
     }
 
     public func plugin(named name: String) -> PluginSpec? {
         plugins.first { $0.id == name || $0.aliases.contains(name) }
     }
 
-    func entry(for spec: PluginSpec) -> UnsafePointer<kd_plugin_entry_t> { entries[spec.library]! }
+    func entry(for spec: PluginSpec) -> kd_plugin_entry_t { entries[spec.library]! }
 }

@@ -127,6 +127,10 @@ public enum PluginRunner {
                        channels: Int32(img.channels), row_bytes: Int64(img.width * img.channels), data: buf)
         }
         let entry = registry.entry(for: spec)
+        // Model handles the plugin obtains stay valid for the whole run, whatever other tasks trim meanwhile.
+        let server = ServerABI.server(of: registry.host)
+        server?.beginRun()
+        defer { server?.endRun() }
         let status: kd_status = cImages.withUnsafeMutableBufferPointer { imgs in
             var named = (0..<imgs.count).map { i in
                 kd_named_image_t(struct_size: UInt32(MemoryLayout<kd_named_image_t>.size), key: keep(keys[i]), image: UnsafePointer(imgs.baseAddress! + i))
@@ -136,7 +140,7 @@ public enum PluginRunner {
                     let unmanaged = Unmanaged.passUnretained(state)
                     var ctx = kd_run_context_t()
                     ctx.struct_size = UInt32(MemoryLayout<kd_run_context_t>.size)
-                    ctx.host = UnsafePointer(PluginRegistry.host)
+                    ctx.host = registry.host
                     ctx.host_data = unmanaged.toOpaque()
                     ctx.params = UnsafePointer(valueBuf.baseAddress)
                     ctx.param_count = UInt32(valueBuf.count)
@@ -160,7 +164,7 @@ public enum PluginRunner {
                         s.output = img
                         return img
                     }
-                    return withUnsafePointer(to: &ctx) { entry.pointee.run!(spec.index, $0) }
+                    return withUnsafePointer(to: &ctx) { entry.run!(spec.index, $0) }
                 }
             }
         }

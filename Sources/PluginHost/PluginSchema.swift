@@ -1,6 +1,7 @@
 // Swift views of the C descriptors, copied out once at load time and checked for sanity.
 import Foundation
 import KandinskyPluginABI
+import PluginABIRules
 
 public struct ParamSpec: Sendable {
     public enum Kind: String, Sendable { case int, float, string, bool, floatList = "float list", seed }
@@ -41,9 +42,12 @@ enum DescriptorError: Error, CustomStringConvertible {
 
 extension PluginSpec {
     /// Copies and validates a C descriptor; any malformation is an error (the library is then skipped).
+    /// Read as the header's rules say: any struct_size from the 1.0 size up, arrays walked by their elements' size.
     init(_ d: UnsafePointer<kd_plugin_desc_t>, library: String, index: UInt32) throws {
-        let desc = d.pointee
-        guard desc.struct_size >= UInt32(MemoryLayout<kd_plugin_desc_t>.size) else { throw DescriptorError.bad("descriptor struct_size \(desc.struct_size) is too small") }
+        guard let desc: kd_plugin_desc_t = VersionedStruct.read(d, structSize: d.pointee.struct_size,
+                                                                minimum: ABI10Size.pluginDesc) else {
+            throw DescriptorError.bad("descriptor struct_size \(d.pointee.struct_size) is below the 1.0 size \(ABI10Size.pluginDesc)")
+        }
         func str(_ p: UnsafePointer<CChar>?, _ what: String, required: Bool = true) throws -> String {
             guard let p else {
                 if required { throw DescriptorError.bad("descriptor has no \(what)") }
@@ -53,7 +57,9 @@ extension PluginSpec {
         }
         let id = try str(desc.id, "id")
         self.id = id
-        guard !id.isEmpty, id.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else { throw DescriptorError.bad("plugin id '\(id)' is not a plain name") }
+        guard !id.isEmpty, id.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) else {
+            throw DescriptorError.bad("plugin id '\(id)' is not a plain name")
+        }
         name = try str(desc.name, "name")
         version = try str(desc.version, "version", required: false)
         description = try str(desc.description, "description", required: false)
@@ -64,27 +70,38 @@ extension PluginSpec {
         guard desc.input_count == 0 || desc.inputs != nil, desc.param_count == 0 || desc.params != nil else {
             throw DescriptorError.bad("\(id): NULL inputs or params with a non-zero count")
         }
-        guard desc.input_count <= 64, desc.param_count <= 256 else { throw DescriptorError.bad("\(id): implausible input/parameter counts") }
+        guard desc.input_count <= 64, desc.param_count <= 256 else {
+            throw DescriptorError.bad("\(id): implausible input/parameter counts")
+        }
         let inputs = try (0..<Int(desc.input_count)).map { i in
-            let x = desc.inputs[i]
-            guard let kind: InputSpec.Kind = [KD_INPUT_IMAGE: .image, KD_INPUT_MASK: .mask, KD_INPUT_DEPTH: .depth][x.kind] else {
-                throw DescriptorError.bad("\(id): input \(i) has unknown kind \(x.kind.rawValue)")
+            let stride = desc.inputs.pointee.struct_size
+            guard let x: kd_input_desc_t = VersionedStruct.element(desc.inputs, index: i, stride: stride,
+                                                                   minimum: ABI10Size.inputDesc) else {
+                throw DescriptorError.bad("\(id): input \(i) has struct_size below the 1.0 size")
             }
+            let kinds: [UInt32: InputSpec.Kind] = [UInt32(KD_INPUT_IMAGE): .image, UInt32(KD_INPUT_MASK): .mask,
+                                                   UInt32(KD_INPUT_DEPTH): .depth]
+            guard let kind = kinds[x.kind] else { throw DescriptorError.bad("\(id): input \(i) has unknown kind \(x.kind)") }
             return InputSpec(key: try str(x.key, "input key"), kind: kind, optional: x.flags & UInt32(KD_INPUT_OPTIONAL) != 0,
                              repeated: x.flags & UInt32(KD_INPUT_REPEATED) != 0, help: try str(x.help, "help", required: false))
         }
         let params = try (0..<Int(desc.param_count)).map { i in
-            let p = desc.params[i]
-            let kinds: [kd_param_type: ParamSpec.Kind] = [KD_PARAM_INT: .int, KD_PARAM_FLOAT: .float, KD_PARAM_STRING: .string, KD_PARAM_BOOL: .bool,
-                                                         KD_PARAM_FLOAT_LIST: .floatList, KD_PARAM_SEED: .seed]
-            guard let kind = kinds[p.type] else { throw DescriptorError.bad("\(id): parameter \(i) has unknown type \(p.type.rawValue)") }
+            let stride = desc.params.pointee.struct_size
+            guard let p: kd_param_desc_t = VersionedStruct.element(desc.params, index: i, stride: stride,
+                                                                   minimum: ABI10Size.paramDesc) else {
+                throw DescriptorError.bad("\(id): parameter \(i) has struct_size below the 1.0 size")
+            }
+            let kinds: [UInt32: ParamSpec.Kind] = [UInt32(KD_PARAM_INT): .int, UInt32(KD_PARAM_FLOAT): .float,
+                                                   UInt32(KD_PARAM_STRING): .string, UInt32(KD_PARAM_BOOL): .bool,
+                                                   UInt32(KD_PARAM_FLOAT_LIST): .floatList, UInt32(KD_PARAM_SEED): .seed]
+            guard let kind = kinds[p.type] else { throw DescriptorError.bad("\(id): parameter \(i) has unknown type \(p.type)") }
             let key = try str(p.key, "parameter key")
             guard !key.isEmpty, p.min_value <= p.max_value || kind == .string || kind == .bool else {
                 throw DescriptorError.bad("\(id): parameter '\(key)' has min > max")
             }
-            return ParamSpec(key: key, help: try str(p.help, "help", required: false), kind: kind, optional: p.flags & UInt32(KD_PARAM_OPTIONAL) != 0,
-                             isModel: p.flags & UInt32(KD_PARAM_MODEL) != 0, min: p.min_value, max: p.max_value,
-                             defaultText: p.default_value.map { String(cString: $0) })
+            return ParamSpec(key: key, help: try str(p.help, "help", required: false), kind: kind,
+                             optional: p.flags & UInt32(KD_PARAM_OPTIONAL) != 0, isModel: p.flags & UInt32(KD_PARAM_MODEL) != 0,
+                             min: p.min_value, max: p.max_value, defaultText: p.default_value.map { String(cString: $0) })
         }
         self.aliases = aliases
         self.inputs = inputs

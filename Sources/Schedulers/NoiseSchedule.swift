@@ -68,11 +68,3 @@ public enum TimestepSpacing: String, Sendable {
         }
     }
 }
-
-/// diffusers' img2img `get_timesteps`: the last `strength` fraction of the schedule.
-public func strengthTimesteps(_ timesteps: [Int], strength: Double) -> [Int] {
-    let n = timesteps.count
-    let initTimestep = min(Int(Double(n) * strength), n)
-    let start = max(n - initTimestep, 0)
-    return Array(timesteps[start...])
-}

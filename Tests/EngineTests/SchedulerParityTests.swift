@@ -11,12 +11,9 @@ final class SchedulerParityTests: XCTestCase {
 
     func config(_ key: String) -> String { Fixtures.path("schedulers/\(key)/scheduler_config.json") }
 
-    func checkTimesteps(_ key: String, set: (Int) -> Void, get: () -> [Int]) {
+    func checkTimesteps(_ key: String, get: (Int) -> [Int]) {
         let table = (meta[key] as! [String: Any])["timesteps"] as! [String: [Int]]
-        for (n, expected) in table {
-            set(Int(n)!)
-            assertEqualInts(get(), expected, "\(key) timesteps(\(n))")
-        }
+        for (n, expected) in table { assertEqualInts(get(Int(n)!), expected, "\(key) timesteps(\(n))") }
     }
 
     func trajectory(_ key: String) -> (timesteps: [Int], states: [Tensor]) {
@@ -39,19 +36,20 @@ final class SchedulerParityTests: XCTestCase {
     }
 
     func checkDecoderScheduler(_ key: String) throws {
-        let s = try loadScheduler(configPath: config(key))
+        let config = try DecoderSchedulerConfig(path: config(key))
+        let s = try makeSampler(config.ownKind, config: config)
         assertClose(Tensor(shape: [s.schedule.alphasCumprod.count], values: s.schedule.alphasCumprod), io["\(key).alphas_cumprod"]!,
                     "\(key) alphas_cumprod", relTol: 1e-6)
-        checkTimesteps(key, set: { s.setTimesteps($0) }, get: { s.timesteps })
+        checkTimesteps(key, get: { s.timesteps(steps: $0) })
         let (ts, states) = trajectory(key)
-        s.setTimesteps(ts.count)
-        assertEqualInts(s.timesteps, ts, "\(key) trajectory timesteps")
+        let run = s.run(steps: ts.count)
+        assertEqualInts(Array(run.timesteps), ts, "\(key) trajectory timesteps")
         let g = TorchGenerator(seed: 21)
         var x = states[0]
         for (i, t) in ts.enumerated() {
             var shape = x.shape
             if s.usesLearnedVariance { shape[1] *= 2 }
-            x = s.step(modelOutput: syntheticOutput(shape, step: i), timestep: t, sample: x, generator: g)
+            x = run.step(modelOutput: syntheticOutput(shape, step: i), sample: x, generator: g)
             assertClose(x, states[i + 1], "\(key) sample after step \(i) (t=\(t))", relTol: 1e-5)
         }
         let noisy = s.addNoise(io["add_noise.x0"]!, noise: io["add_noise.noise"]!, timestep: 500)
@@ -69,9 +67,8 @@ final class SchedulerParityTests: XCTestCase {
         let s = try UnCLIPScheduler(configPath: config("unclip"))
         assertClose(Tensor(shape: [1000], values: s.schedule.alphasCumprod), io["unclip.alphas_cumprod"]!, "unclip alphas_cumprod", relTol: 1e-6)
         assertClose(Tensor(shape: [1000], values: s.schedule.betas), io["unclip.betas"]!, "unclip betas", relTol: 1e-6)
-        checkTimesteps("unclip", set: { s.setTimesteps($0) }, get: { s.timesteps })
+        checkTimesteps("unclip", get: { s.timesteps(steps: $0) })
         let (ts, states) = trajectory("unclip")
-        s.setTimesteps(ts.count)
         let g = TorchGenerator(seed: 21)
         var x = states[0]
         for (i, t) in ts.enumerated() {
@@ -81,25 +78,23 @@ final class SchedulerParityTests: XCTestCase {
         }
     }
 
-    func testStrengthCut() throws {
-        let s = try loadScheduler(configPath: config("ddpm"))
-        for case let c as [String: Any] in meta["strength"] as! [Any] {
-            let n = c["steps"] as! Int, strength = c["strength"] as! Double
-            s.setTimesteps(n)
-            assertEqualInts(strengthTimesteps(s.timesteps, strength: strength), c["timesteps"] as! [Int], "strength \(strength) of \(n) steps")
-        }
-    }
-
     func testSchedulerConfigRejectsUnsupportedValue() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sched-\(UUID())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let path = dir.appendingPathComponent("scheduler_config.json").path
         try #"{"_class_name": "DDPMScheduler", "thresholding": true}"#.write(toFile: path, atomically: true, encoding: .utf8)
-        XCTAssertThrowsError(try loadScheduler(configPath: path)) { e in
+        XCTAssertThrowsError(try DecoderSchedulerConfig(path: path)) { e in
             XCTAssertEqual("\(e)", "\(path): config value thresholding = 1 is not supported by this engine")
         }
         try #"{"_class_name": "DDPMScheduler", "karras_sigmas": true}"#.write(toFile: path, atomically: true, encoding: .utf8)
-        XCTAssertThrowsError(try loadScheduler(configPath: path)) { e in XCTAssertTrue("\(e)".contains("karras_sigmas")) }
+        XCTAssertThrowsError(try DecoderSchedulerConfig(path: path)) { e in XCTAssertTrue("\(e)".contains("karras_sigmas")) }
+        try #"{"_class_name": "DDPMScheduler", "variance_type": "learned_range"}"#.write(toFile: path, atomically: true, encoding: .utf8)
+        let learned = try DecoderSchedulerConfig(path: path)
+        for kind in [SamplerKind.dpmSolverPlusPlus, .uniPC] {
+            XCTAssertThrowsError(try makeSampler(kind, config: learned)) { e in
+                XCTAssertEqual("\(e)", "scheduler \(kind.rawValue) cannot run a decoder whose scheduler config learns the variance")
+            }
+        }
     }
 }
 
@@ -114,6 +109,73 @@ final class TorchRandomTests: XCTestCase {
                 // Bit-exact: same uniforms, same cephes log/sincos as torch's AVX2 kernel.
                 assertClose(got, io["s\(seed).d\(i)"]!, "seed \(seed) draw \(i) shape \(shape)", relTol: 0, absTol: 0)
             }
+        }
+    }
+}
+
+/// DDIM, DPM-Solver++ and UniPC as diffusers builds them from a Kandinsky decoder's DDPM config
+/// (`X.from_config(pipe.scheduler.config)`), against tools/make_fixtures.py `samplers`.
+final class SamplerParityTests: XCTestCase {
+    let io = try! Fixtures.tensors("samplers")
+    let meta = try! Fixtures.json("samplers.json") as! [String: Any]
+    /// The published decoder's scheduler config (no timestep_spacing) and the same with each spacing written out.
+    let configs = ["published", "leading", "linspace", "trailing"]
+
+    func sampler(_ kind: SamplerKind, config: String) throws -> Sampler {
+        try makeSampler(kind, config: try DecoderSchedulerConfig(path: Fixtures.path("samplers/\(config)/scheduler_config.json")))
+    }
+
+    func synthetic(_ shape: [Int], step i: Int) -> Tensor {
+        let g = TorchGenerator(seed: UInt64(1000 + i))
+        let t = Tensor(shape: shape)
+        g.fillNormal(t.data, t.count)
+        for j in 0..<t.count { t.data[j] = tanhf(t.data[j]) * 0.9 }
+        return t
+    }
+
+    func check(_ kind: SamplerKind) throws {
+        for config in configs {
+            let key = "\(kind.rawValue).\(config)"
+            let s = try sampler(kind, config: config)
+            let entry = meta[key] as! [String: Any]
+            for (n, expected) in entry["timesteps"] as! [String: [Int]] {
+                assertEqualInts(s.timesteps(steps: Int(n)!), expected, "\(key) timesteps(\(n))")
+            }
+            let t = entry["add_noise_timestep"] as! Int
+            assertClose(s.addNoise(io["add_noise.x0"]!, noise: io["add_noise.noise"]!, timestep: t), io["\(key).add_noise"]!,
+                        "\(key) add_noise(t=\(t))", relTol: 1e-6)
+            for (name, value) in entry["trajectories"] as! [String: [String: Any]] {
+                let steps = value["steps"] as! Int, begin = value["begin"] as! Int
+                let states = io["\(key).\(name)"]!
+                let per = states.count / states.dim(0)
+                func state(_ i: Int) -> Tensor {
+                    let x = Tensor(shape: [1, 4, 3, 5])
+                    x.data.update(from: states.data + i * per, count: per)
+                    return x
+                }
+                let run = s.makeRun(schedule: s.timesteps(steps: steps), beginIndex: begin)
+                assertEqualInts(Array(run.timesteps), value["timesteps"] as! [Int], "\(key) run \(name) timesteps")
+                let g = TorchGenerator(seed: 21)
+                var x = state(0)
+                for i in 0..<run.timesteps.count {
+                    x = run.step(modelOutput: synthetic(x.shape, step: i), sample: x, generator: g)
+                    assertClose(x, state(i + 1), "\(key) run \(name): sample after step \(i)", relTol: 1e-5)
+                }
+            }
+        }
+    }
+
+    func testDDPM() throws { try check(.ddpm) }
+    func testDDIMFromDDPMConfig() throws { try check(.ddim) }
+    func testDPMSolverPlusPlus() throws { try check(.dpmSolverPlusPlus) }
+    func testUniPC() throws { try check(.uniPC) }
+
+    func testStrengthCutOfEverySampler() throws {
+        for case let c as [String: Any] in meta["strength"] as! [Any] {
+            let name = c["scheduler"] as! String, n = c["steps"] as! Int, strength = c["strength"] as! Double
+            let s = try sampler(SamplerKind(rawValue: name)!, config: "published")
+            assertEqualInts(Array(s.run(steps: n, strength: strength).timesteps), c["timesteps"] as! [Int],
+                            "\(name): strength \(strength) of \(n) steps")
         }
     }
 }

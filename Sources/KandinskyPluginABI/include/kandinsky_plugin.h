@@ -1,12 +1,18 @@
-/* kandinsky_plugin.h -- the one contract between the kandinsky host and its variant plugins (ABI 1.0).
+/* kandinsky_plugin.h -- the one contract between the kandinsky host and its variant plugins (ABI 1.1).
  *
  * A plugin is a shared library exporting `kandinsky_plugin_entry`. The host dlopens it, checks `abi.major`, calls
  * `init` once with the host interface, lists its plugins through `plugin_count`/`plugin_descriptor`, and calls
  * `run` once per request. Libraries are never unloaded.
  *
  * Rules (after CLAP):
- *  - Every struct begins with `struct_size` and only ever grows at its end. Readers check struct_size before
- *    touching a field added in a later minor version.
+ *  - Every struct begins with `struct_size` and only ever grows at its end. A reader accepts any struct_size at
+ *    least the 1.0 size of that struct (KD_*_SIZE_1_0 below) and reads only the fields that struct_size covers
+ *    (KD_STRUCT_HAS); a field it does not cover is absent (its default, or NULL for a function).
+ *  - Arrays of versioned structs are walked by their elements' struct_size, not by the reader's sizeof: element i
+ *    starts i * array[0].struct_size bytes in (KD_ARRAY_AT), and all elements of one array share that size.
+ *  - A writer filling a caller's struct writes at most the caller's struct_size bytes and sets struct_size to
+ *    what it wrote.
+ *  - Fields have fixed widths: enumerations travel as uint32_t (the enum constants name the values).
  *  - New host services arrive as extensions fetched by string id with host->get_extension; an id ends in "/N" and
  *    a changed table gets a new N.
  *  - Strings are UTF-8 and NUL-terminated.
@@ -38,8 +44,18 @@ typedef struct kd_version {
 } kd_version_t;
 
 #define KD_ABI_MAJOR 1u
-#define KD_ABI_MINOR 0u
-/* A host loads a plugin whose abi.major equals its own and whose abi.minor is at most its own. */
+#define KD_ABI_MINOR 1u
+/* A host loads a plugin whose abi.major equals its own, whatever its abi.minor: a plugin of a newer minor finds
+ * the host's older tables shorter (KD_STRUCT_HAS), and a host reads a newer plugin's structs up to its own size. */
+
+/* Whether the struct at `ptr` (of type `type`) is long enough to hold `field`. */
+#define KD_STRUCT_HAS(ptr, type, field) \
+    ((ptr)->struct_size >= offsetof(type, field) + sizeof(((const type *)0)->field))
+/* Element `index` of an array of versioned structs, walked by the size its first element states. */
+#define KD_ARRAY_AT(type, array, index) \
+    ((const type *)(const void *)((const char *)(array) + (size_t)(index) * (array)[0].struct_size))
+/* The 1.0 size of a struct: the end of its last 1.0 field. */
+#define KD_SIZE_THROUGH(type, field) ((uint32_t)(offsetof(type, field) + sizeof(((const type *)0)->field)))
 
 /* ---------------------------------------------------------------------------------------------- status */
 typedef int32_t kd_status;
@@ -62,14 +78,15 @@ typedef struct kd_image {
 } kd_image_t;
 
 /* ---------------------------------------------------------------------------------------------- schema */
-typedef enum kd_param_type {
+typedef uint32_t kd_param_type; /* KD_PARAM_INT ... */
+enum {
     KD_PARAM_INT = 1,
     KD_PARAM_FLOAT = 2,
     KD_PARAM_STRING = 3,
     KD_PARAM_BOOL = 4,
     KD_PARAM_FLOAT_LIST = 5, /* e.g. fusion weights */
     KD_PARAM_SEED = 6        /* an integer; -1 asks the host for a random seed, which it records */
-} kd_param_type;
+};
 
 enum {
     KD_PARAM_OPTIONAL = 1u << 0, /* may be absent: has_value = false reaches the plugin */
@@ -80,18 +97,19 @@ typedef struct kd_param_desc {
     uint32_t struct_size;
     const char *key;           /* machine name, e.g. "guidance_scale"; plugin-owned, valid while loaded */
     const char *help;          /* one line for --help; plugin-owned, valid while loaded */
-    kd_param_type type;
-    uint32_t flags;            /* KD_PARAM_* */
+    kd_param_type type;        /* KD_PARAM_INT ... */
+    uint32_t flags;            /* KD_PARAM_OPTIONAL | KD_PARAM_MODEL */
     double min_value;          /* INT/FLOAT/SEED: inclusive bounds; FLOAT_LIST: bounds of each element */
     double max_value;
     const char *default_value; /* as text ("0.3", "[0.3, 0.3, 0.4]", "-1"); NULL = no default; plugin-owned */
 } kd_param_desc_t;
 
-typedef enum kd_input_kind {
+typedef uint32_t kd_input_kind; /* KD_INPUT_IMAGE ... */
+enum {
     KD_INPUT_IMAGE = 1, /* RGB picture */
     KD_INPUT_MASK = 2,  /* white = repaint; any channel count, binarised by the plugin */
     KD_INPUT_DEPTH = 3  /* near = bright */
-} kd_input_kind;
+};
 
 enum {
     KD_INPUT_OPTIONAL = 1u << 0,
@@ -101,8 +119,8 @@ enum {
 typedef struct kd_input_desc {
     uint32_t struct_size;
     const char *key;  /* "image", "mask", "depth"; plugin-owned, valid while loaded */
-    kd_input_kind kind;
-    uint32_t flags;   /* KD_INPUT_* */
+    kd_input_kind kind; /* KD_INPUT_IMAGE ... */
+    uint32_t flags;     /* KD_INPUT_OPTIONAL | KD_INPUT_REPEATED */
     const char *help; /* plugin-owned, valid while loaded */
 } kd_input_desc_t;
 
@@ -114,9 +132,9 @@ typedef struct kd_plugin_desc {
     const char *description; /* a paragraph for `kandinsky plugins` */
     const char *const *aliases; /* other task names (Ikomia's "infer_kandinsky_2"); alias_count entries */
     uint32_t alias_count;
-    const kd_input_desc_t *inputs;
+    const kd_input_desc_t *inputs; /* input_count entries, walked with KD_ARRAY_AT; plugin-owned */
     uint32_t input_count;
-    const kd_param_desc_t *params;
+    const kd_param_desc_t *params; /* param_count entries, walked with KD_ARRAY_AT; plugin-owned */
     uint32_t param_count;
 } kd_plugin_desc_t;
 
@@ -155,9 +173,9 @@ typedef struct kd_run_context {
     uint32_t struct_size;
     const kd_host_t *host;
     void *host_data;                /* host-owned; passed back in the calls below */
-    const kd_value_t *params;       /* one per schema parameter, validated, defaults filled */
+    const kd_value_t *params;       /* one per schema parameter, validated, defaults filled; KD_ARRAY_AT */
     uint32_t param_count;
-    const kd_named_image_t *inputs; /* the inputs given, validated against the schema's kinds */
+    const kd_named_image_t *inputs; /* the inputs given, validated against the schema's kinds; KD_ARRAY_AT */
     uint32_t input_count;
     /* Reports progress of a stage ("prior", "decoder", ...). Returns false when the run must stop: the plugin then
      * returns KD_CANCELLED promptly. */
@@ -204,7 +222,9 @@ typedef struct kd_generator kd_generator_t; /* opaque: torch.Generator("cpu") eq
 typedef struct kd_model kd_model_t;         /* opaque: a loaded prior or decoder; host-owned, valid at least until
                                                the run that obtained it returns (the host may unload between runs) */
 
-typedef enum kd_resample { KD_RESAMPLE_NEAREST = 0, KD_RESAMPLE_LANCZOS = 1, KD_RESAMPLE_BILINEAR = 2, KD_RESAMPLE_BICUBIC = 3 } kd_resample;
+typedef uint32_t kd_resample; /* KD_RESAMPLE_NEAREST ... */
+enum { KD_RESAMPLE_NEAREST = 0, KD_RESAMPLE_LANCZOS = 1, KD_RESAMPLE_BILINEAR = 2, KD_RESAMPLE_BICUBIC = 3 };
+typedef struct kd_sampler kd_sampler_t;     /* opaque (1.1): one run's sampler, see sampler_create */
 
 typedef struct kd_decoder_info {
     uint32_t struct_size;
@@ -233,7 +253,19 @@ typedef struct kd_denoise_args {
     kd_step_hook step_hook;            /* or NULL */
     void *step_hook_user;
     kd_generator_t *generator;
+    /* ---- 1.1 */
+    const kd_sampler_t *sampler;       /* the run's sampler (sampler_create), borrowed; then `timesteps` must be
+                                          its timesteps. NULL: the model's own scheduler, as in 1.0. */
 } kd_denoise_args_t;
+
+/* 1.1: what sampler_create builds a run's sampler from. */
+typedef struct kd_sampler_args {
+    uint32_t struct_size;
+    const char *scheduler; /* "ddpm", "ddim", "dpmsolver++" or "unipc"; NULL or "" = the model's own; caller-owned */
+    int32_t steps;         /* num_inference_steps: the length of the whole schedule */
+    double strength;       /* img2img: the last `strength` fraction of the schedule runs (diffusers'
+                              get_timesteps); 1 = all of it */
+} kd_sampler_args_t;
 
 typedef struct kd_model_server {
     uint32_t struct_size;
@@ -270,7 +302,49 @@ typedef struct kd_model_server {
     /* Pillow's Image.resize (bit-exact); the result is plugin-owned: free it with image_release. */
     kd_image_t *(*image_resize)(const kd_image_t *image, int32_t width, int32_t height, kd_resample filter, double reducing_gap);
     void (*image_release)(kd_image_t *image);
+
+    /* ---- 1.1: check KD_STRUCT_HAS(server, kd_model_server_t, <function>) before calling any of these. */
+    /* Models for one run: the same models as prior()/decoder() (kind "prior", "text2img", "inpaint" or
+     * "controlnet"), reached through ctx->host->host_data, and held for the run: the handle stays valid until
+     * run() returns even if another task trims memory. On failure returns NULL after ctx->set_error. */
+    kd_model_t *(*load_model)(const kd_run_context_t *ctx, const char *kind, const char *reference);
+    /* One run's sampler on `decoder`: the scheduler of args->scheduler configured from the decoder's scheduler
+     * config as diffusers' from_config does, and the run's timesteps (cut by args->strength). Immutable: pass it to
+     * denoise, add_noise through sampler_add_noise; state carried between steps lives inside each denoise call.
+     * Plugin-owned: release with sampler_release. On failure returns NULL and writes a message into err. */
+    kd_sampler_t *(*sampler_create)(kd_model_t *decoder, const kd_sampler_args_t *args, char *err, size_t err_size);
+    void (*sampler_release)(kd_sampler_t *sampler);
+    /* The run's timesteps, first step first: copies min(count, capacity) into `timesteps` (caller-owned) and
+     * stores how many there are in *count. Zero means the strength cut left no step. */
+    kd_status (*sampler_timesteps)(const kd_sampler_t *sampler, int64_t *timesteps, uint32_t capacity, uint32_t *count);
+    /* add_noise(original, noise, t) as this sampler's scheduler computes it. */
+    kd_status (*sampler_add_noise)(const kd_sampler_t *sampler, const kd_tensor_t *original, const kd_tensor_t *noise,
+                                   int64_t timestep, kd_tensor_t **noisy);
+    /* Inpainting's conditioning, diffusers' prepare_mask: `keep` [1, 1, H, W] at the output size (1 = keep,
+     * 0 = repaint) -> *latent_mask [1, 1, h, w] (nearest downscale, the repaint region grown by one latent pixel)
+     * and *extra_channels [copies, C + 1, h, w] = (image_latents * latent_mask, latent_mask) per copy, the
+     * denoise extra_channels of the inpainting UNet (copies = 2 under classifier-free guidance). */
+    kd_status (*inpaint_condition)(kd_model_t *decoder, const kd_tensor_t *keep, const kd_tensor_t *image_latents,
+                                   uint32_t copies, kd_tensor_t **latent_mask, kd_tensor_t **extra_channels);
 } kd_model_server_t;
+
+/* ---------------------------------------------------------------------------------------------- 1.0 sizes */
+/* The struct_size of each struct as ABI 1.0 defined it: the least a 1.1 reader accepts. */
+#define KD_VERSION_SIZE_1_0 ((uint32_t)sizeof(kd_version_t))
+#define KD_IMAGE_SIZE_1_0 KD_SIZE_THROUGH(kd_image_t, data)
+#define KD_PARAM_DESC_SIZE_1_0 KD_SIZE_THROUGH(kd_param_desc_t, default_value)
+#define KD_INPUT_DESC_SIZE_1_0 KD_SIZE_THROUGH(kd_input_desc_t, help)
+#define KD_PLUGIN_DESC_SIZE_1_0 KD_SIZE_THROUGH(kd_plugin_desc_t, param_count)
+#define KD_VALUE_SIZE_1_0 KD_SIZE_THROUGH(kd_value_t, list_count)
+#define KD_NAMED_IMAGE_SIZE_1_0 KD_SIZE_THROUGH(kd_named_image_t, image)
+#define KD_HOST_SIZE_1_0 KD_SIZE_THROUGH(kd_host_t, get_extension)
+#define KD_RUN_CONTEXT_SIZE_1_0 KD_SIZE_THROUGH(kd_run_context_t, allocate_output)
+#define KD_PLUGIN_ENTRY_SIZE_1_0 KD_SIZE_THROUGH(kd_plugin_entry_t, run)
+#define KD_DECODER_INFO_SIZE_1_0 KD_SIZE_THROUGH(kd_decoder_info_t, default_steps)
+#define KD_DENOISE_ARGS_SIZE_1_0 KD_SIZE_THROUGH(kd_denoise_args_t, generator)
+#define KD_MODEL_SERVER_SIZE_1_0 KD_SIZE_THROUGH(kd_model_server_t, image_release)
+/* Structs new in 1.1 */
+#define KD_SAMPLER_ARGS_SIZE_1_1 KD_SIZE_THROUGH(kd_sampler_args_t, strength)
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,220 @@
+/* outpaint: a plugin in plain C, built against kandinsky_plugin.h alone. It grows the canvas by `border` pixels on
+ * every side (edges stretched outward as a starting point), then inpaints the new border with the 9-channel
+ * inpainting decoder through the host's model server -- the same algorithm as the inpaint plugin, written here
+ * with nothing but the ABI. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kandinsky_plugin.h"
+
+static const kd_model_server_t *server;
+
+/* ------------------------------------------------------------------------------------------- descriptor */
+static const kd_input_desc_t inputs[] = {
+    {sizeof(kd_input_desc_t), "image", KD_INPUT_IMAGE, 0, "the picture to extend"},
+};
+static const kd_param_desc_t params[] = {
+    {sizeof(kd_param_desc_t), "prompt", "what the new border should show", KD_PARAM_STRING, 0, 0, 0, NULL},
+    {sizeof(kd_param_desc_t), "negative_prompt", "what to steer away from", KD_PARAM_STRING, KD_PARAM_OPTIONAL, 0, 0, NULL},
+    {sizeof(kd_param_desc_t), "border", "pixels added on every side", KD_PARAM_INT, 0, 8, 1024, "64"},
+    {sizeof(kd_param_desc_t), "prior_num_inference_steps", "prior denoising steps", KD_PARAM_INT, 0, 2, 1000, "25"},
+    {sizeof(kd_param_desc_t), "prior_guidance_scale", "prior guidance (on above 1)", KD_PARAM_FLOAT, 0, 0, 100, "4.0"},
+    {sizeof(kd_param_desc_t), "num_inference_steps", "decoder denoising steps", KD_PARAM_INT, 0, 1, 1000, "100"},
+    {sizeof(kd_param_desc_t), "guidance_scale", "decoder guidance (on above 1)", KD_PARAM_FLOAT, 0, 0, 100, "1.0"},
+    {sizeof(kd_param_desc_t), "seed", "random seed; -1 picks one", KD_PARAM_SEED, 0, -1, 9007199254740991.0, "-1"},
+    {sizeof(kd_param_desc_t), "model_name", "inpainting decoder (folder or hub id)", KD_PARAM_STRING, KD_PARAM_OPTIONAL | KD_PARAM_MODEL, 0, 0, NULL},
+    {sizeof(kd_param_desc_t), "prior_model_name", "prior (folder or hub id)", KD_PARAM_STRING, KD_PARAM_OPTIONAL | KD_PARAM_MODEL, 0, 0, NULL},
+};
+static const kd_plugin_desc_t descriptor = {
+    sizeof(kd_plugin_desc_t), "outpaint", "Outpainting (C)", "1.0.0",
+    "Extends a picture beyond its edges: grows the canvas by a border and inpaints the border from the prompt.",
+    NULL, 0, inputs, 1, params, sizeof(params) / sizeof(params[0]),
+};
+
+/* ------------------------------------------------------------------------------------------- helpers */
+static const kd_value_t *param(const kd_run_context_t *ctx, const char *key) {
+    for (uint32_t i = 0; i < ctx->param_count; i++)
+        if (strcmp(ctx->params[i].key, key) == 0 && ctx->params[i].has_value) return &ctx->params[i];
+    return NULL;
+}
+static int64_t int_param(const kd_run_context_t *ctx, const char *key, int64_t d) { const kd_value_t *v = param(ctx, key); return v ? v->int_value : d; }
+static double float_param(const kd_run_context_t *ctx, const char *key, double d) { const kd_value_t *v = param(ctx, key); return v ? v->float_value : d; }
+static const char *string_param(const kd_run_context_t *ctx, const char *key) { const kd_value_t *v = param(ctx, key); return v ? v->string_value : NULL; }
+
+static kd_status fail(const kd_run_context_t *ctx, kd_status status, const char *message) {
+    if (status != KD_CANCELLED && message) ctx->set_error(ctx, message);
+    return status;
+}
+
+static kd_tensor_t *tensor4(int64_t a, int64_t b, int64_t c, int64_t d) {
+    int64_t shape[4] = {a, b, c, d};
+    return server->tensor_create(shape, 4);
+}
+
+/* State the step hook needs: keep the known region on the noisy trajectory of the original latents. */
+struct hook_state {
+    kd_model_t *decoder;
+    const kd_tensor_t *image_latents, *noise;
+    const int64_t *timesteps;
+    uint32_t count;
+    const float *mask; /* [h * w], 1 = keep */
+    int64_t channels, plane;
+};
+
+static void blend(float *lat, const float *known, const float *mask, int64_t channels, int64_t plane) {
+    for (int64_t c = 0; c < channels; c++)
+        for (int64_t i = 0; i < plane; i++) lat[c * plane + i] = mask[i] * known[c * plane + i] + (1 - mask[i]) * lat[c * plane + i];
+}
+
+static kd_status step_hook(void *user, uint32_t i, kd_tensor_t *latents) {
+    struct hook_state *s = user;
+    kd_tensor_t *proper = NULL;
+    if (i + 1 < s->count) {
+        kd_status st = server->add_noise(s->decoder, s->image_latents, s->noise, s->timesteps[i + 1], &proper);
+        if (st != KD_OK) return st;
+    }
+    blend(server->tensor_data(latents), server->tensor_data(proper ? proper : s->image_latents), s->mask, s->channels, s->plane);
+    if (proper) server->tensor_release(proper);
+    return KD_OK;
+}
+
+/* ------------------------------------------------------------------------------------------- run */
+static kd_status run(uint32_t index, const kd_run_context_t *ctx) {
+    (void)index;
+    const kd_image_t *image = NULL;
+    for (uint32_t i = 0; i < ctx->input_count; i++)
+        if (strcmp(ctx->inputs[i].key, "image") == 0) image = ctx->inputs[i].image;
+    if (!image) return fail(ctx, KD_ERR_INVALID_ARGUMENT, "outpaint needs an image");
+    char err[1024] = {0};
+    kd_model_t *prior = server->prior(string_param(ctx, "prior_model_name"), err, sizeof err);
+    if (!prior) return fail(ctx, KD_ERR_FAILED, err);
+    kd_model_t *decoder = server->decoder(string_param(ctx, "model_name"), "inpaint", err, sizeof err);
+    if (!decoder) return fail(ctx, KD_ERR_FAILED, err);
+    kd_decoder_info_t info;
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    server->decoder_info(decoder, &info);
+    int64_t lc = info.latent_channels, f = info.scale_factor, q = f * f;
+    if (info.has_hint || info.unet_in_channels != 2 * lc + 1) return fail(ctx, KD_ERR_UNSUPPORTED, "model_name is not an inpainting decoder");
+
+    /* Canvas: the picture centred, the border filled by stretching the nearest edge pixel; sized up to a multiple of q. */
+    int64_t border = int_param(ctx, "border", 64);
+    int64_t W = ((image->width + 2 * border + q - 1) / q) * q, H = ((image->height + 2 * border + q - 1) / q) * q;
+    int64_t ox = (W - image->width) / 2, oy = (H - image->height) / 2, plane_px = W * H;
+    float *keep = malloc(sizeof(float) * plane_px);
+    kd_tensor_t *pixels = tensor4(1, 3, H, W);
+    if (!keep || !pixels) { free(keep); return fail(ctx, KD_ERR_OUT_OF_MEMORY, "out of memory"); }
+    float *px = server->tensor_data(pixels);
+    for (int64_t y = 0; y < H; y++) {
+        for (int64_t x = 0; x < W; x++) {
+            int64_t sx = x - ox, sy = y - oy;
+            int inside = sx >= 0 && sy >= 0 && sx < image->width && sy < image->height;
+            keep[y * W + x] = inside ? 1.0f : 0.0f;
+            sx = sx < 0 ? 0 : sx >= image->width ? image->width - 1 : sx;
+            sy = sy < 0 ? 0 : sy >= image->height ? image->height - 1 : sy;
+            const uint8_t *p = image->data + sy * image->row_bytes + sx * image->channels;
+            for (int c = 0; c < 3; c++) px[c * plane_px + y * W + x] = p[image->channels < 3 ? 0 : c] / 127.5f - 1.0f;
+        }
+    }
+    kd_status st = KD_OK;
+    kd_generator_t *g = server->generator_create((uint64_t)int_param(ctx, "seed", 0));
+    kd_tensor_t *embeds = NULL, *negative = NULL, *image_latents = NULL, *extra = NULL, *latents = NULL, *noise = NULL, *out = NULL, *decoded = NULL;
+    float *mask = NULL;
+    int64_t *ts = NULL;
+    st = server->prior_embed_prompt(ctx, prior, string_param(ctx, "prompt"), string_param(ctx, "negative_prompt"),
+                                    (int32_t)int_param(ctx, "prior_num_inference_steps", 25), (float)float_param(ctx, "prior_guidance_scale", 4), g,
+                                    &embeds, &negative);
+    if (st != KD_OK) goto done;
+    if ((st = server->movq_encode(decoder, pixels, &image_latents)) != KD_OK) goto done;
+
+    /* Latent mask: nearest downscale, then the repaint region grown by one latent pixel (diffusers' prepare_mask). */
+    int64_t h = H / f, w = W / f, plane = h * w;
+    float *small = malloc(sizeof(float) * plane);
+    mask = malloc(sizeof(float) * plane);
+    if (!small || !mask) { free(small); st = fail(ctx, KD_ERR_OUT_OF_MEMORY, "out of memory"); goto done; }
+    for (int64_t y = 0; y < h; y++)
+        for (int64_t x = 0; x < w; x++) small[y * w + x] = keep[(y * H / h) * W + x * W / w];
+    memcpy(mask, small, sizeof(float) * plane);
+    static const int nb[6][2] = {{-1, 0}, {0, -1}, {-1, -1}, {1, 0}, {0, 1}, {1, 1}};
+    for (int64_t i = 0; i < h; i++)
+        for (int64_t j = 0; j < w; j++) {
+            if (small[i * w + j] == 1) continue;
+            for (int k = 0; k < 6; k++) {
+                int64_t a = i + nb[k][0], b = j + nb[k][1];
+                if (a >= 0 && a < h && b >= 0 && b < w) mask[a * w + b] = 0;
+            }
+        }
+    free(small);
+
+    int copies = float_param(ctx, "guidance_scale", 1) > 1 ? 2 : 1;
+    extra = tensor4(copies, lc + 1, h, w);
+    latents = tensor4(1, lc, h, w);
+    noise = tensor4(1, lc, h, w);
+    if (!extra || !latents || !noise) { st = fail(ctx, KD_ERR_OUT_OF_MEMORY, "out of memory"); goto done; }
+    const float *il = server->tensor_data(image_latents);
+    float *ex = server->tensor_data(extra);
+    for (int b = 0; b < copies; b++) {
+        float *base = ex + b * (lc + 1) * plane;
+        for (int64_t c = 0; c < lc; c++)
+            for (int64_t i = 0; i < plane; i++) base[c * plane + i] = il[c * plane + i] * mask[i];
+        for (int64_t i = 0; i < plane; i++) base[lc * plane + i] = mask[i];
+    }
+    server->generator_randn(g, latents);
+    memcpy(server->tensor_data(noise), server->tensor_data(latents), sizeof(float) * lc * plane);
+
+    int32_t steps = (int32_t)int_param(ctx, "num_inference_steps", 100);
+    ts = malloc(sizeof(int64_t) * (size_t)steps);
+    uint32_t count = 0;
+    if (!ts) { st = fail(ctx, KD_ERR_OUT_OF_MEMORY, "out of memory"); goto done; }
+    if ((st = server->set_timesteps(decoder, steps, ts, (uint32_t)steps, &count)) != KD_OK) goto done;
+    struct hook_state hs = {decoder, image_latents, noise, ts, count, mask, lc, plane};
+    kd_denoise_args_t args;
+    memset(&args, 0, sizeof args);
+    args.struct_size = sizeof args;
+    args.latents = latents;
+    args.timesteps = ts;
+    args.timestep_count = count;
+    args.image_embeds = embeds;
+    args.negative_image_embeds = negative;
+    args.guidance_scale = (float)float_param(ctx, "guidance_scale", 1);
+    args.extra_channels = extra;
+    args.step_hook = step_hook;
+    args.step_hook_user = &hs;
+    args.generator = g;
+    if ((st = server->denoise(ctx, decoder, &args, &out)) != KD_OK) goto done;
+    blend(server->tensor_data(out), il, mask, lc, plane);
+    if ((st = server->movq_decode(decoder, out, &decoded)) != KD_OK) goto done;
+
+    kd_image_t *img = ctx->allocate_output(ctx, (int32_t)W, (int32_t)H, 3);
+    if (!img) { st = fail(ctx, KD_ERR_OUT_OF_MEMORY, "cannot allocate the output"); goto done; }
+    const float *d = server->tensor_data(decoded);
+    for (int64_t y = 0; y < H; y++)
+        for (int64_t x = 0; x < W; x++)
+            for (int c = 0; c < 3; c++) img->data[y * img->row_bytes + x * 3 + c] = (uint8_t)nearbyintf(d[c * plane_px + y * W + x] * 255.0f);
+
+done:
+    free(keep);
+    free(mask);
+    free(ts);
+    kd_tensor_t *all[] = {pixels, embeds, negative, image_latents, extra, latents, noise, out, decoded};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (all[i]) server->tensor_release(all[i]);
+    server->generator_release(g);
+    return st;
+}
+
+/* ------------------------------------------------------------------------------------------- entry */
+static bool init(const kd_host_t *host) {
+    server = host->get_extension(host, KD_EXT_MODEL_SERVER);
+    return server && server->struct_size >= sizeof(kd_model_server_t);
+}
+static uint32_t plugin_count(void) { return 1; }
+static const kd_plugin_desc_t *plugin_descriptor(uint32_t index) { return index == 0 ? &descriptor : NULL; }
+
+static const kd_plugin_entry_t entry = {
+    sizeof(kd_plugin_entry_t), {KD_ABI_MAJOR, KD_ABI_MINOR, 0}, init, plugin_count, plugin_descriptor, run,
+};
+
+KD_EXPORT const kd_plugin_entry_t *kandinsky_plugin_entry(void) { return &entry; }
