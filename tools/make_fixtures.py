@@ -701,6 +701,56 @@ def make_product():
     print("product", [(c["plugin"], tuple(io[f"case{k}.image"].shape)) for k, c in enumerate(cases)])
 
 
+def make_sampler_pipelines():
+    """The decoder pipelines with their scheduler swapped (`pipe.scheduler = X.from_config(pipe.scheduler.config)`):
+    text2img, img2img (strength cut), inpaint and ControlNet-depth (both forms) with DDIM, DPM-Solver++ and UniPC."""
+    from diffusers import (KandinskyV22ControlnetImg2ImgPipeline, KandinskyV22ControlnetPipeline, KandinskyV22Img2ImgPipeline,
+                           KandinskyV22InpaintPipeline, KandinskyV22Pipeline, KandinskyV22PriorPipeline)
+    models = os.path.join(OUT, "models")
+    prior = KandinskyV22PriorPipeline.from_pretrained(os.path.join(models, "pipe_prior"), torch_dtype=torch.float32)
+    dec = KandinskyV22Pipeline.from_pretrained(os.path.join(models, "pipe_decoder"), torch_dtype=torch.float32)
+    inpaint = KandinskyV22InpaintPipeline.from_pretrained(os.path.join(models, "pipe_inpaint"), torch_dtype=torch.float32)
+    cn = KandinskyV22ControlnetPipeline.from_pretrained(os.path.join(models, "pipe_controlnet"), torch_dtype=torch.float32)
+    picture, _, mask, depth = sample_images()
+    io, cases = {}, []
+    base = dict(prior_steps=2, prior_guidance=4.0)
+    plan = [("text2img", dict(prompt="a red cat", seed=11, steps=6, guidance=4.0, h=64, w=64)),
+            ("img2img", dict(prompt="a blue cat", seed=12, steps=8, guidance=4.0, h=64, w=64, strength=0.6)),
+            ("inpaint", dict(prompt="a yellow star", seed=13, steps=5, guidance=4.0, h=64, w=128)),
+            ("controlnet-depth", dict(prompt="a robot", seed=14, steps=5, guidance=4.0, h=64, w=64)),
+            ("controlnet-depth", dict(prompt="a robot", seed=15, steps=8, guidance=1.0, h=64, w=64, strength=0.5, init_image=True))]
+    for scheduler in ("ddim", "dpmsolver++", "unipc"):
+        cls = SAMPLER_CLASSES[scheduler]
+        for plugin, settings in plan:
+            c = dict(base, plugin=plugin, scheduler=scheduler, **settings)
+            gen = torch.Generator().manual_seed(c["seed"])
+            pr = prior(c["prompt"], num_inference_steps=c["prior_steps"], generator=gen, guidance_scale=c["prior_guidance"])
+            embeds = dict(image_embeds=pr.image_embeds, negative_image_embeds=pr.negative_image_embeds, height=c["h"], width=c["w"],
+                          num_inference_steps=c["steps"], guidance_scale=c["guidance"], generator=gen, output_type="np")
+            if plugin == "text2img":
+                pipe = KandinskyV22Pipeline(unet=dec.unet, scheduler=swapped(cls, dec.scheduler.config), movq=dec.movq)
+                img = pipe(**embeds).images
+            elif plugin == "img2img":
+                pipe = KandinskyV22Img2ImgPipeline(unet=dec.unet, scheduler=swapped(cls, dec.scheduler.config), movq=dec.movq)
+                img = pipe(image=picture, strength=c["strength"], **embeds).images
+            elif plugin == "inpaint":
+                pipe = KandinskyV22InpaintPipeline(unet=inpaint.unet, scheduler=swapped(cls, inpaint.scheduler.config),
+                                                   movq=inpaint.movq)
+                img = pipe(image=picture, mask_image=mask, **embeds).images
+            elif c.get("init_image"):
+                pipe = KandinskyV22ControlnetImg2ImgPipeline(unet=cn.unet, scheduler=swapped(cls, cn.scheduler.config), movq=cn.movq)
+                img = pipe(image=picture, hint=hint_of(depth, c["h"], c["w"]), strength=c["strength"], **embeds).images
+            else:
+                pipe = KandinskyV22ControlnetPipeline(unet=cn.unet, scheduler=swapped(cls, cn.scheduler.config), movq=cn.movq)
+                img = pipe(hint=hint_of(depth, c["h"], c["w"]), **embeds).images
+            io[f"case{len(cases)}.image"] = torch.from_numpy(img)
+            cases.append(c)
+    save_io("sampler_pipelines", io)
+    with open(os.path.join(OUT, "sampler_pipelines.json"), "w") as f:
+        json.dump(cases, f, indent=1)
+    print("sampler_pipelines", len(cases), "cases")
+
+
 # ----------------------------------------------------------------------------------------------- the shipped default model
 def make_default_model():
     """diffusers on the shipped models/default at the plugins' default settings: the embedded model must load in
@@ -825,7 +875,7 @@ if __name__ == "__main__":
     with open(os.path.join(OUT, "VERSIONS.txt"), "w") as f:
         f.write(f"torch {torch.__version__}\ndiffusers {diffusers.__version__}\ntransformers {transformers.__version__}\n"
                 f"Pillow {PIL.__version__}\nnumpy {np.__version__}\n")
-    which = sys.argv[1:] or ["unets", "movqs", "priors", "clips", "schedulers", "samplers", "rng", "tokenizer", "images", "dtypes", "pipelines", "product", "formats",
+    which = sys.argv[1:] or ["unets", "movqs", "priors", "clips", "schedulers", "samplers", "rng", "tokenizer", "images", "dtypes", "pipelines", "product", "sampler_pipelines", "formats",
                              "default_model", "bf16_drift"]
     for w in which:
         globals()["make_" + w]()

@@ -24,6 +24,7 @@ final class PluginParityTests: XCTestCase {
         if let p = c["prompt"] as? String { params["prompt"] = p }
         if let n = c["negative_prompt"] as? String { params["negative_prompt"] = n }
         if let s = c["strength"] { params["strength"] = "\(s)" }
+        if let s = c["scheduler"] as? String { params["scheduler"] = s }
         if let w = c["weights"] as? [Double] { params["weights"] = "[" + w.map { "\($0)" }.joined(separator: ", ") + "]" }
         return try Product.runPlugin(plugin, params, inputFiles: inputs.mapValues(Product.input))
     }
@@ -61,6 +62,30 @@ final class PluginParityTests: XCTestCase {
         try check("controlnet-depth", decoder: "pipe_controlnet") { c in
             c["init_image"] != nil ? ["depth": "depth.png", "image": "picture.png"] : ["depth": "depth.png"]
         }
+    }
+
+    /// Each generating variant with diffusers' scheduler swapped for DDIM, DPM-Solver++ and UniPC
+    /// (`pipe.scheduler = X.from_config(pipe.scheduler.config)`), fixtures from tools/make_fixtures.py `sampler_pipelines`.
+    func testSamplersMatchDiffusers() throws {
+        let url = URL(fileURLWithPath: Product.fixtures + "/sampler_pipelines.json")
+        let cases = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [[String: Any]]
+        let decoders = ["text2img": "pipe_decoder", "img2img": "pipe_decoder", "inpaint": "pipe_inpaint", "controlnet-depth": "pipe_controlnet"]
+        var covered = Set<String>()
+        for (i, c) in cases.enumerated() {
+            let plugin = c["plugin"] as! String, scheduler = c["scheduler"] as! String
+            var inputs: [String: String] = [:]
+            switch plugin {
+            case "img2img": inputs = ["image": "picture.png"]
+            case "inpaint": inputs = ["image": "picture.png", "mask": "mask.png"]
+            case "controlnet-depth": inputs = c["init_image"] != nil ? ["depth": "depth.png", "image": "picture.png"] : ["depth": "depth.png"]
+            default: break
+            }
+            let out = try run(plugin, c, inputs: inputs, decoder: decoders[plugin]!)
+            let e = try expected("sampler_pipelines", "case\(i).image")
+            assertMatchesDiffusers(out, e.array, height: e.dim(1), width: e.dim(2), "\(plugin) with \(scheduler), case \(i) (seed \(c["seed"]!))")
+            covered.insert("\(plugin) \(scheduler)")
+        }
+        XCTAssertEqual(covered.count, 12, "every variant with every sampler: \(covered.sorted())")
     }
 
     func testInpaintThenFusionLoadThePriorOnce() throws {
