@@ -714,7 +714,14 @@ def make_sampler_pipelines():
     picture, _, mask, depth = sample_images()
     io, cases = {}, []
     base = dict(prior_steps=2, prior_guidance=4.0)
-    plan = [("text2img", dict(prompt="a red cat", seed=11, steps=6, guidance=4.0, h=64, w=64)),
+    # The tiny random decoder drives latents to ~45-55, where the image is ill-conditioned in the latents: at seed 11,
+    # guidance 4, DPM-Solver++, torch's own float32 image is 88 levels from its float64 one at some pixel; at seed 11,
+    # guidance 2, UniPC, our latents equal torch's to 1e-6 relative after the last step and MoVQ decodes diffusers'
+    # final latents closer to float64 than torch does, yet one pixel lands 43 levels away. Such cases measure the
+    # amplification of rounding, not the engine (the step-by-step replay in SamplerPipelineTests checks the
+    # arithmetic), so the text2img cases use seed 21 at guidance 2, where torch float32 is within 4 levels of float64
+    # with every sampler.
+    plan = [("text2img", dict(prompt="a red cat", seed=21, steps=6, guidance=2.0, h=64, w=64)),
             ("img2img", dict(prompt="a blue cat", seed=12, steps=8, guidance=4.0, h=64, w=64, strength=0.6)),
             ("inpaint", dict(prompt="a yellow star", seed=13, steps=5, guidance=4.0, h=64, w=128)),
             ("controlnet-depth", dict(prompt="a robot", seed=14, steps=5, guidance=4.0, h=64, w=64)),
@@ -728,8 +735,16 @@ def make_sampler_pipelines():
             embeds = dict(image_embeds=pr.image_embeds, negative_image_embeds=pr.negative_image_embeds, height=c["h"], width=c["w"],
                           num_inference_steps=c["steps"], guidance_scale=c["guidance"], generator=gen, output_type="np")
             if plugin == "text2img":
+                # With every step's latents, for the engine's step-by-step replay (SamplerPipelineTests).
+                steps = []
+
+                def record(pipe, step, t, kw):
+                    steps.append(kw["latents"].clone())
+                    return kw
                 pipe = KandinskyV22Pipeline(unet=dec.unet, scheduler=swapped(cls, dec.scheduler.config), movq=dec.movq)
-                img = pipe(**embeds).images
+                img = pipe(callback_on_step_end=record, **embeds).images
+                for k, lat in enumerate(steps):
+                    io[f"case{len(cases)}.latents_step{k}"] = lat
             elif plugin == "img2img":
                 pipe = KandinskyV22Img2ImgPipeline(unet=dec.unet, scheduler=swapped(cls, dec.scheduler.config), movq=dec.movq)
                 img = pipe(image=picture, strength=c["strength"], **embeds).images
