@@ -64,4 +64,40 @@ final class ConcurrencyTests: XCTestCase {
             if let r = results[i] { assertMatchesDiffusers(r, e.array, height: e.dim(1), width: e.dim(2), "concurrent text2img case \(i)") }
         }
     }
+
+    /// Many runs at once on one loaded decoder, with different samplers and step counts (each its own schedule and
+    /// multistep history), while another thread trims memory: each equals its own run alone, bit for bit.
+    func testConcurrentRunsWithDifferentSamplersEqualTheirSingleRuns() throws {
+        try Product.requirePlugins()
+        let runs: [(String, Int)] = [("ddpm", 3), ("unipc", 5), ("dpmsolver++", 4), ("ddim", 2), ("unipc", 2), ("dpmsolver++", 6)]
+        func params(_ scheduler: String, _ steps: Int, seed: Int) -> [String: String] {
+            ["prompt": "a lighthouse", "seed": "\(seed)", "scheduler": scheduler, "num_inference_steps": "\(steps)",
+             "guidance_scale": "3", "prior_num_inference_steps": "2", "width": "64", "height": "64",
+             "model_name": Product.model("pipe_decoder"), "prior_model_name": Product.model("pipe_prior")]
+        }
+        let alone = try runs.enumerated().map { i, r in try Product.runPlugin("text2img", params(r.0, r.1, seed: 40 + i), inputFiles: [:]) }
+        let server = try XCTUnwrap(ServerABI.server)
+        let budget = server.maxMemory
+        defer { server.maxMemory = budget }
+        server.maxMemory = 0
+        let results = UnsafeMutableBufferPointer<Result<PixelImage, Error>?>.allocate(capacity: runs.count + 1)
+        _ = results.initialize(from: Array(repeating: nil, count: runs.count + 1))
+        defer { results.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: runs.count + 1) { i in
+            // The last worker keeps dropping every loaded model while the others run on them.
+            if i == runs.count {
+                for _ in 0..<50 {
+                    server.trim()
+                    usleep(2000)
+                }
+                return
+            }
+            results[i] = Result { try Product.runPlugin("text2img", params(runs[i].0, runs[i].1, seed: 40 + i), inputFiles: [:]) }
+        }
+        for (i, r) in runs.enumerated() {
+            let together = try XCTUnwrap(results[i]).get()
+            let differing = zip(together.pixels, alone[i].pixels).filter { $0 != $1 }.count
+            XCTAssertEqual(differing, 0, "run \(i) (\(r.0), \(r.1) steps) run concurrently differs from its single run in \(differing) values")
+        }
+    }
 }
