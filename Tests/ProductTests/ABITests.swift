@@ -1,5 +1,6 @@
 // The host side of the ABI: plugins found and loaded through dlopen, libraries of another ABI or malformed ones
 // refused with a warning naming them, the plain-C plugin built from the header alone and run.
+import Checkpoint
 import Foundation
 import ImageIO
 import ImageProcessing
@@ -50,12 +51,23 @@ final class ABITests: XCTestCase {
         return try PluginRunner.run(RunRequest(plugin: spec, params: try spec.resolve(params), inputs: ["image": picture]), registry: r)
     }
 
-    func testCPluginBuiltFromTheHeaderAloneRuns() throws {
-        let out = try runCPlugin("Plugins/Outpaint/outpaint.c", id: "outpaint",
-                                 params: ["prompt": "a field", "border": "20", "seed": "3", "num_inference_steps": "2", "prior_num_inference_steps": "2",
-                                          "model_name": Product.model("pipe_inpaint"), "prior_model_name": Product.model("pipe_prior")])
-        // 80x60 grown by 20 on every side, rounded up to the tiny MoVQ's multiple of 4.
-        XCTAssertEqual([out.width, out.height, out.channels], [120, 100, 3])
+    /// The C outpaint equals diffusers' inpainting of the grown canvas with the border as the mask
+    /// (tools/make_fixtures.py `outpaint`): its content, not only its size.
+    func testCPluginBuiltFromTheHeaderAloneMatchesDiffusers() throws {
+        let url = URL(fileURLWithPath: Product.fixtures + "/outpaint.json")
+        let cases = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [[String: Any]]
+        let f = try SafetensorsFile(path: Product.fixtures + "/outpaint.safetensors")
+        XCTAssertEqual(cases.count, 2)
+        for (i, c) in cases.enumerated() {
+            let out = try runCPlugin("Plugins/Outpaint/outpaint.c", id: "outpaint",
+                                     params: ["prompt": c["prompt"] as! String, "border": "\(c["border"]!)", "seed": "\(c["seed"]!)",
+                                              "num_inference_steps": "\(c["steps"]!)", "guidance_scale": "\(c["guidance"]!)",
+                                              "prior_num_inference_steps": "\(c["prior_steps"]!)",
+                                              "prior_guidance_scale": "\(c["prior_guidance"]!)",
+                                              "model_name": Product.model("pipe_inpaint"), "prior_model_name": Product.model("pipe_prior")])
+            let e = f.load(try XCTUnwrap(f.entries["case\(i).image"]))
+            assertMatchesDiffusers(out, e.array, height: e.dim(1), width: e.dim(2), "outpaint case \(i) (border \(c["border"]!))")
+        }
     }
 
     func testDocumentedExamplePluginBuildsAndRuns() throws {

@@ -4,6 +4,7 @@ import Checkpoint
 import Foundation
 import ImageIO
 import ImageProcessing
+import PluginHost
 import XCTest
 
 final class ImageFileTests: XCTestCase {
@@ -32,5 +33,24 @@ final class ImageFileTests: XCTestCase {
         XCTAssertEqual(try ImageFiles.read(dir + "/a.jpg").width, img.width)
         XCTAssertThrowsError(try ImageFiles.write(img, to: dir + "/a.gif"))
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).sorted(), ["a.jpg", "a.png"], "no temporary files left")
+    }
+
+    /// seed -1 draws a seed: the CLI prints it, the PNG records it, and passing it back reproduces the image.
+    func testRandomSeedIsPrintedRecordedAndReproduces() throws {
+        try Product.requirePlugins()
+        let dir = try Product.tempDir()
+        let common = ["run", "text2img", "--precision", "fp32", "--prompt", "a kite", "--num-inference-steps", "2",
+                      "--prior-num-inference-steps", "2", "--scheduler", "unipc"]
+        let first = try Product.cli(common + ["--seed", "-1", "-o", dir + "/random.png"])
+        XCTAssertEqual(first.status, 0, first.stderr)
+        let printed = first.stderr.split(separator: "\n").first { $0.hasPrefix("seed: ") }.map { String($0.dropFirst(6)) }
+        let seed = try XCTUnwrap(printed.flatMap { Int($0) }, "no 'seed: N' line in: \(first.stderr)")
+        XCTAssertTrue((0...Int(maxRandomSeed)).contains(seed), "seed \(seed)")
+        let png = try Data(contentsOf: URL(fileURLWithPath: dir + "/random.png"))
+        XCTAssertNotNil(png.range(of: Data("kandinsky:seed\u{0}\(seed)".utf8)), "the PNG does not record seed \(seed)")
+        let again = try Product.cli(common + ["--seed", "\(seed)", "-o", dir + "/again.png"])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        let a = try ImageFiles.read(dir + "/random.png"), b = try ImageFiles.read(dir + "/again.png")
+        XCTAssertEqual(a.pixels, b.pixels, "seed \(seed) passed back does not reproduce the image")
     }
 }
