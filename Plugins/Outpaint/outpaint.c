@@ -43,8 +43,15 @@ static const kd_value_t *param(const kd_run_context_t *ctx, const char *key) {
     }
     return NULL;
 }
-static int64_t int_param(const kd_run_context_t *ctx, const char *key, int64_t d) { const kd_value_t *v = param(ctx, key); return v ? v->int_value : d; }
-static double float_param(const kd_run_context_t *ctx, const char *key, double d) { const kd_value_t *v = param(ctx, key); return v ? v->float_value : d; }
+/* Every numeric parameter is declared with a default, which the host fills in: no fallback values here. */
+static int64_t int_param(const kd_run_context_t *ctx, const char *key) {
+    const kd_value_t *v = param(ctx, key);
+    return v ? v->int_value : 0;
+}
+static double float_param(const kd_run_context_t *ctx, const char *key) {
+    const kd_value_t *v = param(ctx, key);
+    return v ? v->float_value : 0;
+}
 static const char *string_param(const kd_run_context_t *ctx, const char *key) { const kd_value_t *v = param(ctx, key); return v ? v->string_value : NULL; }
 
 static kd_status fail(const kd_run_context_t *ctx, kd_status status, const char *message) {
@@ -106,7 +113,7 @@ static kd_status run(uint32_t index, const kd_run_context_t *ctx) {
     if (info.has_hint || info.unet_in_channels != 2 * lc + 1) return fail(ctx, KD_ERR_UNSUPPORTED, "model_name is not an inpainting decoder");
 
     /* Canvas: the picture centred, the border filled by stretching the nearest edge pixel; sized up to a multiple of q. */
-    int64_t border = int_param(ctx, "border", 64);
+    int64_t border = int_param(ctx, "border");
     int64_t W = ((image->width + 2 * border + q - 1) / q) * q, H = ((image->height + 2 * border + q - 1) / q) * q;
     int64_t ox = (W - image->width) / 2, oy = (H - image->height) / 2, plane_px = W * H;
     float *keep = malloc(sizeof(float) * plane_px);
@@ -125,20 +132,20 @@ static kd_status run(uint32_t index, const kd_run_context_t *ctx) {
         }
     }
     kd_status st = KD_OK;
-    kd_generator_t *g = server->generator_create((uint64_t)int_param(ctx, "seed", 0));
+    kd_generator_t *g = server->generator_create((uint64_t)int_param(ctx, "seed"));
     kd_tensor_t *embeds = NULL, *negative = NULL, *image_latents = NULL, *keep_tensor = NULL, *latent_mask = NULL, *extra = NULL,
                 *latents = NULL, *noise = NULL, *out = NULL, *decoded = NULL;
     kd_sampler_t *sampler = NULL;
     int64_t *ts = NULL;
     st = server->prior_embed_prompt(ctx, prior, string_param(ctx, "prompt"), string_param(ctx, "negative_prompt"),
-                                    (int32_t)int_param(ctx, "prior_num_inference_steps", 25), (float)float_param(ctx, "prior_guidance_scale", 4), g,
+                                    (int32_t)int_param(ctx, "prior_num_inference_steps"), (float)float_param(ctx, "prior_guidance_scale"), g,
                                     &embeds, &negative);
     if (st != KD_OK) goto done;
     if ((st = server->movq_encode(decoder, pixels, &image_latents)) != KD_OK) goto done;
 
     /* The latent mask and the UNet's extra channels: the server's inpaint_condition, as the inpaint plugin gets them. */
     int64_t h = H / f, w = W / f, plane = h * w;
-    uint32_t copies = float_param(ctx, "guidance_scale", 1) > 1 ? 2 : 1;
+    uint32_t copies = float_param(ctx, "guidance_scale") > 1 ? 2 : 1;
     keep_tensor = tensor4(1, 1, H, W);
     latents = tensor4(1, lc, h, w);
     noise = tensor4(1, lc, h, w);
@@ -153,7 +160,7 @@ static kd_status run(uint32_t index, const kd_run_context_t *ctx) {
     server->generator_randn(g, latents);
     memcpy(server->tensor_data(noise), server->tensor_data(latents), sizeof(float) * lc * plane);
 
-    int32_t steps = (int32_t)int_param(ctx, "num_inference_steps", 100);
+    int32_t steps = (int32_t)int_param(ctx, "num_inference_steps");
     kd_sampler_args_t sargs = {sizeof(kd_sampler_args_t), string_param(ctx, "scheduler"), steps, 1.0};
     char err[1024] = {0};
     if (!(sampler = server->sampler_create(decoder, &sargs, err, sizeof err))) { st = fail(ctx, KD_ERR_INVALID_ARGUMENT, err); goto done; }
@@ -170,7 +177,7 @@ static kd_status run(uint32_t index, const kd_run_context_t *ctx) {
     args.timestep_count = count;
     args.image_embeds = embeds;
     args.negative_image_embeds = negative;
-    args.guidance_scale = (float)float_param(ctx, "guidance_scale", 1);
+    args.guidance_scale = (float)float_param(ctx, "guidance_scale");
     args.extra_channels = extra;
     args.step_hook = step_hook;
     args.step_hook_user = &hs;
