@@ -661,7 +661,10 @@ def make_product():
     for c in [dict(plugin="img2img", prompt="a blue cat", seed=3, steps=5, guidance=4.0, prior_steps=2, prior_guidance=4.0, h=64, w=64, strength=0.6),
               dict(plugin="img2img", prompt="a red house", negative_prompt="blurry", seed=9, steps=10, guidance=1.0, prior_steps=3, prior_guidance=1.0,
                    h=128, w=128, strength=0.35),
-              dict(plugin="inpaint", prompt="a yellow star", seed=5, steps=3, guidance=4.0, prior_steps=2, prior_guidance=4.0, h=64, w=128),
+              # Guidance 3: at 2 and 4 this tiny random decoder's image is ill-conditioned in its latents. Measured at 2
+              # with float32 noise in both runs: diffusers in float32 is 18 levels from diffusers in float64 at its
+              # worst value, we are 11 from float64 and 29 from float32; such a case measures rounding, not the engine.
+              dict(plugin="inpaint", prompt="a yellow star", seed=5, steps=3, guidance=3.0, prior_steps=2, prior_guidance=4.0, h=64, w=128),
               dict(plugin="inpaint", prompt="a hat", negative_prompt="", seed=8, steps=4, guidance=1.0, prior_steps=2, prior_guidance=4.0, h=128, w=64),
               dict(plugin="fusion", prompt="a green tree", seed=4, steps=3, guidance=4.0, prior_steps=2, prior_guidance=4.0, h=64, w=64,
                    weights=[0.3, 0.3, 0.4]),

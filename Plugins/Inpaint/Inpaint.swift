@@ -6,15 +6,23 @@ import PluginSupport
 
 @_cdecl("kandinsky_plugin_entry")
 public func kandinsky_plugin_entry() -> UnsafePointer<kd_plugin_entry_t> {
-    makeEntry([PluginDefinition(
-        id: "inpaint", name: "Inpainting",
-        description: "Repaints the white part of a mask to match the prompt and keeps the rest of the image.",
-        aliases: ["infer_kandinsky_2_inpaint"],
-        inputs: [InputDecl("image", KD_INPUT_IMAGE, help: "the picture to edit"),
-                 InputDecl("mask", KD_INPUT_MASK, help: "white (>= 50% grey) = repaint, black = keep; any channel count")],
-        params: CommonParams.generation + [ParamDecl("invert_mask", KD_PARAM_BOOL,
-                                                     help: "swap the mask's meaning (black = repaint)", default: "false")],
-        run: run)])
+    makeEntry([
+        PluginDefinition(
+            id: "inpaint", name: "Inpainting",
+            description: "Repaints the white part of a mask to match the prompt and keeps the rest of the image.",
+            aliases: ["infer_kandinsky_2_inpaint"],
+            inputs: [
+                InputDecl("image", KD_INPUT_IMAGE, help: "the picture to edit"),
+                InputDecl(
+                    "mask", KD_INPUT_MASK, help: "white (>= 50% grey) = repaint, black = keep; any channel count"),
+            ],
+            params: CommonParams.generation + [
+                ParamDecl(
+                    "invert_mask", KD_PARAM_BOOL,
+                    help: "swap the mask's meaning (black = repaint)", default: "false")
+            ],
+            run: run)
+    ])
 }
 
 func run(_ req: Request) throws {
@@ -22,7 +30,8 @@ func run(_ req: Request) throws {
         throw PluginFailure("inpaint needs an image and a mask")
     }
     let r = try req.start(kind: "inpaint")
-    let decoder = r.decoder, lc = Int(r.info.latent_channels)
+    let decoder = r.decoder
+    let lc = Int(r.info.latent_channels)
     let (h, w) = (r.height, r.width)
 
     // prepare_mask_and_masked_image: LANCZOS resize in the mask's own mode, convert("L"), >= 0.5 -> repaint.
@@ -46,11 +55,14 @@ func run(_ req: Request) throws {
     noise.data.update(from: latents.data, count: latents.count)
     let ts = sampler.timesteps
     var hookError: Error?
-    let out = try req.denoise(decoder, latents: latents, sampler: sampler, embeds: r.embeds, negative: r.negative,
-                              generator: r.generator, extra: extra) { i, lat in
+    let out = try req.denoise(
+        decoder, latents: latents, sampler: sampler, embeds: r.embeds, negative: r.negative,
+        generator: r.generator, extra: extra
+    ) { i, lat in
         // Keep the known region on the noisy trajectory of the original image.
         do {
-            let proper = i < ts.count - 1 ? try req.addNoise(decoder, sampler, imageLatents, noise, ts[i + 1]) : imageLatents
+            let proper =
+                i < ts.count - 1 ? try req.addNoise(decoder, sampler, imageLatents, noise, ts[i + 1]) : imageLatents
             blend(lat.data, known: proper.data, mask: latentMask.data, channels: lc, plane: latents.count / lc)
         } catch { hookError = error }
     }
@@ -60,8 +72,10 @@ func run(_ req: Request) throws {
 }
 
 /// latents = mask * known + (1 - mask) * latents
-func blend(_ lat: UnsafeMutablePointer<Float>, known: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<Float>,
-           channels: Int, plane: Int) {
+func blend(
+    _ lat: UnsafeMutablePointer<Float>, known: UnsafeMutablePointer<Float>, mask: UnsafeMutablePointer<Float>,
+    channels: Int, plane: Int
+) {
     for c in 0..<channels {
         for i in 0..<plane {
             let k = c * plane + i

@@ -103,7 +103,8 @@ _Static_assert(offsetof(kd_denoise_args_t, latents) == 8, "kd_denoise_args_t.lat
 _Static_assert(offsetof(kd_denoise_args_t, timesteps) == 16, "kd_denoise_args_t.timesteps offset");
 _Static_assert(offsetof(kd_denoise_args_t, timestep_count) == 24, "kd_denoise_args_t.timestep_count offset");
 _Static_assert(offsetof(kd_denoise_args_t, image_embeds) == 32, "kd_denoise_args_t.image_embeds offset");
-_Static_assert(offsetof(kd_denoise_args_t, negative_image_embeds) == 40, "kd_denoise_args_t.negative_image_embeds offset");
+_Static_assert(offsetof(kd_denoise_args_t, negative_image_embeds) == 40,
+               "kd_denoise_args_t.negative_image_embeds offset");
 _Static_assert(offsetof(kd_denoise_args_t, guidance_scale) == 48, "kd_denoise_args_t.guidance_scale offset");
 _Static_assert(offsetof(kd_denoise_args_t, hint) == 56, "kd_denoise_args_t.hint offset");
 _Static_assert(offsetof(kd_denoise_args_t, extra_channels) == 64, "kd_denoise_args_t.extra_channels offset");

@@ -31,7 +31,9 @@ public struct ModelDefaults: Sendable, Equatable {
         d.guidance = opt("guidance_scale") ? try c.double("guidance_scale") : nil
         d.priorSteps = opt("prior_num_inference_steps") ? try c.int("prior_num_inference_steps") : nil
         d.priorGuidance = opt("prior_guidance_scale") ? try c.double("prior_guidance_scale") : nil
-        c.ignore(["num_inference_steps", "guidance_scale", "prior_num_inference_steps", "prior_guidance_scale", "comment"])
+        c.ignore([
+            "num_inference_steps", "guidance_scale", "prior_num_inference_steps", "prior_guidance_scale", "comment",
+        ])
         try c.finish()
         return d
     }
@@ -119,11 +121,14 @@ public final class ModelServer: @unchecked Sendable {
 
     public func prior(_ reference: String?) throws -> LoadedPrior {
         let folder = try ModelResolver.resolve(reference.flatMap { $0.isEmpty ? nil : $0 } ?? defaultPrior)
-        return try loadOnce(folder, \.priors, \.priorLoadCount, label: "prior") { try LoadedPrior($0, precision: precision) }
+        return try loadOnce(folder, \.priors, \.priorLoadCount, label: "prior") {
+            try LoadedPrior($0, precision: precision)
+        }
     }
 
     public func decoder(_ reference: String?, kind: String = "text2img") throws -> LoadedDecoder {
-        let ref = reference.flatMap { $0.isEmpty ? nil : $0 } ?? defaultDecoders[kind] ?? defaultDecoders["text2img"] ?? ""
+        let ref =
+            reference.flatMap { $0.isEmpty ? nil : $0 } ?? defaultDecoders[kind] ?? defaultDecoders["text2img"] ?? ""
         return try loadOnce(try ModelResolver.resolve(ref), \.decoders, \.decoderLoadCount, label: "decoder") {
             try LoadedDecoder($0, precision: precision)
         }
@@ -131,9 +136,11 @@ public final class ModelServer: @unchecked Sendable {
 
     /// The cached model for `folder`, loading it on first use. The lock is held while loading, so concurrent
     /// first requests load once.
-    private func loadOnce<M>(_ folder: String, _ cache: ReferenceWritableKeyPath<ModelServer, [String: M]>,
-                             _ loads: ReferenceWritableKeyPath<ModelServer, Int>, label: String,
-                             _ make: (String) throws -> M) throws -> M {
+    private func loadOnce<M>(
+        _ folder: String, _ cache: ReferenceWritableKeyPath<ModelServer, [String: M]>,
+        _ loads: ReferenceWritableKeyPath<ModelServer, Int>, label: String,
+        _ make: (String) throws -> M
+    ) throws -> M {
         lock.lock()
         defer { lock.unlock() }
         touch(folder)

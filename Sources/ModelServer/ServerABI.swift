@@ -9,8 +9,8 @@ import Checkpoint
 import Foundation
 import ImageProcessing
 import KandinskyPluginABI
-import PluginABIRules
 import Pipelines
+import PluginABIRules
 import Schedulers
 import TensorCore
 import TorchRandom
@@ -55,17 +55,19 @@ public enum ServerABI {
 
     /// A host struct whose host_data is `slot` and whose get_extension hands out the model server table; immortal.
     public static func makeHost(slot: ServerSlot, name: String = "kandinsky", version: String = "0.2.0")
-        -> UnsafeMutablePointer<kd_host_t> {
+        -> UnsafeMutablePointer<kd_host_t>
+    {
         let host = UnsafeMutablePointer<kd_host_t>.allocate(capacity: 1)
-        host.initialize(to: kd_host_t(
-            struct_size: VersionedStruct.size(of: kd_host_t.self),
-            abi: kd_version_t(major: KD_ABI_MAJOR, minor: KD_ABI_MINOR, patch: 0),
-            name: UnsafePointer(strdup(name)), version: UnsafePointer(strdup(version)),
-            host_data: Unmanaged.passRetained(slot).toOpaque(),
-            get_extension: { _, id in
-                guard let id, String(cString: id) == KD_EXT_MODEL_SERVER else { return nil }
-                return UnsafeRawPointer(ServerABI.table)
-            }))
+        host.initialize(
+            to: kd_host_t(
+                struct_size: VersionedStruct.size(of: kd_host_t.self),
+                abi: kd_version_t(major: KD_ABI_MAJOR, minor: KD_ABI_MINOR, patch: 0),
+                name: UnsafePointer(strdup(name)), version: UnsafePointer(strdup(version)),
+                host_data: Unmanaged.passRetained(slot).toOpaque(),
+                get_extension: { _, id in
+                    guard let id, String(cString: id) == KD_EXT_MODEL_SERVER else { return nil }
+                    return UnsafeRawPointer(ServerABI.table)
+                }))
         return host
     }
 
@@ -84,7 +86,9 @@ public enum ServerABI {
 
     /// The server behind a host struct made by `makeHost`.
     public static func server(of host: UnsafePointer<kd_host_t>?) -> ModelServer? {
-        guard let host, host.pointee.struct_size >= ABI10Size.host, let data = host.pointee.host_data else { return nil }
+        guard let host, host.pointee.struct_size >= ABI10Size.host, let data = host.pointee.host_data else {
+            return nil
+        }
         return Unmanaged<ServerSlot>.fromOpaque(data).takeUnretainedValue().server
     }
 
@@ -95,9 +99,15 @@ public enum ServerABI {
     static func generator(_ p: OpaquePointer?) -> TorchGenerator? { object(p, as: TorchGenerator.self) }
     static func samplerHandle(_ p: OpaquePointer?) -> SamplerHandle? { object(p, as: SamplerHandle.self) }
     static func model(_ p: OpaquePointer?) -> AnyObject? { object(p, as: AnyObject.self) }
-    static func handOver(_ object: AnyObject) -> OpaquePointer { OpaquePointer(Unmanaged.passRetained(object).toOpaque()) }
-    static func release(_ p: OpaquePointer?) { if let p { Unmanaged<AnyObject>.fromOpaque(UnsafeRawPointer(p)).release() } }
-    static func lend(_ object: AnyObject) -> OpaquePointer { OpaquePointer(Unmanaged.passUnretained(object).toOpaque()) }
+    static func handOver(_ object: AnyObject) -> OpaquePointer {
+        OpaquePointer(Unmanaged.passRetained(object).toOpaque())
+    }
+    static func release(_ p: OpaquePointer?) {
+        if let p { Unmanaged<AnyObject>.fromOpaque(UnsafeRawPointer(p)).release() }
+    }
+    static func lend(_ object: AnyObject) -> OpaquePointer {
+        OpaquePointer(Unmanaged.passUnretained(object).toOpaque())
+    }
 
     static func writeError(_ message: String, _ buf: UnsafeMutablePointer<CChar>?, _ size: Int) {
         guard let buf, size > 0 else { return }
@@ -106,8 +116,10 @@ public enum ServerABI {
         buf[bytes.count] = 0
     }
 
-    static func fail(_ ctx: UnsafePointer<kd_run_context_t>?, _ message: String,
-                     _ status: Int32 = Int32(KD_ERR_FAILED)) -> kd_status {
+    static func fail(
+        _ ctx: UnsafePointer<kd_run_context_t>?, _ message: String,
+        _ status: Int32 = Int32(KD_ERR_FAILED)
+    ) -> kd_status {
         if let ctx, let set = ctx.pointee.set_error { message.withCString { set(ctx, $0) } }
         return status
     }
@@ -127,9 +139,12 @@ public enum ServerABI {
 
     /// kd_image_t (any row stride) -> PixelImage.
     public static func pixelImage(_ img: UnsafePointer<kd_image_t>) -> PixelImage? {
-        guard let i: kd_image_t = VersionedStruct.read(img, structSize: img.pointee.struct_size, minimum: ABI10Size.image),
-              i.width > 0, i.height > 0, [1, 2, 3, 4].contains(i.channels), let data = i.data,
-              i.row_bytes >= Int64(i.width * i.channels) else { return nil }
+        guard
+            let i: kd_image_t = VersionedStruct.read(
+                img, structSize: img.pointee.struct_size, minimum: ABI10Size.image),
+            i.width > 0, i.height > 0, [1, 2, 3, 4].contains(i.channels), let data = i.data,
+            i.row_bytes >= Int64(i.width * i.channels)
+        else { return nil }
         var out = PixelImage(width: Int(i.width), height: Int(i.height), channels: Int(i.channels))
         let row = Int(i.width * i.channels)
         for y in 0..<Int(i.height) {
@@ -145,9 +160,11 @@ public enum ServerABI {
         let data = malloc(max(p.pixels.count, 1))!.assumingMemoryBound(to: UInt8.self)
         p.pixels.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: p.pixels.count) }
         let img = malloc(MemoryLayout<kd_image_t>.size)!.assumingMemoryBound(to: kd_image_t.self)
-        img.initialize(to: kd_image_t(struct_size: VersionedStruct.size(of: kd_image_t.self), width: Int32(p.width),
-                                      height: Int32(p.height), channels: Int32(p.channels),
-                                      row_bytes: Int64(p.width * p.channels), data: data))
+        img.initialize(
+            to: kd_image_t(
+                struct_size: VersionedStruct.size(of: kd_image_t.self), width: Int32(p.width),
+                height: Int32(p.height), channels: Int32(p.channels),
+                row_bytes: Int64(p.width * p.channels), data: data))
         return img
     }
 
@@ -185,7 +202,8 @@ public enum ServerABI {
         }
         t.prior = { ref, err, size in
             do {
-                let model = try ServerABI.loadModel(ServerABI.server, kind: "prior", reference: ref.map { String(cString: $0) })
+                let model = try ServerABI.loadModel(
+                    ServerABI.server, kind: "prior", reference: ref.map { String(cString: $0) })
                 return ServerABI.lend(model)
             } catch {
                 ServerABI.writeError("\(error)", err, size)
@@ -194,8 +212,9 @@ public enum ServerABI {
         }
         t.decoder = { ref, kind, err, size in
             do {
-                let model = try ServerABI.loadModel(ServerABI.server, kind: kind.map { String(cString: $0) } ?? "text2img",
-                                                    reference: ref.map { String(cString: $0) })
+                let model = try ServerABI.loadModel(
+                    ServerABI.server, kind: kind.map { String(cString: $0) } ?? "text2img",
+                    reference: ref.map { String(cString: $0) })
                 return ServerABI.lend(model)
             } catch {
                 ServerABI.writeError("\(error)", err, size)
@@ -204,8 +223,9 @@ public enum ServerABI {
         }
         t.load_model = { ctx, kind, ref in
             do {
-                let model = try ServerABI.loadModel(ServerABI.server(of: ctx), kind: kind.map { String(cString: $0) } ?? "",
-                                                    reference: ref.map { String(cString: $0) })
+                let model = try ServerABI.loadModel(
+                    ServerABI.server(of: ctx), kind: kind.map { String(cString: $0) } ?? "",
+                    reference: ref.map { String(cString: $0) })
                 return ServerABI.lend(model)
             } catch {
                 _ = ServerABI.fail(ctx, "\(error)")
@@ -213,7 +233,9 @@ public enum ServerABI {
             }
         }
         t.decoder_info = { m, info in
-            guard let d = ServerABI.model(m) as? LoadedDecoder, let info, info.pointee.struct_size >= ABI10Size.decoderInfo else {
+            guard let d = ServerABI.model(m) as? LoadedDecoder, let info,
+                info.pointee.struct_size >= ABI10Size.decoderInfo
+            else {
                 return ServerABI.invalid
             }
             let p = d.pipeline
@@ -227,16 +249,20 @@ public enum ServerABI {
         }
         t.prior_embed_prompt = { ctx, m, prompt, negative, steps, guidance, g, outEmb, outNeg in
             guard let p = ServerABI.model(m) as? LoadedPrior, let prompt, let gen = ServerABI.generator(g),
-                  let outEmb, let outNeg else {
-                return ServerABI.fail(ctx, "prior_embed_prompt: missing prior, prompt, generator or output", ServerABI.invalid)
+                let outEmb, let outNeg
+            else {
+                return ServerABI.fail(
+                    ctx, "prior_embed_prompt: missing prior, prompt, generator or output", ServerABI.invalid)
             }
             guard steps >= 2 else {
-                return ServerABI.fail(ctx, "prior_num_inference_steps must be at least 2 (got \(steps))", ServerABI.invalid)
+                return ServerABI.fail(
+                    ctx, "prior_num_inference_steps must be at least 2 (got \(steps))", ServerABI.invalid)
             }
             do {
-                let (e, n) = try p.pipeline(prompt: String(cString: prompt), negativePrompt: negative.map { String(cString: $0) },
-                                            steps: Int(steps), guidance: guidance, generator: gen,
-                                            progress: ServerABI.progress(ctx, stage: "prior"))
+                let (e, n) = try p.pipeline(
+                    prompt: String(cString: prompt), negativePrompt: negative.map { String(cString: $0) },
+                    steps: Int(steps), guidance: guidance, generator: gen,
+                    progress: ServerABI.progress(ctx, stage: "prior"))
                 outEmb.pointee = ServerABI.handOver(e)
                 outNeg.pointee = ServerABI.handOver(n)
                 MappedFile.releaseResidentPages(under: p.folder)
@@ -248,7 +274,8 @@ public enum ServerABI {
             }
         }
         t.prior_embed_image = { m, img, out in
-            guard let p = ServerABI.model(m) as? LoadedPrior, let img, let out, let px = ServerABI.pixelImage(img) else {
+            guard let p = ServerABI.model(m) as? LoadedPrior, let img, let out, let px = ServerABI.pixelImage(img)
+            else {
                 return ServerABI.invalid
             }
             out.pointee = ServerABI.handOver(p.pipeline.imageEmbeds(px))
@@ -257,7 +284,8 @@ public enum ServerABI {
         }
         t.set_timesteps = { m, steps, out, capacity, count in
             guard let d = ServerABI.model(m) as? LoadedDecoder, steps >= 1, steps <= 1000, let count,
-                  let sampler = try? d.pipeline.sampler() else { return ServerABI.invalid }
+                let sampler = try? d.pipeline.sampler()
+            else { return ServerABI.invalid }
             return ServerABI.copy(sampler.timesteps(steps: Int(steps))[...], to: out, capacity: capacity, count: count)
         }
         t.add_noise = { m, x, noise, step, out in
@@ -267,16 +295,20 @@ public enum ServerABI {
             return ServerABI.addNoise(sampler, x, noise, step, out)
         }
         t.movq_encode = { m, px, out in
-            guard let d = ServerABI.model(m) as? LoadedDecoder, let x = ServerABI.tensor(px), let out else { return ServerABI.invalid }
+            guard let d = ServerABI.model(m) as? LoadedDecoder, let x = ServerABI.tensor(px), let out else {
+                return ServerABI.invalid
+            }
             let f = d.pipeline.movq.config.scaleFactor
             guard x.rank == 4, x.dim(0) == 1, x.dim(1) == d.pipeline.movq.config.inChannels, x.dim(2) % f == 0,
-                  x.dim(3) % f == 0 else { return ServerABI.invalid }
+                x.dim(3) % f == 0
+            else { return ServerABI.invalid }
             out.pointee = ServerABI.handOver(d.pipeline.movq.encode(x))
             return ServerABI.ok
         }
         t.movq_decode = { m, lat, out in
             guard let d = ServerABI.model(m) as? LoadedDecoder, let z = ServerABI.tensor(lat), let out,
-                  z.rank == 4, z.dim(0) == 1, z.dim(1) == d.pipeline.movq.config.latentChannels else { return ServerABI.invalid }
+                z.rank == 4, z.dim(0) == 1, z.dim(1) == d.pipeline.movq.config.latentChannels
+            else { return ServerABI.invalid }
             out.pointee = ServerABI.handOver(toUnitRange(d.pipeline.movq.decode(z)))
             MappedFile.releaseResidentPages(under: d.folder + "/movq")
             return ServerABI.ok
@@ -285,17 +317,23 @@ public enum ServerABI {
             guard let d = ServerABI.model(m) as? LoadedDecoder, let args, let out else {
                 return ServerABI.fail(ctx, "denoise: missing decoder, arguments or output", ServerABI.invalid)
             }
-            guard let a: kd_denoise_args_t = VersionedStruct.read(args, structSize: args.pointee.struct_size,
-                                                                  minimum: ABI10Size.denoiseArgs) else {
-                return ServerABI.fail(ctx, "denoise: struct_size \(args.pointee.struct_size) is below the 1.0 size",
-                                      ServerABI.invalid)
+            guard
+                let a: kd_denoise_args_t = VersionedStruct.read(
+                    args, structSize: args.pointee.struct_size,
+                    minimum: ABI10Size.denoiseArgs)
+            else {
+                return ServerABI.fail(
+                    ctx, "denoise: struct_size \(args.pointee.struct_size) is below the 1.0 size",
+                    ServerABI.invalid)
             }
             return ServerABI.denoise(ctx, d, a, out)
         }
         t.image_resize = { img, w, h, filter, gap in
             guard let img, let px = ServerABI.pixelImage(img), w > 0, h > 0, w <= 16384, h <= 16384,
-                  let f = ResampleFilter(rawValue: Int(filter)) else { return nil }
-            return ServerABI.cImage(px.resized(width: Int(w), height: Int(h), filter: f, reducingGap: gap > 0 ? gap : nil))
+                let f = ResampleFilter(rawValue: Int(filter))
+            else { return nil }
+            return ServerABI.cImage(
+                px.resized(width: Int(w), height: Int(h), filter: f, reducingGap: gap > 0 ? gap : nil))
         }
         t.image_release = { img in
             guard let img else { return }
@@ -321,42 +359,54 @@ public enum ServerABI {
         }
         t.inpaint_condition = { m, keep, latents, copies, outMask, outExtra in
             guard let d = ServerABI.model(m) as? LoadedDecoder, let keep = ServerABI.tensor(keep),
-                  let latents = ServerABI.tensor(latents), let outMask, let outExtra, copies == 1 || copies == 2 else {
+                let latents = ServerABI.tensor(latents), let outMask, let outExtra, copies == 1 || copies == 2
+            else {
                 return ServerABI.invalid
             }
             let f = d.pipeline.movq.config.scaleFactor
             guard keep.rank == 4, keep.dim(0) == 1, keep.dim(1) == 1, latents.rank == 4, latents.dim(0) == 1,
-                  latents.dim(1) == d.pipeline.movq.config.latentChannels, latents.dim(2) * f == keep.dim(2),
-                  latents.dim(3) * f == keep.dim(3) else { return ServerABI.invalid }
+                latents.dim(1) == d.pipeline.movq.config.latentChannels, latents.dim(2) * f == keep.dim(2),
+                latents.dim(3) * f == keep.dim(3)
+            else { return ServerABI.invalid }
             let mask = InpaintConditioning.latentMask(keep: keep, height: latents.dim(2), width: latents.dim(3))
-            outExtra.pointee = ServerABI.handOver(InpaintConditioning.extraChannels(imageLatents: latents, latentMask: mask,
-                                                                                    copies: Int(copies)))
+            outExtra.pointee = ServerABI.handOver(
+                InpaintConditioning.extraChannels(
+                    imageLatents: latents, latentMask: mask,
+                    copies: Int(copies)))
             outMask.pointee = ServerABI.handOver(mask)
             return ServerABI.ok
         }
         return t
     }
 
-    static func copy(_ timesteps: ArraySlice<Int>, to out: UnsafeMutablePointer<Int64>?, capacity: UInt32,
-                     count: UnsafeMutablePointer<UInt32>) -> kd_status {
+    static func copy(
+        _ timesteps: ArraySlice<Int>, to out: UnsafeMutablePointer<Int64>?, capacity: UInt32,
+        count: UnsafeMutablePointer<UInt32>
+    ) -> kd_status {
         count.pointee = UInt32(timesteps.count)
         guard let out else { return timesteps.isEmpty ? ok : invalid }
         for (i, v) in timesteps.prefix(Int(capacity)).enumerated() { out[i] = Int64(v) }
         return Int(capacity) >= timesteps.count ? ok : invalid
     }
 
-    static func addNoise(_ sampler: Sampler, _ x: OpaquePointer?, _ noise: OpaquePointer?, _ step: Int64,
-                         _ out: UnsafeMutablePointer<OpaquePointer?>?) -> kd_status {
+    static func addNoise(
+        _ sampler: Sampler, _ x: OpaquePointer?, _ noise: OpaquePointer?, _ step: Int64,
+        _ out: UnsafeMutablePointer<OpaquePointer?>?
+    ) -> kd_status {
         guard let x = tensor(x), let n = tensor(noise), let out, x.shape == n.shape, step >= 0,
-              step < Int64(sampler.schedule.alphasCumprod.count) else { return invalid }
+            step < Int64(sampler.schedule.alphasCumprod.count)
+        else { return invalid }
         out.pointee = handOver(sampler.addNoise(x, noise: n, timestep: Int(step)))
         return ok
     }
 
     static func makeSampler(_ m: OpaquePointer?, _ args: UnsafePointer<kd_sampler_args_t>?) throws -> SamplerHandle {
         guard let d = model(m) as? LoadedDecoder else { throw PluginArgumentError("sampler_create: not a decoder") }
-        guard let args, let a: kd_sampler_args_t = VersionedStruct.read(args, structSize: args.pointee.struct_size,
-                                                                        minimum: ABI10Size.samplerArgs) else {
+        guard let args,
+            let a: kd_sampler_args_t = VersionedStruct.read(
+                args, structSize: args.pointee.struct_size,
+                minimum: ABI10Size.samplerArgs)
+        else {
             throw PluginArgumentError("sampler_create: missing arguments or struct_size below the 1.1 size")
         }
         let name = a.scheduler.map { String(cString: $0) } ?? ""
@@ -365,22 +415,29 @@ public enum ServerABI {
             guard let named = SamplerKind(rawValue: name) else { throw SamplerError.unknown(name) }
             kind = named
         }
-        guard a.steps >= 1, a.steps <= 1000 else { throw PluginArgumentError("num_inference_steps must be 1 to 1000 (got \(a.steps))") }
-        guard a.strength >= 0, a.strength <= 1 else { throw PluginArgumentError("strength must be 0 to 1 (got \(a.strength))") }
+        guard a.steps >= 1, a.steps <= 1000 else {
+            throw PluginArgumentError("num_inference_steps must be 1 to 1000 (got \(a.steps))")
+        }
+        guard a.strength >= 0, a.strength <= 1 else {
+            throw PluginArgumentError("strength must be 0 to 1 (got \(a.strength))")
+        }
         let sampler = try d.pipeline.sampler(kind)
         let run = sampler.run(steps: Int(a.steps), strength: a.strength)
         let schedule = sampler.timesteps(steps: Int(a.steps))
         let trainSteps = sampler.schedule.alphasCumprod.count
         if let beyond = schedule.first(where: { $0 < 0 || $0 >= trainSteps }) {
-            throw PluginArgumentError("\(sampler.kind.rawValue) with \(a.steps) steps gives timestep \(beyond), outside the "
-                                      + "model's \(trainSteps) training steps: use fewer steps")
+            throw PluginArgumentError(
+                "\(sampler.kind.rawValue) with \(a.steps) steps gives timestep \(beyond), outside the "
+                    + "model's \(trainSteps) training steps: use fewer steps")
         }
-        return SamplerHandle(decoder: d, sampler: sampler, schedule: schedule, beginIndex: schedule.count - run.timesteps.count)
+        return SamplerHandle(
+            decoder: d, sampler: sampler, schedule: schedule, beginIndex: schedule.count - run.timesteps.count)
     }
 
     /// The sampler and run of a denoise call: the 1.1 sampler handle, or (1.0) the model's own scheduler over the
     /// schedule that `timesteps` are the tail of.
-    static func samplerRun(_ d: LoadedDecoder, _ a: kd_denoise_args_t, timesteps: [Int]) throws -> (Sampler, SamplerRun) {
+    static func samplerRun(_ d: LoadedDecoder, _ a: kd_denoise_args_t, timesteps: [Int]) throws -> (Sampler, SamplerRun)
+    {
         if VersionedStruct.has(a.struct_size, \kd_denoise_args_t.sampler), let raw = a.sampler {
             guard let handle = samplerHandle(raw), handle.decoder === d else {
                 throw PluginArgumentError("denoise: the sampler belongs to another decoder")
@@ -394,29 +451,36 @@ public enum ServerABI {
         // 1.0 callers pass set_timesteps' list, possibly cut from the front: find the schedule it ends.
         for steps in max(timesteps.count, 1)...1000 {
             let schedule = sampler.timesteps(steps: steps)
-            if schedule.count >= timesteps.count, Array(schedule.suffix(timesteps.count)) == timesteps, !timesteps.isEmpty {
+            if schedule.count >= timesteps.count, Array(schedule.suffix(timesteps.count)) == timesteps,
+                !timesteps.isEmpty
+            {
                 return (sampler, sampler.makeRun(schedule: schedule, beginIndex: schedule.count - timesteps.count))
             }
         }
         throw PluginArgumentError("denoise: timesteps must come from set_timesteps (possibly cut from the front)")
     }
 
-    static func denoise(_ ctx: UnsafePointer<kd_run_context_t>?, _ d: LoadedDecoder, _ a: kd_denoise_args_t,
-                        _ out: UnsafeMutablePointer<OpaquePointer?>) -> kd_status {
+    static func denoise(
+        _ ctx: UnsafePointer<kd_run_context_t>?, _ d: LoadedDecoder, _ a: kd_denoise_args_t,
+        _ out: UnsafeMutablePointer<OpaquePointer?>
+    ) -> kd_status {
         let unet = d.pipeline.unet.config
         let latentC = d.pipeline.movq.config.latentChannels
         guard let latents = tensor(a.latents), latents.rank == 4, latents.dim(0) == 1, latents.dim(1) == latentC else {
             return fail(ctx, "denoise: latents must be [1, \(latentC), h, w]", invalid)
         }
         guard let emb = tensor(a.image_embeds), let neg = tensor(a.negative_image_embeds),
-              emb.shape == [1, unet.encoderHidDim], neg.shape == emb.shape else {
+            emb.shape == [1, unet.encoderHidDim], neg.shape == emb.shape
+        else {
             return fail(ctx, "denoise: image embeddings must be [1, \(unet.encoderHidDim)]", invalid)
         }
-        guard let gen = generator(a.generator), a.timestep_count <= 1000, a.timesteps != nil || a.timestep_count == 0 else {
+        guard let gen = generator(a.generator), a.timestep_count <= 1000, a.timesteps != nil || a.timestep_count == 0
+        else {
             return fail(ctx, "denoise: missing generator or timesteps", invalid)
         }
         let timesteps = (0..<Int(a.timestep_count)).map { Int(a.timesteps![$0]) }
-        let sampler: Sampler, run: SamplerRun
+        let sampler: Sampler
+        let run: SamplerRun
         do {
             (sampler, run) = try samplerRun(d, a, timesteps: timesteps)
         } catch {
@@ -439,15 +503,19 @@ public enum ServerABI {
         var extra: Tensor?
         if extraC > 0 {
             guard let e = tensor(a.extra_channels), e.shape == [cfg ? 2 : 1, extraC, h, w] else {
-                return fail(ctx, "this decoder's UNet takes \(unet.inChannels) input channels: extra_channels must be "
-                            + "[\(cfg ? 2 : 1), \(extraC), \(h), \(w)]", Int32(KD_ERR_UNSUPPORTED))
+                return fail(
+                    ctx,
+                    "this decoder's UNet takes \(unet.inChannels) input channels: extra_channels must be "
+                        + "[\(cfg ? 2 : 1), \(extraC), \(h), \(w)]", Int32(KD_ERR_UNSUPPORTED))
             }
             extra = e
         } else if a.extra_channels != nil {
-            return fail(ctx, "this decoder's UNet takes \(unet.inChannels) input channels and no extra ones",
-                        Int32(KD_ERR_UNSUPPORTED))
+            return fail(
+                ctx, "this decoder's UNet takes \(unet.inChannels) input channels and no extra ones",
+                Int32(KD_ERR_UNSUPPORTED))
         }
-        let hook = a.step_hook, user = a.step_hook_user
+        let hook = a.step_hook
+        let user = a.step_hook_user
         var hookStatus = ok
         do {
             let result = try d.pipeline.denoise(

@@ -12,7 +12,8 @@ public enum InpaintConditioning {
         let small = Tensor(shape: [1, 1, latentHeight, latentWidth])
         for y in 0..<latentHeight {
             for x in 0..<latentWidth {
-                small.data[y * latentWidth + x] = keep.data[(y * height / latentHeight) * width + x * width / latentWidth]
+                small.data[y * latentWidth + x] =
+                    keep.data[(y * height / latentHeight) * width + x * width / latentWidth]
             }
         }
         let grown = small.copy()
@@ -30,9 +31,11 @@ public enum InpaintConditioning {
 
     /// The inpainting UNet's extra channels per batch copy: the masked image latents (image * mask), then the mask.
     public static func extraChannels(imageLatents: Tensor, latentMask: Tensor, copies: Int) -> Tensor {
-        let channels = imageLatents.dim(1), plane = imageLatents.dim(2) * imageLatents.dim(3)
+        let channels = imageLatents.dim(1)
+        let plane = imageLatents.dim(2) * imageLatents.dim(3)
         let extra = Tensor(shape: [copies, channels + 1, imageLatents.dim(2), imageLatents.dim(3)])
-        let mask = latentMask.data, image = imageLatents.data
+        let mask = latentMask.data
+        let image = imageLatents.data
         for copy in 0..<copies {
             let base = extra.data + copy * (channels + 1) * plane
             for c in 0..<channels {

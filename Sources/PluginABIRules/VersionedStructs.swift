@@ -20,7 +20,8 @@ public enum VersionedStruct {
     public static func read<T>(_ pointer: UnsafeRawPointer, structSize: UInt32, minimum: UInt32) -> T? {
         guard structSize >= minimum else { return nil }
         let copied = min(Int(structSize), MemoryLayout<T>.size)
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<T>.size, alignment: MemoryLayout<T>.alignment)
+        let buffer = UnsafeMutableRawPointer.allocate(
+            byteCount: MemoryLayout<T>.size, alignment: MemoryLayout<T>.alignment)
         defer { buffer.deallocate() }
         buffer.initializeMemory(as: UInt8.self, repeating: 0, count: MemoryLayout<T>.size)
         buffer.copyMemory(from: pointer, byteCount: copied)

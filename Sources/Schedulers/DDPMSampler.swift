@@ -2,23 +2,32 @@
 // order of float32 operations so that each step matches torch to a few ulps.
 import TensorCore
 import TorchRandom
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
-public final class DDPMSampler: Sampler {
+/// What DDPM and DDIM share: set_timesteps over the training steps and add_noise in alphas_cumprod.
+public class AlphaCumprodSampler {
     public let config: DecoderSchedulerConfig
-    public var kind: SamplerKind { .ddpm }
 
     public init(config: DecoderSchedulerConfig) { self.config = config }
 
-    public func timesteps(steps: Int) -> [Int] {
+    func timesteps(_ kind: SamplerKind, steps: Int) -> [Int] {
         config.spacing(for: kind).timesteps(inference: steps, train: config.trainSteps, offset: config.stepsOffset)
     }
 
+    /// add_noise: sqrt(a_t) x0 + sqrt(1 - a_t) noise.
     public func addNoise(_ original: Tensor, noise: Tensor, timestep: Int) -> Tensor {
-        alphaCumprodNoise(config, original, noise, timestep)
+        let (a, b) = config.schedule.addNoiseCoefficients(timestep)
+        return affineCombination(original, a, noise, b)
     }
+}
+
+public final class DDPMSampler: AlphaCumprodSampler, Sampler, @unchecked Sendable {
+    public var kind: SamplerKind { .ddpm }
+
+    public func timesteps(steps: Int) -> [Int] { timesteps(kind, steps: steps) }
 
     public func makeRun(schedule: [Int], beginIndex: Int) -> SamplerRun {
         StepperRun(schedule: schedule, beginIndex: beginIndex) { [self] index, output, sample, generator in
@@ -28,7 +37,9 @@ public final class DDPMSampler: Sampler {
         }
     }
 
-    func step(_ modelOutput: Tensor, timestep t: Int, previous prevT: Int, sample: Tensor, generator: TorchGenerator) -> Tensor {
+    func step(_ modelOutput: Tensor, timestep t: Int, previous prevT: Int, sample: Tensor, generator: TorchGenerator)
+        -> Tensor
+    {
         let channels = sample.dim(1)
         var eps = modelOutput
         var predictedVariance: Tensor?
@@ -39,14 +50,21 @@ public final class DDPMSampler: Sampler {
         let schedule = config.schedule
         let aT = schedule.alphasCumprod[t]
         let aPrev: Float = prevT >= 0 ? schedule.alphasCumprod[prevT] : 1
-        let bT = 1 - aT, bPrev = 1 - aPrev
-        let curAlpha = aT / aPrev, curBeta = 1 - curAlpha
-        let sqrtA = aT.squareRoot(), sqrtB = bT.squareRoot()
+        let bT = 1 - aT
+        let bPrev = 1 - aPrev
+        let curAlpha = aT / aPrev
+        let curBeta = 1 - curAlpha
+        let sqrtA = aT.squareRoot()
+        let sqrtB = bT.squareRoot()
         let c0 = (aPrev.squareRoot() * curBeta) / bT
         let c1 = curAlpha.squareRoot() * bPrev / bT
         let out = Tensor(shape: sample.shape)
-        let po = out.data, px = sample.data, pe = eps.data
-        let clip = config.clipSample, range = config.clipRange, type = config.prediction
+        let po = out.data
+        let px = sample.data
+        let pe = eps.data
+        let clip = config.clipSample
+        let range = config.clipRange
+        let type = config.prediction
         parallelFor(out.count, minPerThread: 1 << 14) { r in
             for i in r {
                 var x0 = predictOriginal(type, out: pe[i], x: px[i], sqrtA: sqrtA, sqrtB: sqrtB)
@@ -61,7 +79,8 @@ public final class DDPMSampler: Sampler {
         let pn = noise.data
         switch config.variance {
         case .learnedRange:
-            let minLog = logf(varSmall), maxLog = logf(curBeta)
+            let minLog = logf(varSmall)
+            let maxLog = logf(curBeta)
             let pv = predictedVariance!.data
             for i in 0..<out.count {
                 let frac = (pv[i] + 1) / 2
@@ -85,19 +104,10 @@ public final class DDPMSampler: Sampler {
     }
 }
 
-public final class DDIMSampler: Sampler {
-    public let config: DecoderSchedulerConfig
+public final class DDIMSampler: AlphaCumprodSampler, Sampler, @unchecked Sendable {
     public var kind: SamplerKind { .ddim }
 
-    public init(config: DecoderSchedulerConfig) { self.config = config }
-
-    public func timesteps(steps: Int) -> [Int] {
-        config.spacing(for: kind).timesteps(inference: steps, train: config.trainSteps, offset: config.stepsOffset)
-    }
-
-    public func addNoise(_ original: Tensor, noise: Tensor, timestep: Int) -> Tensor {
-        alphaCumprodNoise(config, original, noise, timestep)
-    }
+    public func timesteps(steps: Int) -> [Int] { timesteps(kind, steps: steps) }
 
     public func makeRun(schedule: [Int], beginIndex: Int) -> SamplerRun {
         // DDIM steps back by train / num_inference_steps of the whole schedule, also in a run cut by strength.
@@ -113,11 +123,17 @@ public final class DDIMSampler: Sampler {
         let aT = schedule.alphasCumprod[t]
         let aPrev = prevT >= 0 ? schedule.alphasCumprod[prevT] : config.finalAlphaCumprod
         let bT = 1 - aT
-        let sqrtA = aT.squareRoot(), sqrtB = bT.squareRoot()
-        let dirCoeff = (1 - aPrev).squareRoot(), sqrtAPrev = aPrev.squareRoot()  // eta = 0: no std_dev_t term
+        let sqrtA = aT.squareRoot()
+        let sqrtB = bT.squareRoot()
+        let dirCoeff = (1 - aPrev).squareRoot()
+        let sqrtAPrev = aPrev.squareRoot()  // eta = 0: no std_dev_t term
         let out = Tensor(shape: sample.shape)
-        let po = out.data, px = sample.data, pe = modelOutput.data
-        let clip = config.clipSample, range = config.clipRange, type = config.prediction
+        let po = out.data
+        let px = sample.data
+        let pe = modelOutput.data
+        let clip = config.clipSample
+        let range = config.clipRange
+        let type = config.prediction
         parallelFor(out.count, minPerThread: 1 << 14) { r in
             for i in r {
                 var x0 = predictOriginal(type, out: pe[i], x: px[i], sqrtA: sqrtA, sqrtB: sqrtB)

@@ -5,8 +5,9 @@
 // 0-dim tensors compute them; element-wise expressions keep torch's order of operations.
 import TensorCore
 import TorchRandom
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 public final class MultistepSampler: Sampler {
@@ -70,8 +71,11 @@ struct SigmaPoint {
 /// convert_model_output with x0 prediction: the model's output at `point` -> the estimate of the clean sample.
 func predictedClean(_ output: Tensor, sample: Tensor, at point: SigmaPoint, _ type: PredictionType) -> Tensor {
     let out = Tensor(shape: sample.shape)
-    let po = out.data, px = sample.data, pm = output.data
-    let alpha = point.alpha, sigma = point.sigma
+    let po = out.data
+    let px = sample.data
+    let pm = output.data
+    let alpha = point.alpha
+    let sigma = point.sigma
     switch type {
     case .epsilon: for i in 0..<out.count { po[i] = (px[i] - sigma * pm[i]) / alpha }
     case .sample: po.update(from: pm, count: out.count)
@@ -116,7 +120,8 @@ class MultistepRun {
 final class DPMSolverRun: MultistepRun, SamplerRun {
     func step(modelOutput: Tensor, sample: Tensor, generator: TorchGenerator) -> Tensor {
         precondition(index < schedule.count, "step past the end of the schedule")
-        let s0 = point(index), t = point(index + 1)
+        let s0 = point(index)
+        let t = point(index + 1)
         remember(predictedClean(modelOutput, sample: sample, at: s0, config.prediction))
         // final_sigmas_type "zero" makes the last step first order (lower_order_final).
         let firstOrder = lowerOrderCount < 1 || index == schedule.count - 1
@@ -124,7 +129,9 @@ final class DPMSolverRun: MultistepRun, SamplerRun {
         let sampleCoeff = t.sigma / s0.sigma
         let outputCoeff = t.alpha * (expf(-h) - 1)
         let out = Tensor(shape: sample.shape)
-        let po = out.data, px = sample.data, m0 = history[history.count - 1].data
+        let po = out.data
+        let px = sample.data
+        let m0 = history[history.count - 1].data
         if firstOrder {
             for i in 0..<out.count { po[i] = sampleCoeff * px[i] - outputCoeff * m0[i] }
         } else {
@@ -188,8 +195,11 @@ final class UniPCRun: MultistepRun, SamplerRun {
     private func predicted(_ x: Tensor, order: Int) -> Tensor {
         let u = Update(point(index), point(index + 1))
         let out = Tensor(shape: x.shape)
-        let po = out.data, px = x.data, m0 = history[history.count - 1].data
-        let sampleCoeff = u.end.sigma / u.start.sigma, outputCoeff = u.end.alpha * u.hPhi1
+        let po = out.data
+        let px = x.data
+        let m0 = history[history.count - 1].data
+        let sampleCoeff = u.end.sigma / u.start.sigma
+        let outputCoeff = u.end.alpha * u.hPhi1
         let residualCoeff = u.end.alpha * u.bh
         if order == 1 {
             for i in 0..<out.count { po[i] = sampleCoeff * px[i] - outputCoeff * m0[i] }
@@ -210,8 +220,12 @@ final class UniPCRun: MultistepRun, SamplerRun {
     private func corrected(_ modelNow: Tensor, lastSample x: Tensor, sample: Tensor) -> Tensor {
         let u = Update(point(index - 1), point(index))
         let out = Tensor(shape: sample.shape)
-        let po = out.data, px = x.data, m0 = history[history.count - 1].data, mt = modelNow.data
-        let sampleCoeff = u.end.sigma / u.start.sigma, outputCoeff = u.end.alpha * u.hPhi1
+        let po = out.data
+        let px = x.data
+        let m0 = history[history.count - 1].data
+        let mt = modelNow.data
+        let sampleCoeff = u.end.sigma / u.start.sigma
+        let outputCoeff = u.end.alpha * u.hPhi1
         let residualCoeff = u.end.alpha * u.bh
         if lastOrder == 1 {
             let rho: Float = 0.5
@@ -236,7 +250,8 @@ final class UniPCRun: MultistepRun, SamplerRun {
 func solve2x2(rk: Float, b: (Float, Float)) -> (Float, Float) {
     var rows: [(Float, Float, Float)] = [(1, 1, b.0), (rk, 1, b.1)]
     if abs(rk) > 1 { rows.swapAt(0, 1) }
-    let (p0, p1, pb) = rows[0], (q0, q1, qb) = rows[1]
+    let (p0, p1, pb) = rows[0]
+    let (q0, q1, qb) = rows[1]
     let l = q0 * (1 / p0)
     let u11 = q1 - l * p1
     let y1 = qb - l * pb

@@ -75,9 +75,3 @@ func predictOriginal(_ type: PredictionType, out: Float, x: Float, sqrtA: Float,
     case .vPrediction: return sqrtA * x - sqrtB * out
     }
 }
-
-/// DDPMScheduler/DDIMScheduler.add_noise: sqrt(a_t) x0 + sqrt(1 - a_t) noise.
-func alphaCumprodNoise(_ config: DecoderSchedulerConfig, _ original: Tensor, _ noise: Tensor, _ timestep: Int) -> Tensor {
-    let (a, b) = config.schedule.addNoiseCoefficients(timestep)
-    return affineCombination(original, a, noise, b)
-}

@@ -9,10 +9,16 @@ import Checkpoint
 import Foundation
 import TensorCore
 
-public enum PredictionType: String, Sendable { case epsilon, sample, vPrediction = "v_prediction" }
+public enum PredictionType: String, Sendable {
+    case epsilon, sample
+    case vPrediction = "v_prediction"
+}
 public enum VarianceType: String, Sendable {
-    case fixedSmall = "fixed_small", fixedSmallLog = "fixed_small_log", fixedLarge = "fixed_large"
-    case learned, learnedRange = "learned_range"
+    case fixedSmall = "fixed_small"
+    case fixedSmallLog = "fixed_small_log"
+    case fixedLarge = "fixed_large"
+    case learned
+    case learnedRange = "learned_range"
 }
 
 /// The samplers a decoder can run with (the `scheduler` parameter of the generating plugins).
@@ -56,9 +62,10 @@ public struct DecoderSchedulerConfig: Sendable {
         default: throw CheckpointError.unsupportedConfig(path: path, key: "_class_name", value: className)
         }
         trainSteps = try c.int("num_train_timesteps", default: 1000)
-        schedule = NoiseSchedule(schedule: try c.choice("beta_schedule", default: "linear"), trainSteps: trainSteps,
-                                 betaStart: try c.double("beta_start", default: 0.0001),
-                                 betaEnd: try c.double("beta_end", default: 0.02))
+        schedule = NoiseSchedule(
+            schedule: try c.choice("beta_schedule", default: "linear"), trainSteps: trainSteps,
+            betaStart: try c.double("beta_start", default: 0.0001),
+            betaEnd: try c.double("beta_end", default: 0.02))
         stepsOffset = try c.int("steps_offset", default: 0)
         let spacingGiven = c.values["timestep_spacing"].map { !($0 is NSNull) } ?? false
         spacingInFile = spacingGiven ? try c.choice("timestep_spacing", default: "leading") : nil

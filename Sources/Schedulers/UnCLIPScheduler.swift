@@ -3,8 +3,9 @@
 import Checkpoint
 import TensorCore
 import TorchRandom
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 public final class UnCLIPScheduler: Sendable {
@@ -15,8 +16,10 @@ public final class UnCLIPScheduler: Sendable {
     public let clipRange: Float
     public let prediction: PredictionType
 
-    public init(trainSteps: Int = 1000, variance: VarianceType = .fixedSmallLog, clipSample: Bool = true,
-                clipRange: Double = 1, prediction: PredictionType = .epsilon) {
+    public init(
+        trainSteps: Int = 1000, variance: VarianceType = .fixedSmallLog, clipSample: Bool = true,
+        clipRange: Double = 1, prediction: PredictionType = .epsilon
+    ) {
         self.trainSteps = trainSteps
         schedule = NoiseSchedule(schedule: .squaredcosCapV2, trainSteps: trainSteps, betaStart: 0, betaEnd: 0)
         self.variance = variance
@@ -40,9 +43,10 @@ public final class UnCLIPScheduler: Sendable {
             throw CheckpointError.unsupportedConfig(path: configPath, key: "prediction_type", value: predictionName)
         }
         try c.require("beta_schedule", in: ["squaredcos_cap_v2"])
-        self.init(trainSteps: try c.int("num_train_timesteps", default: 1000), variance: varianceType,
-                  clipSample: try c.bool("clip_sample", default: true),
-                  clipRange: try c.double("clip_sample_range", default: 1), prediction: predictionType)
+        self.init(
+            trainSteps: try c.int("num_train_timesteps", default: 1000), variance: varianceType,
+            clipSample: try c.bool("clip_sample", default: true),
+            clipRange: try c.double("clip_sample_range", default: 1), prediction: predictionType)
         try c.finish()
     }
 
@@ -53,13 +57,17 @@ public final class UnCLIPScheduler: Sendable {
         return (0..<n).reversed().map { Int((Double($0) * ratio).rounded(.toNearestOrEven)) }
     }
 
-    public func step(modelOutput: Tensor, timestep t: Int, sample: Tensor, prevTimestep: Int?,
-                     generator: TorchGenerator) -> Tensor {
+    public func step(
+        modelOutput: Tensor, timestep t: Int, sample: Tensor, prevTimestep: Int?,
+        generator: TorchGenerator
+    ) -> Tensor {
         let prev = prevTimestep ?? t - 1
         let aT = schedule.alphasCumprod[t]
         let aPrev: Float = prev >= 0 ? schedule.alphasCumprod[prev] : 1
-        let bT = 1 - aT, bPrev = 1 - aPrev
-        let beta: Float, alpha: Float
+        let bT = 1 - aT
+        let bPrev = 1 - aPrev
+        let beta: Float
+        let alpha: Float
         if prev == t - 1 {
             beta = schedule.betas[t]
             alpha = schedule.alphas[t]
@@ -67,11 +75,14 @@ public final class UnCLIPScheduler: Sendable {
             beta = 1 - aT / aPrev
             alpha = 1 - beta
         }
-        let sqrtA = aT.squareRoot(), sqrtB = bT.squareRoot()
+        let sqrtA = aT.squareRoot()
+        let sqrtB = bT.squareRoot()
         let c0 = (aPrev.squareRoot() * beta) / bT
         let c1 = alpha.squareRoot() * bPrev / bT
         let out = Tensor(shape: sample.shape)
-        let po = out.data, px = sample.data, pe = modelOutput.data
+        let po = out.data
+        let px = sample.data
+        let pe = modelOutput.data
         for i in 0..<out.count {
             var x0 = predictOriginal(prediction, out: pe[i], x: px[i], sqrtA: sqrtA, sqrtB: sqrtB)
             if clipSample { x0 = min(max(x0, -clipRange), clipRange) }

@@ -5,6 +5,15 @@ import TensorCore
 import TorchRandom
 import XCTest
 
+/// The synthetic model output tools/make_fixtures.py feeds to step i: tanh(randn(seed 1000 + i)) * 0.9.
+func syntheticOutput(_ shape: [Int], step i: Int) -> Tensor {
+    let g = TorchGenerator(seed: UInt64(1000 + i))
+    let t = Tensor(shape: shape)
+    g.fillNormal(t.data, t.count)
+    for j in 0..<t.count { t.data[j] = tanhf(t.data[j]) * 0.9 }
+    return t
+}
+
 final class SchedulerParityTests: XCTestCase {
     let io = try! Fixtures.tensors("schedulers")
     let meta = try! Fixtures.json("schedulers.json") as! [String: Any]
@@ -21,25 +30,20 @@ final class SchedulerParityTests: XCTestCase {
         let per = t.count / t.dim(0)
         let shape = Array(t.shape.dropFirst())
         let states = (0..<t.dim(0)).map { i -> Tensor in
-            let s = Tensor(shape: shape); s.data.update(from: t.data + i * per, count: per); return s
+            let s = Tensor(shape: shape)
+            s.data.update(from: t.data + i * per, count: per)
+            return s
         }
         return ((meta[key] as! [String: Any])["trajectory_timesteps"] as! [Int], states)
-    }
-
-    /// The synthetic model output tools/make_fixtures.py feeds to step i: tanh(randn(seed 1000 + i)) * 0.9.
-    func syntheticOutput(_ shape: [Int], step i: Int) -> Tensor {
-        let g = TorchGenerator(seed: UInt64(1000 + i))
-        let t = Tensor(shape: shape)
-        g.fillNormal(t.data, t.count)
-        for j in 0..<t.count { t.data[j] = tanhf(t.data[j]) * 0.9 }
-        return t
     }
 
     func checkDecoderScheduler(_ key: String) throws {
         let config = try DecoderSchedulerConfig(path: config(key))
         let s = try makeSampler(config.ownKind, config: config)
-        assertClose(Tensor(shape: [s.schedule.alphasCumprod.count], values: s.schedule.alphasCumprod), io["\(key).alphas_cumprod"]!,
-                    "\(key) alphas_cumprod", relTol: 1e-6)
+        assertClose(
+            Tensor(shape: [s.schedule.alphasCumprod.count], values: s.schedule.alphasCumprod),
+            io["\(key).alphas_cumprod"]!,
+            "\(key) alphas_cumprod", relTol: 1e-6)
         checkTimesteps(key, get: { s.timesteps(steps: $0) })
         let (ts, states) = trajectory(key)
         let run = s.run(steps: ts.count)
@@ -65,7 +69,9 @@ final class SchedulerParityTests: XCTestCase {
 
     func testUnCLIP() throws {
         let s = try UnCLIPScheduler(configPath: config("unclip"))
-        assertClose(Tensor(shape: [1000], values: s.schedule.alphasCumprod), io["unclip.alphas_cumprod"]!, "unclip alphas_cumprod", relTol: 1e-6)
+        assertClose(
+            Tensor(shape: [1000], values: s.schedule.alphasCumprod), io["unclip.alphas_cumprod"]!,
+            "unclip alphas_cumprod", relTol: 1e-6)
         assertClose(Tensor(shape: [1000], values: s.schedule.betas), io["unclip.betas"]!, "unclip betas", relTol: 1e-6)
         checkTimesteps("unclip", get: { s.timesteps(steps: $0) })
         let (ts, states) = trajectory("unclip")
@@ -73,7 +79,9 @@ final class SchedulerParityTests: XCTestCase {
         var x = states[0]
         for (i, t) in ts.enumerated() {
             let prev = i == ts.count - 1 ? nil : ts[i + 1]
-            x = s.step(modelOutput: syntheticOutput(x.shape, step: i), timestep: t, sample: x, prevTimestep: prev, generator: g)
+            x = s.step(
+                modelOutput: syntheticOutput(x.shape, step: i), timestep: t, sample: x, prevTimestep: prev, generator: g
+            )
             assertClose(x, states[i + 1], "unclip sample after step \(i) (t=\(t))", relTol: 1e-5)
         }
     }
@@ -82,17 +90,24 @@ final class SchedulerParityTests: XCTestCase {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sched-\(UUID())")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         let path = dir.appendingPathComponent("scheduler_config.json").path
-        try #"{"_class_name": "DDPMScheduler", "thresholding": true}"#.write(toFile: path, atomically: true, encoding: .utf8)
+        try #"{"_class_name": "DDPMScheduler", "thresholding": true}"#.write(
+            toFile: path, atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try DecoderSchedulerConfig(path: path)) { e in
             XCTAssertEqual("\(e)", "\(path): config value thresholding = 1 is not supported by this engine")
         }
-        try #"{"_class_name": "DDPMScheduler", "karras_sigmas": true}"#.write(toFile: path, atomically: true, encoding: .utf8)
-        XCTAssertThrowsError(try DecoderSchedulerConfig(path: path)) { e in XCTAssertTrue("\(e)".contains("karras_sigmas")) }
-        try #"{"_class_name": "DDPMScheduler", "variance_type": "learned_range"}"#.write(toFile: path, atomically: true, encoding: .utf8)
+        try #"{"_class_name": "DDPMScheduler", "karras_sigmas": true}"#.write(
+            toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try DecoderSchedulerConfig(path: path)) { e in
+            XCTAssertTrue("\(e)".contains("karras_sigmas"))
+        }
+        try #"{"_class_name": "DDPMScheduler", "variance_type": "learned_range"}"#.write(
+            toFile: path, atomically: true, encoding: .utf8)
         let learned = try DecoderSchedulerConfig(path: path)
         for kind in [SamplerKind.dpmSolverPlusPlus, .uniPC] {
             XCTAssertThrowsError(try makeSampler(kind, config: learned)) { e in
-                XCTAssertEqual("\(e)", "scheduler \(kind.rawValue) cannot run a decoder whose scheduler config learns the variance")
+                XCTAssertEqual(
+                    "\(e)", "scheduler \(kind.rawValue) cannot run a decoder whose scheduler config learns the variance"
+                )
             }
         }
     }
@@ -122,15 +137,8 @@ final class SamplerParityTests: XCTestCase {
     let configs = ["published", "leading", "linspace", "trailing"]
 
     func sampler(_ kind: SamplerKind, config: String) throws -> Sampler {
-        try makeSampler(kind, config: try DecoderSchedulerConfig(path: Fixtures.path("samplers/\(config)/scheduler_config.json")))
-    }
-
-    func synthetic(_ shape: [Int], step i: Int) -> Tensor {
-        let g = TorchGenerator(seed: UInt64(1000 + i))
-        let t = Tensor(shape: shape)
-        g.fillNormal(t.data, t.count)
-        for j in 0..<t.count { t.data[j] = tanhf(t.data[j]) * 0.9 }
-        return t
+        try makeSampler(
+            kind, config: try DecoderSchedulerConfig(path: Fixtures.path("samplers/\(config)/scheduler_config.json")))
     }
 
     func check(_ kind: SamplerKind) throws {
@@ -142,10 +150,12 @@ final class SamplerParityTests: XCTestCase {
                 assertEqualInts(s.timesteps(steps: Int(n)!), expected, "\(key) timesteps(\(n))")
             }
             let t = entry["add_noise_timestep"] as! Int
-            assertClose(s.addNoise(io["add_noise.x0"]!, noise: io["add_noise.noise"]!, timestep: t), io["\(key).add_noise"]!,
-                        "\(key) add_noise(t=\(t))", relTol: 1e-6)
+            assertClose(
+                s.addNoise(io["add_noise.x0"]!, noise: io["add_noise.noise"]!, timestep: t), io["\(key).add_noise"]!,
+                "\(key) add_noise(t=\(t))", relTol: 1e-6)
             for (name, value) in entry["trajectories"] as! [String: [String: Any]] {
-                let steps = value["steps"] as! Int, begin = value["begin"] as! Int
+                let steps = value["steps"] as! Int
+                let begin = value["begin"] as! Int
                 let states = io["\(key).\(name)"]!
                 let per = states.count / states.dim(0)
                 func state(_ i: Int) -> Tensor {
@@ -158,7 +168,7 @@ final class SamplerParityTests: XCTestCase {
                 let g = TorchGenerator(seed: 21)
                 var x = state(0)
                 for i in 0..<run.timesteps.count {
-                    x = run.step(modelOutput: synthetic(x.shape, step: i), sample: x, generator: g)
+                    x = run.step(modelOutput: syntheticOutput(x.shape, step: i), sample: x, generator: g)
                     assertClose(x, state(i + 1), "\(key) run \(name): sample after step \(i)", relTol: 1e-5)
                 }
             }
@@ -172,10 +182,13 @@ final class SamplerParityTests: XCTestCase {
 
     func testStrengthCutOfEverySampler() throws {
         for case let c as [String: Any] in meta["strength"] as! [Any] {
-            let name = c["scheduler"] as! String, n = c["steps"] as! Int, strength = c["strength"] as! Double
+            let name = c["scheduler"] as! String
+            let n = c["steps"] as! Int
+            let strength = c["strength"] as! Double
             let s = try sampler(SamplerKind(rawValue: name)!, config: "published")
-            assertEqualInts(Array(s.run(steps: n, strength: strength).timesteps), c["timesteps"] as! [Int],
-                            "\(name): strength \(strength) of \(n) steps")
+            assertEqualInts(
+                Array(s.run(steps: n, strength: strength).timesteps), c["timesteps"] as! [Int],
+                "\(name): strength \(strength) of \(n) steps")
         }
     }
 }

@@ -15,7 +15,8 @@ import XCTest
 enum Host10 {
     nonisolated(unsafe) static let table: UnsafeMutableRawPointer = {
         let size = MemoryLayout<kd_model_server_t>.size
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: MemoryLayout<kd_model_server_t>.alignment)
+        let raw = UnsafeMutableRawPointer.allocate(
+            byteCount: size, alignment: MemoryLayout<kd_model_server_t>.alignment)
         raw.initializeMemory(as: UInt8.self, repeating: 0xAB, count: size)
         raw.copyMemory(from: ServerABI.table, byteCount: Int(ABI10Size.modelServer))
         raw.storeBytes(of: ABI10Size.modelServer, as: UInt32.self)
@@ -24,28 +25,39 @@ enum Host10 {
 
     static let host: UnsafePointer<kd_host_t> = {
         let h = UnsafeMutablePointer<kd_host_t>.allocate(capacity: 1)
-        h.initialize(to: kd_host_t(
-            struct_size: ABI10Size.host, abi: kd_version_t(major: 1, minor: 0, patch: 0), name: UnsafePointer(strdup("host-1.0")),
-            version: UnsafePointer(strdup("1.0")), host_data: nil,
-            get_extension: { _, id in
-                guard let id, String(cString: id) == KD_EXT_MODEL_SERVER else { return nil }
-                return UnsafeRawPointer(Host10.table)
-            }))
+        h.initialize(
+            to: kd_host_t(
+                struct_size: ABI10Size.host, abi: kd_version_t(major: 1, minor: 0, patch: 0),
+                name: UnsafePointer(strdup("host-1.0")),
+                version: UnsafePointer(strdup("1.0")), host_data: nil,
+                get_extension: { _, id in
+                    guard let id, String(cString: id) == KD_EXT_MODEL_SERVER else { return nil }
+                    return UnsafeRawPointer(Host10.table)
+                }))
         return UnsafePointer(h)
     }()
 }
 
 final class ABICompatibilityTests: XCTestCase {
-    let outpaintParams = ["prompt": "a field", "border": "20", "seed": "3", "num_inference_steps": "3", "prior_num_inference_steps": "2",
-                          "guidance_scale": "4", "model_name": Product.model("pipe_inpaint"), "prior_model_name": Product.model("pipe_prior")]
+    let outpaintParams = [
+        "prompt": "a field", "border": "20", "seed": "3", "num_inference_steps": "3", "prior_num_inference_steps": "2",
+        "guidance_scale": "4", "model_name": Product.model("pipe_inpaint"),
+        "prior_model_name": Product.model("pipe_prior"),
+    ]
 
-    func run(_ registry: PluginRegistry, _ id: String, _ params: [String: String], inputs: [String: PixelImage]) throws -> PixelImage {
+    func run(_ registry: PluginRegistry, _ id: String, _ params: [String: String], inputs: [String: PixelImage]) throws
+        -> PixelImage
+    {
         let spec = try XCTUnwrap(registry.plugin(named: id), "\(id) not loaded: \(registry.warnings)")
-        return try PluginRunner.run(RunRequest(plugin: spec, params: try spec.resolve(params), inputs: inputs), registry: registry)
+        return try PluginRunner.run(
+            RunRequest(plugin: spec, params: try spec.resolve(params), inputs: inputs), registry: registry)
     }
 
-    func registry(loading source: String, include: String = Product.header, host: UnsafePointer<kd_host_t> = ServerABI.processHost,
-                  name: String) throws -> PluginRegistry {
+    func registry(
+        loading source: String, include: String = Product.header,
+        host: UnsafePointer<kd_host_t> = ServerABI.processHost,
+        name: String
+    ) throws -> PluginRegistry {
         let lib = try Product.compileC(source, to: try Product.tempDir(), name: name, include: include)
         let r = PluginRegistry(host: host)
         try r.load(library: lib)
@@ -57,20 +69,28 @@ final class ABICompatibilityTests: XCTestCase {
         let picture = try ImageFiles.read(Product.input("picture.png"))
         // The 1.0 outpaint: 1.0 descriptor sizes, prior()/decoder(), set_timesteps, add_noise, its own mask code and
         // 1.0-sized denoise arguments. The 1.1 one: load_model, sampler_create, inpaint_condition.
-        let old = try registry(loading: Product.header10 + "/outpaint_1_0.c", include: Product.header10,
-                               name: "libkandinsky_plugin_outpaint10.so")
-        let new = try registry(loading: Product.repo + "/Plugins/Outpaint/outpaint.c", name: "libkandinsky_plugin_outpaint11.so")
-        XCTAssertEqual(try XCTUnwrap(old.plugin(named: "outpaint")).params.count + 1, try XCTUnwrap(new.plugin(named: "outpaint")).params.count,
-                       "1.1 adds the scheduler parameter")
+        let old = try registry(
+            loading: Product.header10 + "/outpaint_1_0.c", include: Product.header10,
+            name: "libkandinsky_plugin_outpaint10.so")
+        let new = try registry(
+            loading: Product.repo + "/Plugins/Outpaint/outpaint.c", name: "libkandinsky_plugin_outpaint11.so")
+        XCTAssertEqual(
+            try XCTUnwrap(old.plugin(named: "outpaint")).params.count + 1,
+            try XCTUnwrap(new.plugin(named: "outpaint")).params.count,
+            "1.1 adds the scheduler parameter")
         let before = try run(old, "outpaint", outpaintParams, inputs: ["image": picture])
         let after = try run(new, "outpaint", outpaintParams, inputs: ["image": picture])
         XCTAssertEqual([before.width, before.height], [120, 100])
         let differing = zip(before.pixels, after.pixels).filter { $0 != $1 }.count
-        XCTAssertEqual(differing, 0, "the 1.0 plugin's output differs from the 1.1 plugin's in \(differing) of \(after.pixels.count) values")
+        XCTAssertEqual(
+            differing, 0,
+            "the 1.0 plugin's output differs from the 1.1 plugin's in \(differing) of \(after.pixels.count) values")
     }
 
     func testPluginOfALaterMinorWithGrownStructsLoads() throws {
-        let r = try registry(loading: Product.repo + "/Tests/ProductTests/Plugins/future_minor.c", name: "libkandinsky_plugin_future_minor.so")
+        let r = try registry(
+            loading: Product.repo + "/Tests/ProductTests/Plugins/future_minor.c",
+            name: "libkandinsky_plugin_future_minor.so")
         XCTAssertTrue(r.warnings.isEmpty, "\(r.warnings)")
         let spec = try XCTUnwrap(r.plugin(named: "future-minor"))
         XCTAssertEqual(spec.params.map(\.key), ["alpha", "beta", "gamma"])
@@ -88,8 +108,12 @@ final class ABICompatibilityTests: XCTestCase {
         try FileManager.default.copyItem(atPath: Product.buildDir + "/libkandinsky_plugin_text2img.so", toPath: copy)
         let host10 = PluginRegistry(host: Host10.host)
         try host10.load(library: copy)
-        var params = ["prompt": "a red cat", "seed": "5", "num_inference_steps": "3", "prior_num_inference_steps": "2", "width": "64",
-                      "height": "64", "model_name": Product.model("pipe_decoder"), "prior_model_name": Product.model("pipe_prior")]
+        var params = [
+            "prompt": "a red cat", "seed": "5", "num_inference_steps": "3", "prior_num_inference_steps": "2",
+            "width": "64",
+            "height": "64", "model_name": Product.model("pipe_decoder"),
+            "prior_model_name": Product.model("pipe_prior"),
+        ]
         let on10 = try run(host10, "text2img", params, inputs: [:])
         let on11 = try run(Product.registry, "text2img", params, inputs: [:])
         XCTAssertEqual(on10.pixels, on11.pixels, "text2img through the 1.0 table differs from the 1.1 run")
@@ -98,8 +122,9 @@ final class ABICompatibilityTests: XCTestCase {
             XCTAssertTrue("\(e)".contains("scheduler unipc needs a host whose model server speaks ABI 1.1"), "\(e)")
         }
         // The C outpaint needs 1.1's inpaint_condition and declines a 1.0 host instead of calling garbage.
-        let lib = try Product.compileC(Product.repo + "/Plugins/Outpaint/outpaint.c", to: try Product.tempDir(),
-                                       name: "libkandinsky_plugin_outpaint_on_10.so")
+        let lib = try Product.compileC(
+            Product.repo + "/Plugins/Outpaint/outpaint.c", to: try Product.tempDir(),
+            name: "libkandinsky_plugin_outpaint_on_10.so")
         let declined = PluginRegistry(host: Host10.host)
         declined.load(directories: [(lib as NSString).deletingLastPathComponent])
         XCTAssertTrue(declined.plugins.isEmpty)

@@ -15,9 +15,12 @@ final class ConcurrencyTests: XCTestCase {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: Product.buildDir + "/kandinsky")
         // Many steps at a size where each takes a while: the interrupt lands mid-run.
-        p.arguments = ["run", "text2img", "--prompt", "x", "--seed", "1", "--num-inference-steps", "1000", "--prior-num-inference-steps", "2",
-                       "--width", "256", "--height", "256", "--model-name", Product.model("pipe_decoder"),
-                       "--prior-model-name", Product.model("pipe_prior"), "-o", dir + "/out.png"]
+        p.arguments = [
+            "run", "text2img", "--prompt", "x", "--seed", "1", "--num-inference-steps", "1000",
+            "--prior-num-inference-steps", "2",
+            "--width", "256", "--height", "256", "--model-name", Product.model("pipe_decoder"),
+            "--prior-model-name", Product.model("pipe_prior"), "-o", dir + "/out.png",
+        ]
         let err = Pipe()
         p.standardError = err
         try p.run()
@@ -39,29 +42,39 @@ final class ConcurrencyTests: XCTestCase {
     func testTwoRunsOnTwoThreadsMatchDiffusers() throws {
         try Product.requirePlugins()
         let spec = try XCTUnwrap(Product.registry.plugin(named: "text2img"))
-        let cases = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Product.fixtures + "/pipelines.json"))) as! [[String: Any]]
+        let cases =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: Product.fixtures + "/pipelines.json"))) as! [[String: Any]]
         let f = try SafetensorsFile(path: Product.fixtures + "/pipelines.safetensors")
         // One slot per thread, written through raw buffers (no shared array mutation).
         let results = UnsafeMutableBufferPointer<PixelImage?>.allocate(capacity: 2)
         let errors = UnsafeMutableBufferPointer<Error?>.allocate(capacity: 2)
         _ = results.initialize(from: [nil, nil])
         _ = errors.initialize(from: [nil, nil])
-        defer { results.deallocate(); errors.deallocate() }
+        defer {
+            results.deallocate()
+            errors.deallocate()
+        }
         DispatchQueue.concurrentPerform(iterations: 2) { i in
             let c = cases[i]
             do {
-                var params = ["prompt": c["prompt"] as! String, "seed": "\(c["seed"]!)", "num_inference_steps": "\(c["steps"]!)",
-                              "guidance_scale": "\(c["guidance"]!)", "prior_num_inference_steps": "\(c["prior_steps"]!)",
-                              "prior_guidance_scale": "\(c["prior_guidance"]!)", "height": "\(c["h"]!)", "width": "\(c["w"]!)",
-                              "model_name": Product.model("pipe_decoder"), "prior_model_name": Product.model("pipe_prior")]
+                var params = [
+                    "prompt": c["prompt"] as! String, "seed": "\(c["seed"]!)", "num_inference_steps": "\(c["steps"]!)",
+                    "guidance_scale": "\(c["guidance"]!)", "prior_num_inference_steps": "\(c["prior_steps"]!)",
+                    "prior_guidance_scale": "\(c["prior_guidance"]!)", "height": "\(c["h"]!)", "width": "\(c["w"]!)",
+                    "model_name": Product.model("pipe_decoder"), "prior_model_name": Product.model("pipe_prior"),
+                ]
                 if let n = c["negative_prompt"] as? String { params["negative_prompt"] = n }
-                results[i] = try PluginRunner.run(RunRequest(plugin: spec, params: try spec.resolve(params), inputs: [:]), registry: Product.registry)
+                results[i] = try PluginRunner.run(
+                    RunRequest(plugin: spec, params: try spec.resolve(params), inputs: [:]), registry: Product.registry)
             } catch { errors[i] = error }
         }
         for i in 0..<2 {
             XCTAssertNil(errors[i])
             let e = f.load(f.entries["case\(i).image"]!)
-            if let r = results[i] { assertMatchesDiffusers(r, e.array, height: e.dim(1), width: e.dim(2), "concurrent text2img case \(i)") }
+            if let r = results[i] {
+                assertMatchesDiffusers(r, e.array, height: e.dim(1), width: e.dim(2), "concurrent text2img case \(i)")
+            }
         }
     }
 
@@ -69,13 +82,19 @@ final class ConcurrencyTests: XCTestCase {
     /// multistep history), while another thread trims memory: each equals its own run alone, bit for bit.
     func testConcurrentRunsWithDifferentSamplersEqualTheirSingleRuns() throws {
         try Product.requirePlugins()
-        let runs: [(String, Int)] = [("ddpm", 3), ("unipc", 5), ("dpmsolver++", 4), ("ddim", 2), ("unipc", 2), ("dpmsolver++", 6)]
+        let runs: [(String, Int)] = [
+            ("ddpm", 3), ("unipc", 5), ("dpmsolver++", 4), ("ddim", 2), ("unipc", 2), ("dpmsolver++", 6),
+        ]
         func params(_ scheduler: String, _ steps: Int, seed: Int) -> [String: String] {
-            ["prompt": "a lighthouse", "seed": "\(seed)", "scheduler": scheduler, "num_inference_steps": "\(steps)",
-             "guidance_scale": "3", "prior_num_inference_steps": "2", "width": "64", "height": "64",
-             "model_name": Product.model("pipe_decoder"), "prior_model_name": Product.model("pipe_prior")]
+            [
+                "prompt": "a lighthouse", "seed": "\(seed)", "scheduler": scheduler, "num_inference_steps": "\(steps)",
+                "guidance_scale": "3", "prior_num_inference_steps": "2", "width": "64", "height": "64",
+                "model_name": Product.model("pipe_decoder"), "prior_model_name": Product.model("pipe_prior"),
+            ]
         }
-        let alone = try runs.enumerated().map { i, r in try Product.runPlugin("text2img", params(r.0, r.1, seed: 40 + i), inputFiles: [:]) }
+        let alone = try runs.enumerated().map { i, r in
+            try Product.runPlugin("text2img", params(r.0, r.1, seed: 40 + i), inputFiles: [:])
+        }
         let server = try XCTUnwrap(ServerABI.server)
         let budget = server.maxMemory
         defer { server.maxMemory = budget }
@@ -92,12 +111,16 @@ final class ConcurrencyTests: XCTestCase {
                 }
                 return
             }
-            results[i] = Result { try Product.runPlugin("text2img", params(runs[i].0, runs[i].1, seed: 40 + i), inputFiles: [:]) }
+            results[i] = Result {
+                try Product.runPlugin("text2img", params(runs[i].0, runs[i].1, seed: 40 + i), inputFiles: [:])
+            }
         }
         for (i, r) in runs.enumerated() {
             let together = try XCTUnwrap(results[i]).get()
             let differing = zip(together.pixels, alone[i].pixels).filter { $0 != $1 }.count
-            XCTAssertEqual(differing, 0, "run \(i) (\(r.0), \(r.1) steps) run concurrently differs from its single run in \(differing) values")
+            XCTAssertEqual(
+                differing, 0,
+                "run \(i) (\(r.0), \(r.1) steps) run concurrently differs from its single run in \(differing) values")
         }
     }
 }

@@ -17,7 +17,8 @@ struct plugin_desc_1_9 {
     uint64_t added_later;
 };
 
-#define PARAM(key, type, def) {{sizeof(struct param_desc_1_9), key, "help", type, 0, 0, 100, def}, 0xABABABABABABABABull}
+#define PARAM(key, type, def) \
+    {{sizeof(struct param_desc_1_9), key, "help", type, 0, 0, 100, def}, 0xABABABABABABABABull}
 static const struct param_desc_1_9 params[] = {
     PARAM("alpha", KD_PARAM_INT, "7"),
     PARAM("beta", KD_PARAM_FLOAT, "0.5"),
