@@ -219,8 +219,9 @@ typedef const kd_plugin_entry_t *(*kd_plugin_entry_fn)(void);
 
 typedef struct kd_tensor kd_tensor_t;       /* opaque */
 typedef struct kd_generator kd_generator_t; /* opaque: torch.Generator("cpu") equivalent */
-typedef struct kd_model kd_model_t;         /* opaque: a loaded prior or decoder; host-owned, valid at least until
-                                               the run that obtained it returns (the host may unload between runs) */
+typedef struct kd_model kd_model_t;         /* opaque: a loaded prior or decoder; host-owned, valid until the run
+                                               that obtained it returns, even if another task trims memory meanwhile
+                                               (the host may unload it once no run is in progress) */
 
 typedef uint32_t kd_resample; /* KD_RESAMPLE_NEAREST ... */
 enum { KD_RESAMPLE_NEAREST = 0, KD_RESAMPLE_LANCZOS = 1, KD_RESAMPLE_BILINEAR = 2, KD_RESAMPLE_BICUBIC = 3 };
@@ -281,6 +282,8 @@ typedef struct kd_model_server {
     void (*generator_randn)(kd_generator_t *generator, kd_tensor_t *fill); /* torch.randn into the tensor */
     /* Models, resolved from a folder path or a hub id in the local Hugging Face cache; NULL or "" = the default
      * model set (for a decoder, the default of `kind`: "text2img", "inpaint" or "controlnet"). Loaded once, lazily.
+     * These 1.0 functions take no host, so they reach the model server of the process's host; 1.1's load_model
+     * reaches the server of ctx->host (through its host_data) and reports errors through ctx.
      * On failure returns NULL and writes a message into err (err_size bytes, caller-owned). */
     kd_model_t *(*prior)(const char *reference, char *err, size_t err_size);
     kd_model_t *(*decoder)(const char *reference, const char *kind, char *err, size_t err_size);
