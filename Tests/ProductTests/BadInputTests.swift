@@ -107,7 +107,9 @@ final class BadInputTests: XCTestCase {
         let wf = """
         {"tasks": [
           {"task": "infer_kandinsky_2", "parameters": {"prompt": "a cat", "seed": "11", "num_inference_steps": 2, "prior_num_inference_steps": "2",
-           "width": 64, "height": 64}, "output": "a.png"},
+           "width": 64, "height": 64, "scheduler": "dpmsolver++"}, "output": "a.png"},
+          {"task": "text2img", "parameters": {"prompt": "a cat", "seed": 1, "num_inference_steps": 2, "prior_num_inference_steps": 2,
+           "scheduler": "euler"}, "output": "e.png"},
           {"task": "no_such_task", "parameters": {}, "output": "b.png"},
           {"task": "inpaint", "parameters": {"prompt": "a hat", "seed": 3, "num_inference_steps": 2, "prior_num_inference_steps": 2, "width": 64,
            "height": 64}, "inputs": {"image": "missing.png", "mask": "\(Product.input("mask.png"))"}, "output": "c.png"},
@@ -123,7 +125,9 @@ final class BadInputTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/d.png"), r.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/b.png"))
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/c.png"))
-        XCTAssertTrue(r.stderr.contains("wf.json task 2: unknown task 'no_such_task'"), r.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/e.png"))
+        XCTAssertTrue(r.stderr.contains("unknown scheduler 'euler' (choose one of ddpm, ddim, dpmsolver++, unipc)"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("wf.json task 3: unknown task 'no_such_task'"), r.stderr)
         XCTAssertTrue(r.stderr.contains("missing.png: file not found"), r.stderr)
         // The prior loaded once for the three tasks that ran it.
         XCTAssertEqual(r.stderr.components(separatedBy: "loading prior").count - 1, 1, r.stderr)
