@@ -10,25 +10,43 @@ public func kandinsky_plugin_entry() -> UnsafePointer<kd_plugin_entry_t> {
     prompt.flags = UInt32(KD_PARAM_OPTIONAL)
     prompt.help = "optional text item, mixed first (weights[0]); leave out to mix images only"
     var negative = CommonParams.negativePrompt
-    negative.help = "text for the negative embedding; absent or \"\" = the zero-image embedding (diffusers' interpolate)"
-    let params = [prompt, negative] + CommonParams.generation.filter { $0.key != "prompt" && $0.key != "negative_prompt" } +
-        [ParamDecl("weights", KD_PARAM_FLOAT_LIST, help: "one weight per item: [prompt,] image1, image2, ...", min: -10, max: 10, default: "[0.3, 0.3, 0.4]")]
-    return makeEntry([PluginDefinition(
-        id: "fusion", name: "Image fusion",
-        description: "Mixes a prompt and two or more images (or only images) by weights in CLIP image-embedding space, then decodes the mix.",
-        aliases: ["infer_kandinsky_2_image_mixing"],
-        inputs: [InputDecl("image", KD_INPUT_IMAGE, help: "images to mix: image1, image2, ...", flags: UInt32(KD_INPUT_REPEATED))],
-        params: params, run: run)])
+    negative.help =
+        "text for the negative embedding; absent or \"\" = the zero-image embedding (diffusers' interpolate)"
+    let params =
+        [prompt, negative] + CommonParams.generation.filter { $0.key != "prompt" && $0.key != "negative_prompt" } + [
+            ParamDecl(
+                "weights", KD_PARAM_FLOAT_LIST, help: "one weight per item: [prompt,] image1, image2, ...", min: -10,
+                max: 10, default: "[0.3, 0.3, 0.4]")
+        ]
+    return makeEntry([
+        PluginDefinition(
+            id: "fusion", name: "Image fusion",
+            description:
+                "Mixes a prompt and two or more images (or only images) by weights in CLIP image-embedding space, "
+                + "then decodes the mix.",
+            aliases: ["infer_kandinsky_2_image_mixing"],
+            inputs: [
+                InputDecl(
+                    "image", KD_INPUT_IMAGE, help: "images to mix: image1, image2, ...",
+                    flags: UInt32(KD_INPUT_REPEATED))
+            ],
+            params: params, run: run)
+    ])
 }
 
 func run(_ req: Request) throws {
     let images = req.numberedInputs("image")
     let prompt = req.string("prompt")
     let itemCount = images.count + (prompt == nil ? 0 : 1)
-    guard images.count >= 1, itemCount >= 2 else { throw PluginFailure("fusion mixes at least two items: give image1 and image2, or a prompt and image1") }
+    guard images.count >= 1, itemCount >= 2 else {
+        throw PluginFailure("fusion mixes at least two items: give image1 and image2, or a prompt and image1")
+    }
     let weights = req.list("weights") ?? []
     guard weights.count == itemCount else {
-        throw PluginFailure("weights has \(weights.count) values for \(itemCount) items (\(prompt == nil ? "" : "prompt, ")\((1...images.count).map { "image\($0)" }.joined(separator: ", ")))")
+        throw PluginFailure(
+            "weights has \(weights.count) values for \(itemCount) items (\(prompt == nil ? "" : "prompt, ")"
+                + "\((1...images.count).map { "image\($0)" }.joined(separator: ", ")))"
+        )
     }
     let prior = try req.prior()
     let (decoder, info) = try req.decoder(kind: "text2img")
@@ -36,7 +54,9 @@ func run(_ req: Request) throws {
     // Each item's CLIP image embedding, in order: text items through the prior with no negative prompt of their own
     // (interpolate's negative_prior_prompt), images through the image encoder.
     var items: [TensorHandle] = []
-    if let prompt { items.append(try req.promptEmbeds(prior: prior, prompt: prompt, negativePrompt: nil, generator: g.raw).0) }
+    if let prompt {
+        items.append(try req.promptEmbeds(prior: prior, prompt: prompt, negativePrompt: nil, generator: g.raw).0)
+    }
     for img in images {
         var e: OpaquePointer?
         try req.check(req.s.prior_embed_image(prior, img, &e), "image embedding")
@@ -55,6 +75,7 @@ func run(_ req: Request) throws {
     let f = Int(info.scale_factor)
     let latents = try req.randn([1, Int(info.unet_in_channels), h / f, w / f], g)
     let sampler = try req.sampler(decoder)
-    let out = try req.denoise(decoder, latents: latents, sampler: sampler, embeds: mixed, negative: negative, generator: g)
+    let out = try req.denoise(
+        decoder, latents: latents, sampler: sampler, embeds: mixed, negative: negative, generator: g)
     try req.writeOutput(try req.decode(decoder, out))
 }

@@ -6,20 +6,26 @@ import PluginSupport
 
 @_cdecl("kandinsky_plugin_entry")
 public func kandinsky_plugin_entry() -> UnsafePointer<kd_plugin_entry_t> {
-    makeEntry([PluginDefinition(
-        id: "img2img", name: "Image to image",
-        description: "Redraws an init image toward the prompt; strength sets how far (0 keeps the image, 1 ignores it).",
-        aliases: ["infer_kandinsky_2_img2img"], inputs: [InputDecl("image", KD_INPUT_IMAGE, help: "the init image")],
-        params: CommonParams.generation + [CommonParams.strength], run: run)])
+    makeEntry([
+        PluginDefinition(
+            id: "img2img", name: "Image to image",
+            description:
+                "Redraws an init image toward the prompt; strength sets how far (0 keeps the image, 1 ignores it).",
+            aliases: ["infer_kandinsky_2_img2img"],
+            inputs: [InputDecl("image", KD_INPUT_IMAGE, help: "the init image")],
+            params: CommonParams.generation + [CommonParams.strength], run: run)
+    ])
 }
 
 func run(_ req: Request) throws {
     guard let image = req.input("image") else { throw PluginFailure("img2img needs an image") }
     let r = try req.start(kind: "text2img")
     let sampler = try req.requiredSampler(r.decoder, strength: try req.declared("strength", req.double), for: "img2img")
-    let latents = try req.noisedInitLatents(r.decoder, image: image, width: r.width, height: r.height, sampler: sampler,
-                                            generator: r.generator)
-    let out = try req.denoise(r.decoder, latents: latents, sampler: sampler, embeds: r.embeds, negative: r.negative,
-                              generator: r.generator)
+    let latents = try req.noisedInitLatents(
+        r.decoder, image: image, width: r.width, height: r.height, sampler: sampler,
+        generator: r.generator)
+    let out = try req.denoise(
+        r.decoder, latents: latents, sampler: sampler, embeds: r.embeds, negative: r.negative,
+        generator: r.generator)
     try req.writeOutput(try req.decode(r.decoder, out))
 }

@@ -10,8 +10,10 @@ public struct ParamDecl {
     public var key: String, help: String, type: kd_param_type, flags: UInt32 = 0
     public var min: Double = 0, max: Double = 0, defaultValue: String?
     /// - type: KD_PARAM_INT ...
-    public init(_ key: String, _ type: Int, help: String, min: Double = 0, max: Double = 0, default d: String? = nil,
-                flags: UInt32 = 0) {
+    public init(
+        _ key: String, _ type: Int, help: String, min: Double = 0, max: Double = 0, default d: String? = nil,
+        flags: UInt32 = 0
+    ) {
         self.key = key
         self.type = kd_param_type(type)
         self.help = help
@@ -36,65 +38,95 @@ public struct InputDecl {
 /// The parameters every generating variant shares, with the seed's defaults.
 public enum CommonParams {
     public static let prompt = ParamDecl("prompt", KD_PARAM_STRING, help: "what the image should show")
-    public static let negativePrompt = ParamDecl("negative_prompt", KD_PARAM_STRING,
-        help: "what to steer away from; absent = the zero-image embedding, \"\" = the prior's embedding of the empty text (as diffusers)",
+    public static let negativePrompt = ParamDecl(
+        "negative_prompt", KD_PARAM_STRING,
+        help:
+            "what to steer away from; absent = the zero-image embedding, \"\" = the prior's embedding of the empty "
+                + "text (as diffusers)",
         flags: UInt32(KD_PARAM_OPTIONAL))
-    public static let priorSteps = ParamDecl("prior_num_inference_steps", KD_PARAM_INT, help: "prior denoising steps", min: 2, max: 1000, default: "25")
-    public static let priorGuidance = ParamDecl("prior_guidance_scale", KD_PARAM_FLOAT, help: "prior classifier-free guidance (on above 1)",
-                                                min: 0, max: 100, default: "4.0")
-    public static let steps = ParamDecl("num_inference_steps", KD_PARAM_INT, help: "decoder denoising steps", min: 1, max: 1000, default: "100")
-    public static let guidance = ParamDecl("guidance_scale", KD_PARAM_FLOAT, help: "decoder classifier-free guidance (on above 1)",
-                                           min: 0, max: 100, default: "1.0")
-    public static let seed = ParamDecl("seed", KD_PARAM_SEED, help: "random seed; -1 picks one (printed and recorded)", min: -1, max: 9_007_199_254_740_991,
-                                       default: "-1")
-    public static let width = ParamDecl("width", KD_PARAM_INT, help: "output width in pixels (rounded up to a multiple of 64); default: the model's natural size",
-                                        min: 64, max: 4096, flags: UInt32(KD_PARAM_OPTIONAL))
-    public static let height = ParamDecl("height", KD_PARAM_INT, help: "output height in pixels (rounded up to a multiple of 64); default: the model's natural size",
-                                         min: 64, max: 4096, flags: UInt32(KD_PARAM_OPTIONAL))
-    public static let strength = ParamDecl("strength", KD_PARAM_FLOAT, help: "how far to move from the init image (0 keeps it, 1 ignores it)",
-                                           min: 0, max: 1, default: "0.3")
-    public static let model = ParamDecl("model_name", KD_PARAM_STRING, help: "decoder model: folder or hub id in the local Hugging Face cache",
-                                        flags: UInt32(KD_PARAM_OPTIONAL | KD_PARAM_MODEL))
-    public static let priorModel = ParamDecl("prior_model_name", KD_PARAM_STRING, help: "prior model: folder or hub id in the local Hugging Face cache",
-                                             flags: UInt32(KD_PARAM_OPTIONAL | KD_PARAM_MODEL))
+    public static let priorSteps = ParamDecl(
+        "prior_num_inference_steps", KD_PARAM_INT, help: "prior denoising steps", min: 2, max: 1000, default: "25")
+    public static let priorGuidance = ParamDecl(
+        "prior_guidance_scale", KD_PARAM_FLOAT, help: "prior classifier-free guidance (on above 1)",
+        min: 0, max: 100, default: "4.0")
+    public static let steps = ParamDecl(
+        "num_inference_steps", KD_PARAM_INT, help: "decoder denoising steps", min: 1, max: 1000, default: "100")
+    public static let guidance = ParamDecl(
+        "guidance_scale", KD_PARAM_FLOAT, help: "decoder classifier-free guidance (on above 1)",
+        min: 0, max: 100, default: "1.0")
+    public static let seed = ParamDecl(
+        "seed", KD_PARAM_SEED, help: "random seed; -1 picks one (printed and recorded)", min: -1,
+        max: 9_007_199_254_740_991,
+        default: "-1")
+    public static let width = ParamDecl(
+        "width", KD_PARAM_INT,
+        help: "output width in pixels (rounded up to a multiple of 64); default: the model's natural size",
+        min: 64, max: 4096, flags: UInt32(KD_PARAM_OPTIONAL))
+    public static let height = ParamDecl(
+        "height", KD_PARAM_INT,
+        help: "output height in pixels (rounded up to a multiple of 64); default: the model's natural size",
+        min: 64, max: 4096, flags: UInt32(KD_PARAM_OPTIONAL))
+    public static let strength = ParamDecl(
+        "strength", KD_PARAM_FLOAT, help: "how far to move from the init image (0 keeps it, 1 ignores it)",
+        min: 0, max: 1, default: "0.3")
+    public static let model = ParamDecl(
+        "model_name", KD_PARAM_STRING, help: "decoder model: folder or hub id in the local Hugging Face cache",
+        flags: UInt32(KD_PARAM_OPTIONAL | KD_PARAM_MODEL))
+    public static let priorModel = ParamDecl(
+        "prior_model_name", KD_PARAM_STRING, help: "prior model: folder or hub id in the local Hugging Face cache",
+        flags: UInt32(KD_PARAM_OPTIONAL | KD_PARAM_MODEL))
     public static let scheduler = ParamDecl(
         "scheduler", KD_PARAM_STRING,
         help: "decoder sampler: ddpm (as shipped), ddim, dpmsolver++ or unipc (good images in 20-30 steps); "
             + "Euler-family samplers are not offered: the Kandinsky pipelines never call scale_model_input",
         default: "ddpm")
-    public static let generation = [prompt, negativePrompt, priorSteps, priorGuidance, steps, guidance, scheduler, seed, width,
-                                    height, model, priorModel]
+    public static let generation = [
+        prompt, negativePrompt, priorSteps, priorGuidance, steps, guidance, scheduler, seed, width,
+        height, model, priorModel,
+    ]
 }
 
 public struct PluginFailure: Error {
     public let status: kd_status
     public let message: String
-    public init(_ message: String, status: Int32 = Int32(KD_ERR_INVALID_ARGUMENT)) { self.message = message; self.status = status }
+    public init(_ message: String, status: Int32 = Int32(KD_ERR_INVALID_ARGUMENT)) {
+        self.message = message
+        self.status = status
+    }
 }
 
 public struct PluginDefinition {
     public let descriptor: UnsafePointer<kd_plugin_desc_t>
     public let run: (Request) throws -> Void
 
-    public init(id: String, name: String, version: String = "1.0.0", description: String, aliases: [String] = [], inputs: [InputDecl],
-                params: [ParamDecl], run: @escaping (Request) throws -> Void) {
+    public init(
+        id: String, name: String, version: String = "1.0.0", description: String, aliases: [String] = [],
+        inputs: [InputDecl],
+        params: [ParamDecl], run: @escaping (Request) throws -> Void
+    ) {
         func c(_ s: String) -> UnsafePointer<CChar> { UnsafePointer(strdup(s)!) }
         let ins = UnsafeMutablePointer<kd_input_desc_t>.allocate(capacity: max(inputs.count, 1))
         for (i, d) in inputs.enumerated() {
-            ins[i] = kd_input_desc_t(struct_size: UInt32(MemoryLayout<kd_input_desc_t>.size), key: c(d.key), kind: d.kind, flags: d.flags, help: c(d.help))
+            ins[i] = kd_input_desc_t(
+                struct_size: UInt32(MemoryLayout<kd_input_desc_t>.size), key: c(d.key), kind: d.kind, flags: d.flags,
+                help: c(d.help))
         }
         let ps = UnsafeMutablePointer<kd_param_desc_t>.allocate(capacity: max(params.count, 1))
         for (i, p) in params.enumerated() {
-            ps[i] = kd_param_desc_t(struct_size: UInt32(MemoryLayout<kd_param_desc_t>.size), key: c(p.key), help: c(p.help), type: p.type, flags: p.flags,
-                                    min_value: p.min, max_value: p.max, default_value: p.defaultValue.map(c))
+            ps[i] = kd_param_desc_t(
+                struct_size: UInt32(MemoryLayout<kd_param_desc_t>.size), key: c(p.key), help: c(p.help), type: p.type,
+                flags: p.flags,
+                min_value: p.min, max_value: p.max, default_value: p.defaultValue.map(c))
         }
         let al = UnsafeMutablePointer<UnsafePointer<CChar>?>.allocate(capacity: max(aliases.count, 1))
         for (i, a) in aliases.enumerated() { al[i] = c(a) }
         let d = UnsafeMutablePointer<kd_plugin_desc_t>.allocate(capacity: 1)
-        d.initialize(to: kd_plugin_desc_t(struct_size: UInt32(MemoryLayout<kd_plugin_desc_t>.size), id: c(id), name: c(name), version: c(version),
-                                          description: c(description), aliases: UnsafePointer(al), alias_count: UInt32(aliases.count),
-                                          inputs: UnsafePointer(ins), input_count: UInt32(inputs.count), params: UnsafePointer(ps),
-                                          param_count: UInt32(params.count)))
+        d.initialize(
+            to: kd_plugin_desc_t(
+                struct_size: UInt32(MemoryLayout<kd_plugin_desc_t>.size), id: c(id), name: c(name), version: c(version),
+                description: c(description), aliases: UnsafePointer(al), alias_count: UInt32(aliases.count),
+                inputs: UnsafePointer(ins), input_count: UInt32(inputs.count), params: UnsafePointer(ps),
+                param_count: UInt32(params.count)))
         descriptor = UnsafePointer(d)
         self.run = run
     }
@@ -109,36 +141,44 @@ public func makeEntry(_ plugins: @autoclosure () -> [PluginDefinition]) -> Unsaf
     if let e = entryTable { return e }
     libraryPlugins = plugins()
     let e = UnsafeMutablePointer<kd_plugin_entry_t>.allocate(capacity: 1)
-    e.initialize(to: kd_plugin_entry_t(
-        struct_size: VersionedStruct.size(of: kd_plugin_entry_t.self), abi: kd_version_t(major: KD_ABI_MAJOR, minor: KD_ABI_MINOR, patch: 0),
-        init: { host in
-            guard let host, host.pointee.struct_size >= ABI10Size.host, let get = host.pointee.get_extension,
-                  let ext = get(host, KD_EXT_MODEL_SERVER) else { return false }
-            // A copy under the size rules: functions a 1.0 host's table lacks read as nil.
-            let table = ext.assumingMemoryBound(to: kd_model_server_t.self)
-            guard let server: kd_model_server_t = VersionedStruct.read(table, structSize: table.pointee.struct_size,
-                                                                      minimum: ABI10Size.modelServer) else { return false }
-            let copy = UnsafeMutablePointer<kd_model_server_t>.allocate(capacity: 1)
-            copy.initialize(to: server)
-            hostServer = UnsafePointer(copy)
-            return true
-        },
-        plugin_count: { UInt32(libraryPlugins.count) },
-        plugin_descriptor: { i in Int(i) < libraryPlugins.count ? libraryPlugins[Int(i)].descriptor : nil },
-        run: { i, ctx in
-            guard let ctx, Int(i) < libraryPlugins.count, let server = hostServer else { return Int32(KD_ERR_INVALID_ARGUMENT) }
-            let req = Request(ctx: ctx, server: server)
-            do {
-                try libraryPlugins[Int(i)].run(req)
-                return Int32(KD_OK)
-            } catch let f as PluginFailure {
-                if f.status != KD_CANCELLED, !f.message.isEmpty { req.setError(f.message) }
-                return f.status
-            } catch {
-                req.setError("\(error)")
-                return Int32(KD_ERR_FAILED)
-            }
-        }))
+    e.initialize(
+        to: kd_plugin_entry_t(
+            struct_size: VersionedStruct.size(of: kd_plugin_entry_t.self),
+            abi: kd_version_t(major: KD_ABI_MAJOR, minor: KD_ABI_MINOR, patch: 0),
+            init: { host in
+                guard let host, host.pointee.struct_size >= ABI10Size.host, let get = host.pointee.get_extension,
+                    let ext = get(host, KD_EXT_MODEL_SERVER)
+                else { return false }
+                // A copy under the size rules: functions a 1.0 host's table lacks read as nil.
+                let table = ext.assumingMemoryBound(to: kd_model_server_t.self)
+                guard
+                    let server: kd_model_server_t = VersionedStruct.read(
+                        table, structSize: table.pointee.struct_size,
+                        minimum: ABI10Size.modelServer)
+                else { return false }
+                let copy = UnsafeMutablePointer<kd_model_server_t>.allocate(capacity: 1)
+                copy.initialize(to: server)
+                hostServer = UnsafePointer(copy)
+                return true
+            },
+            plugin_count: { UInt32(libraryPlugins.count) },
+            plugin_descriptor: { i in Int(i) < libraryPlugins.count ? libraryPlugins[Int(i)].descriptor : nil },
+            run: { i, ctx in
+                guard let ctx, Int(i) < libraryPlugins.count, let server = hostServer else {
+                    return Int32(KD_ERR_INVALID_ARGUMENT)
+                }
+                let req = Request(ctx: ctx, server: server)
+                do {
+                    try libraryPlugins[Int(i)].run(req)
+                    return Int32(KD_OK)
+                } catch let f as PluginFailure {
+                    if f.status != KD_CANCELLED, !f.message.isEmpty { req.setError(f.message) }
+                    return f.status
+                } catch {
+                    req.setError("\(error)")
+                    return Int32(KD_ERR_FAILED)
+                }
+            }))
     entryTable = UnsafePointer(e)
     return UnsafePointer(e)
 }
@@ -152,10 +192,16 @@ public final class TensorHandle {
     let server: UnsafePointer<kd_model_server_t>
     /// false for a tensor the server lends during a callback.
     let owned: Bool
-    init(_ raw: OpaquePointer, _ server: UnsafePointer<kd_model_server_t>, owned: Bool = true) { self.raw = raw; self.server = server; self.owned = owned }
+    init(_ raw: OpaquePointer, _ server: UnsafePointer<kd_model_server_t>, owned: Bool = true) {
+        self.raw = raw
+        self.server = server
+        self.owned = owned
+    }
     deinit { if owned { server.pointee.tensor_release(raw) } }
     public var data: UnsafeMutablePointer<Float> { server.pointee.tensor_data(raw)! }
-    public var shape: [Int] { (0..<Int(server.pointee.tensor_rank(raw))).map { Int(server.pointee.tensor_dim(raw, UInt32($0))) } }
+    public var shape: [Int] {
+        (0..<Int(server.pointee.tensor_rank(raw))).map { Int(server.pointee.tensor_dim(raw, UInt32($0))) }
+    }
     public var count: Int { shape.reduce(1, *) }
 }
 
@@ -163,7 +209,10 @@ public final class TensorHandle {
 public final class GeneratorHandle {
     public let raw: OpaquePointer
     let server: UnsafePointer<kd_model_server_t>
-    init(_ raw: OpaquePointer, _ server: UnsafePointer<kd_model_server_t>) { self.raw = raw; self.server = server }
+    init(_ raw: OpaquePointer, _ server: UnsafePointer<kd_model_server_t>) {
+        self.raw = raw
+        self.server = server
+    }
     deinit { server.pointee.generator_release(raw) }
 }
 
@@ -198,7 +247,10 @@ public final class Request {
     public let server: UnsafePointer<kd_model_server_t>
     public var s: kd_model_server_t { server.pointee }
 
-    init(ctx: UnsafePointer<kd_run_context_t>, server: UnsafePointer<kd_model_server_t>) { self.ctx = ctx; self.server = server }
+    init(ctx: UnsafePointer<kd_run_context_t>, server: UnsafePointer<kd_model_server_t>) {
+        self.ctx = ctx
+        self.server = server
+    }
 
     public func setError(_ m: String) { m.withCString { ctx.pointee.set_error?(ctx, $0) } }
 
@@ -206,8 +258,11 @@ public final class Request {
     func value(_ key: String) -> kd_value_t? {
         guard let params = ctx.pointee.params else { return nil }
         for i in 0..<Int(ctx.pointee.param_count) {
-            guard let v: kd_value_t = VersionedStruct.element(params, index: i, stride: params.pointee.struct_size,
-                                                              minimum: ABI10Size.value) else { return nil }
+            guard
+                let v: kd_value_t = VersionedStruct.element(
+                    params, index: i, stride: params.pointee.struct_size,
+                    minimum: ABI10Size.value)
+            else { return nil }
             if let k = v.key, String(cString: k) == key, v.has_value { return v }
         }
         return nil
@@ -217,16 +272,21 @@ public final class Request {
     func namedInputs() -> [(String, UnsafePointer<kd_image_t>)] {
         guard let inputs = ctx.pointee.inputs else { return [] }
         return (0..<Int(ctx.pointee.input_count)).compactMap { i in
-            guard let named: kd_named_image_t = VersionedStruct.element(inputs, index: i, stride: inputs.pointee.struct_size,
-                                                                        minimum: ABI10Size.namedImage),
-                  let key = named.key, let image = named.image else { return nil }
+            guard
+                let named: kd_named_image_t = VersionedStruct.element(
+                    inputs, index: i, stride: inputs.pointee.struct_size,
+                    minimum: ABI10Size.namedImage),
+                let key = named.key, let image = named.image
+            else { return nil }
             return (String(cString: key), image)
         }
     }
 
     /// A parameter the schema declares with a default: the host always fills it.
     public func declared<T>(_ key: String, _ read: (String) -> T?) throws -> T {
-        guard let v = read(key) else { throw PluginFailure("parameter \(key) has no value (its declaration has a default)") }
+        guard let v = read(key) else {
+            throw PluginFailure("parameter \(key) has no value (its declaration has a default)")
+        }
         return v
     }
 
@@ -237,8 +297,9 @@ public final class Request {
 
     func require11<F>(_ function: KeyPath<kd_model_server_t, F>, for what: String) throws {
         guard serverHas(function) else {
-            throw PluginFailure("\(what) needs a host whose model server speaks ABI 1.1; this one speaks 1.0",
-                                status: Int32(KD_ERR_UNSUPPORTED))
+            throw PluginFailure(
+                "\(what) needs a host whose model server speaks ABI 1.1; this one speaks 1.0",
+                status: Int32(KD_ERR_UNSUPPORTED))
         }
     }
 
@@ -315,17 +376,24 @@ public final class Request {
         var info = kd_decoder_info_t()
         info.struct_size = VersionedStruct.size(of: kd_decoder_info_t.self)
         try check(s.decoder_info(m, &info), "decoder_info")
-        let lc = info.latent_channels, inC = info.unet_in_channels
+        let lc = info.latent_channels
+        let inC = info.unet_in_channels
         let problem: String?
         switch kind {
         case "inpaint":
-            problem = !info.has_hint && inC == 2 * lc + 1 ? nil
-                : "model_name is not an inpainting decoder (its UNet takes \(inC) channels, inpainting needs \(2 * lc + 1))"
+            problem =
+                !info.has_hint && inC == 2 * lc + 1
+                ? nil
+                : "model_name is not an inpainting decoder (its UNet takes \(inC) channels, inpainting needs "
+                    + "\(2 * lc + 1))"
         case "controlnet":
             problem = info.has_hint ? nil : "model_name is not a ControlNet-depth decoder (no image_hint)"
         default:
-            problem = !info.has_hint && inC == lc ? nil
-                : "model_name is not a text-to-image decoder (its UNet takes \(inC) channels\(info.has_hint ? " and a depth hint" : ""))"
+            problem =
+                !info.has_hint && inC == lc
+                ? nil
+                : "model_name is not a text-to-image decoder (its UNet takes \(inC) channels"
+                    + "\(info.has_hint ? " and a depth hint" : ""))"
         }
         if let problem { throw PluginFailure(problem, status: Int32(KD_ERR_UNSUPPORTED)) }
         return (m, info)
@@ -337,10 +405,12 @@ public final class Request {
         let prior = try self.prior()
         let (decoder, info) = try self.decoder(kind: kind)
         let g = try generator()
-        let (embeds, negative) = try promptEmbeds(prior: prior, prompt: string("prompt") ?? "", negativePrompt: string("negative_prompt"),
-                                                  generator: g.raw)
+        let (embeds, negative) = try promptEmbeds(
+            prior: prior, prompt: string("prompt") ?? "", negativePrompt: string("negative_prompt"),
+            generator: g.raw)
         let (h, w) = outputSize(info)
-        return Start(decoder: decoder, info: info, generator: g, embeds: embeds, negative: negative, height: h, width: w)
+        return Start(
+            decoder: decoder, info: info, generator: g, embeds: embeds, negative: negative, height: h, width: w)
     }
 
     /// The run's sampler: the `scheduler` parameter configured on `decoder`, over num_inference_steps cut to the
@@ -355,8 +425,9 @@ public final class Request {
         }
         var err = [CChar](repeating: 0, count: 1024)
         let raw: OpaquePointer? = scheduler.withCString { name in
-            var args = kd_sampler_args_t(struct_size: VersionedStruct.size(of: kd_sampler_args_t.self), scheduler: name,
-                                         steps: Int32(steps), strength: strength)
+            var args = kd_sampler_args_t(
+                struct_size: VersionedStruct.size(of: kd_sampler_args_t.self), scheduler: name,
+                steps: Int32(steps), strength: strength)
             return s.sampler_create(decoder, &args, &err, err.count)
         }
         guard let raw else { throw PluginFailure(String(cString: err)) }
@@ -366,13 +437,16 @@ public final class Request {
         let handle = SamplerHandle(raw, timesteps: Array(timesteps.prefix(Int(count))), server)
         try check(status, "sampler_timesteps")
         guard count > 0 else {
-            throw PluginFailure("strength \(strength) x num_inference_steps \(steps) leaves no denoising step; raise either")
+            throw PluginFailure(
+                "strength \(strength) x num_inference_steps \(steps) leaves no denoising step; raise either")
         }
         return handle
     }
 
     /// `sampler` where the run cannot do without one (a strength cut, sampler_add_noise).
-    public func requiredSampler(_ decoder: OpaquePointer, strength: Double = 1, for what: String) throws -> SamplerHandle {
+    public func requiredSampler(_ decoder: OpaquePointer, strength: Double = 1, for what: String) throws
+        -> SamplerHandle
+    {
         guard let handle = try sampler(decoder, strength: strength) else {
             try require11(\.sampler_create, for: what)
             throw PluginFailure("no sampler", status: Int32(KD_ERR_FAILED))
@@ -391,19 +465,24 @@ public final class Request {
     }
 
     /// img2img's start (diffusers prepare_latents): the init image's latents noised to the sampler's first timestep.
-    public func noisedInitLatents(_ decoder: OpaquePointer, image: UnsafePointer<kd_image_t>, width: Int, height: Int,
-                                  sampler: SamplerHandle, generator: GeneratorHandle) throws -> TensorHandle {
+    public func noisedInitLatents(
+        _ decoder: OpaquePointer, image: UnsafePointer<kd_image_t>, width: Int, height: Int,
+        sampler: SamplerHandle, generator: GeneratorHandle
+    ) throws -> TensorHandle {
         let initLatents = try encode(decoder, try pictureTensor(image, width: width, height: height))
         let noise = try randn(initLatents.shape, generator)
         return try addNoise(decoder, sampler, initLatents, noise, sampler.timesteps[0])
     }
 
     /// prompt (+ negative prompt) through the prior with this request's step count and guidance.
-    public func promptEmbeds(prior: OpaquePointer, prompt: String, negativePrompt negative: String?,
-                             generator: OpaquePointer) throws -> (TensorHandle, TensorHandle) {
+    public func promptEmbeds(
+        prior: OpaquePointer, prompt: String, negativePrompt negative: String?,
+        generator: OpaquePointer
+    ) throws -> (TensorHandle, TensorHandle) {
         let steps = try declared("prior_num_inference_steps", int)
         let guidance = try declared("prior_guidance_scale", double)
-        var e: OpaquePointer?, n: OpaquePointer?
+        var e: OpaquePointer?
+        var n: OpaquePointer?
         let status = prompt.withCString { p in
             withOptionalCString(negative) { np in
                 s.prior_embed_prompt(ctx, prior, p, np, Int32(steps), Float(guidance), generator, &e, &n)
@@ -416,15 +495,19 @@ public final class Request {
     /// Output size: the request's width/height or the model's natural size, rounded up as diffusers'
     /// downscale_height_and_width does (to a multiple of scale_factor^2).
     public func outputSize(_ info: kd_decoder_info_t) -> (height: Int, width: Int) {
-        let f = Int(info.scale_factor), q = f * f
-        let h = int("height") ?? Int(info.default_height), w = int("width") ?? Int(info.default_width)
+        let f = Int(info.scale_factor)
+        let q = f * f
+        let h = int("height") ?? Int(info.default_height)
+        let w = int("width") ?? Int(info.default_width)
         return ((h + q - 1) / q * q, (w + q - 1) / q * q)
     }
 
     /// The decoder loop through the server, with the run's sampler (nil: the model's own, 1.0 host).
-    public func denoise(_ decoder: OpaquePointer, latents: TensorHandle, sampler: SamplerHandle?, embeds: TensorHandle,
-                        negative: TensorHandle, generator: GeneratorHandle, hint: TensorHandle? = nil,
-                        extra: TensorHandle? = nil, hook: ((Int, TensorHandle) -> Void)? = nil) throws -> TensorHandle {
+    public func denoise(
+        _ decoder: OpaquePointer, latents: TensorHandle, sampler: SamplerHandle?, embeds: TensorHandle,
+        negative: TensorHandle, generator: GeneratorHandle, hint: TensorHandle? = nil,
+        extra: TensorHandle? = nil, hook: ((Int, TensorHandle) -> Void)? = nil
+    ) throws -> TensorHandle {
         final class HookBox {
             let f: (Int, OpaquePointer) -> Void
             init(_ f: @escaping (Int, OpaquePointer) -> Void) { self.f = f }
@@ -473,8 +556,10 @@ public final class Request {
     }
 
     /// add_noise as the run's sampler computes it (nil: the model's own scheduler, 1.0 host).
-    public func addNoise(_ decoder: OpaquePointer, _ sampler: SamplerHandle?, _ x: TensorHandle, _ noise: TensorHandle,
-                         _ t: Int64) throws -> TensorHandle {
+    public func addNoise(
+        _ decoder: OpaquePointer, _ sampler: SamplerHandle?, _ x: TensorHandle, _ noise: TensorHandle,
+        _ t: Int64
+    ) throws -> TensorHandle {
         var out: OpaquePointer?
         if let sampler {
             try check(s.sampler_add_noise(sampler.raw, x.raw, noise.raw, t, &out), "sampler_add_noise")
@@ -486,11 +571,14 @@ public final class Request {
 
     /// Inpainting's conditioning from the server (diffusers' prepare_mask): keep [1, 1, H, W] -> the latent mask and
     /// the UNet's extra channels, doubled under classifier-free guidance.
-    public func inpaintCondition(_ decoder: OpaquePointer, keep: TensorHandle,
-                                 imageLatents: TensorHandle) throws -> (mask: TensorHandle, extra: TensorHandle) {
+    public func inpaintCondition(
+        _ decoder: OpaquePointer, keep: TensorHandle,
+        imageLatents: TensorHandle
+    ) throws -> (mask: TensorHandle, extra: TensorHandle) {
         try require11(\.inpaint_condition, for: "inpainting")
         let copies: UInt32 = try declared("guidance_scale", double) > 1 ? 2 : 1
-        var mask: OpaquePointer?, extra: OpaquePointer?
+        var mask: OpaquePointer?
+        var extra: OpaquePointer?
         try check(s.inpaint_condition(decoder, keep.raw, imageLatents.raw, copies, &mask, &extra), "inpaint_condition")
         return (try adopt(mask), try adopt(extra))
     }
@@ -498,10 +586,13 @@ public final class Request {
     // MARK: images
 
     /// Resized copy (Pillow-exact); `body` sees the pixels, which are freed afterwards.
-    public func resized<T>(_ img: UnsafePointer<kd_image_t>, width: Int, height: Int, filter: Int, reducingGap: Double,
-                           _ body: (kd_image_t) throws -> T) throws -> T {
+    public func resized<T>(
+        _ img: UnsafePointer<kd_image_t>, width: Int, height: Int, filter: Int, reducingGap: Double,
+        _ body: (kd_image_t) throws -> T
+    ) throws -> T {
         guard let r = s.image_resize(img, Int32(width), Int32(height), kd_resample(filter), reducingGap) else {
-            throw PluginFailure("cannot resize a \(img.pointee.width)x\(img.pointee.height) image to \(width)x\(height)")
+            throw PluginFailure(
+                "cannot resize a \(img.pointee.width)x\(img.pointee.height) image to \(width)x\(height)")
         }
         defer { s.image_release(r) }
         return try body(r.pointee)
@@ -512,7 +603,9 @@ public final class Request {
     public func pictureTensor(_ img: UnsafePointer<kd_image_t>, width: Int, height: Int) throws -> TensorHandle {
         let t = try tensor([1, 3, height, width])
         try resized(img, width: width, height: height, filter: KD_RESAMPLE_BICUBIC, reducingGap: 1) { r in
-            let p = t.data, plane = width * height, ch = Int(r.channels)
+            let p = t.data
+            let plane = width * height
+            let ch = Int(r.channels)
             for y in 0..<height {
                 let row = r.data! + y * Int(r.row_bytes)
                 for x in 0..<width {
@@ -526,12 +619,15 @@ public final class Request {
     /// Writes [1, 3, H, W] in [0, 1] as the output image: round-half-even(x * 255), as numpy_to_pil.
     public func writeOutput(_ pixels: TensorHandle) throws {
         let shape = pixels.shape
-        guard shape.count == 4, shape[1] == 3 else { throw PluginFailure("unexpected decoder output \(shape)", status: Int32(KD_ERR_FAILED)) }
+        guard shape.count == 4, shape[1] == 3 else {
+            throw PluginFailure("unexpected decoder output \(shape)", status: Int32(KD_ERR_FAILED))
+        }
         let (h, w) = (shape[2], shape[3])
         guard let out = ctx.pointee.allocate_output?(ctx, Int32(w), Int32(h), 3), let data = out.pointee.data else {
             throw PluginFailure("cannot allocate a \(w)x\(h) output", status: Int32(KD_ERR_OUT_OF_MEMORY))
         }
-        let p = pixels.data, plane = w * h
+        let p = pixels.data
+        let plane = w * h
         for y in 0..<h {
             let row = data + y * Int(out.pointee.row_bytes)
             for x in 0..<w {
@@ -550,7 +646,8 @@ public final class Request {
 /// Pillow's convert("L") of one pixel: ITU-R 601-2 luma in fixed point for colour, the first channel otherwise.
 public func greyValue(_ row: UnsafeMutablePointer<UInt8>, x: Int, channels ch: Int) -> UInt32 {
     guard ch >= 3 else { return UInt32(row[x * ch]) }
-    return (UInt32(row[x * ch]) * 19595 + UInt32(row[x * ch + 1]) * 38470 + UInt32(row[x * ch + 2]) * 7471 + 0x8000) >> 16
+    return (UInt32(row[x * ch]) * 19595 + UInt32(row[x * ch + 1]) * 38470 + UInt32(row[x * ch + 2]) * 7471 + 0x8000)
+        >> 16
 }
 
 func withOptionalCString<R>(_ s: String?, _ body: (UnsafePointer<CChar>?) -> R) -> R {

@@ -28,9 +28,10 @@ public final class DecoderPipeline {
     /// Loads a kandinsky-2-2-decoder(-inpaint / -controlnet-depth) folder, its layers computing in `precision`.
     public convenience init(folder: String, precision: Precision = .fp32) throws {
         func sub(_ n: String) -> String { (folder as NSString).appendingPathComponent(n) }
-        try self.init(unet: UNet2DConditionModel(folder: sub("unet"), precision: precision),
-                      movq: VQModel(folder: sub("movq"), precision: precision),
-                      schedulerConfig: DecoderSchedulerConfig(path: sub("scheduler/scheduler_config.json")))
+        try self.init(
+            unet: UNet2DConditionModel(folder: sub("unet"), precision: precision),
+            movq: VQModel(folder: sub("movq"), precision: precision),
+            schedulerConfig: DecoderSchedulerConfig(path: sub("scheduler/scheduler_config.json")))
     }
 
     /// The sampler of `kind`; nil = the one the model's scheduler config names.
@@ -39,9 +40,9 @@ public final class DecoderPipeline {
     }
 
     public struct Conditioning {
-        public var imageEmbeds: Tensor            // [1, D]
-        public var negativeImageEmbeds: Tensor    // [1, D]
-        public var hint: Tensor?                  // [1, 3, H, W] for image_hint UNets
+        public var imageEmbeds: Tensor  // [1, D]
+        public var negativeImageEmbeds: Tensor  // [1, D]
+        public var hint: Tensor?  // [1, 3, H, W] for image_hint UNets
         public init(imageEmbeds: Tensor, negativeImageEmbeds: Tensor, hint: Tensor? = nil) {
             self.imageEmbeds = imageEmbeds
             self.negativeImageEmbeds = negativeImageEmbeds
@@ -54,10 +55,12 @@ public final class DecoderPipeline {
     /// - extraChannels: appended after the (CFG-doubled) latents on the channel axis at each step (inpaint's
     ///   masked image and mask).
     /// - afterStep: called with (step index, latents) after each scheduler step; returns the latents to go on with.
-    public func denoise(latents start: Tensor, sampler: Sampler, run: SamplerRun, conditioning c: Conditioning,
-                        guidance: Float, generator: TorchGenerator, extraChannels: Tensor? = nil,
-                        afterStep: ((Int, Tensor) -> Tensor)? = nil,
-                        progress: ((Int, Int) -> Bool)? = nil) throws -> Tensor {
+    public func denoise(
+        latents start: Tensor, sampler: Sampler, run: SamplerRun, conditioning c: Conditioning,
+        guidance: Float, generator: TorchGenerator, extraChannels: Tensor? = nil,
+        afterStep: ((Int, Tensor) -> Tensor)? = nil,
+        progress: ((Int, Int) -> Bool)? = nil
+    ) throws -> Tensor {
         let cfg = guidance > 1
         let embeds = cfg ? concat([c.negativeImageEmbeds, c.imageEmbeds], axis: 0) : c.imageEmbeds
         let hint = c.hint.map { cfg ? concat([$0, $0], axis: 0) : $0 }

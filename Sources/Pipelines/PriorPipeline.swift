@@ -18,26 +18,34 @@ public final class PriorPipeline {
     public let imageEncoder: CLIPVisionModelWithProjection
     public let imageProcessor: CLIPImageProcessor
 
-    public init(tokenizer: CLIPTokenizer, textEncoder: CLIPTextModelWithProjection, prior: PriorTransformer, scheduler: UnCLIPScheduler,
-                imageEncoder: CLIPVisionModelWithProjection, imageProcessor: CLIPImageProcessor) {
-        self.tokenizer = tokenizer; self.textEncoder = textEncoder; self.prior = prior; self.scheduler = scheduler
-        self.imageEncoder = imageEncoder; self.imageProcessor = imageProcessor
+    public init(
+        tokenizer: CLIPTokenizer, textEncoder: CLIPTextModelWithProjection, prior: PriorTransformer,
+        scheduler: UnCLIPScheduler,
+        imageEncoder: CLIPVisionModelWithProjection, imageProcessor: CLIPImageProcessor
+    ) {
+        self.tokenizer = tokenizer
+        self.textEncoder = textEncoder
+        self.prior = prior
+        self.scheduler = scheduler
+        self.imageEncoder = imageEncoder
+        self.imageProcessor = imageProcessor
     }
 
     /// Loads a kandinsky-2-2-prior folder, its layers computing in `precision`.
     public convenience init(folder: String, precision: Precision = .fp32) throws {
         func sub(_ n: String) -> String { (folder as NSString).appendingPathComponent(n) }
-        try self.init(tokenizer: CLIPTokenizer(folder: sub("tokenizer")),
-                      textEncoder: CLIPTextModelWithProjection(folder: sub("text_encoder"), precision: precision),
-                      prior: PriorTransformer(folder: sub("prior"), precision: precision),
-                      scheduler: UnCLIPScheduler(configPath: sub("scheduler/scheduler_config.json")),
-                      imageEncoder: CLIPVisionModelWithProjection(folder: sub("image_encoder"), precision: precision),
-                      imageProcessor: CLIPImageProcessor(configPath: sub("image_processor/preprocessor_config.json")))
+        try self.init(
+            tokenizer: CLIPTokenizer(folder: sub("tokenizer")),
+            textEncoder: CLIPTextModelWithProjection(folder: sub("text_encoder"), precision: precision),
+            prior: PriorTransformer(folder: sub("prior"), precision: precision),
+            scheduler: UnCLIPScheduler(configPath: sub("scheduler/scheduler_config.json")),
+            imageEncoder: CLIPVisionModelWithProjection(folder: sub("image_encoder"), precision: precision),
+            imageProcessor: CLIPImageProcessor(configPath: sub("image_processor/preprocessor_config.json")))
     }
 
     struct TextConditioning {
-        let embeds: Tensor        // [B, D] text_embeds
-        let hidden: Tensor        // [B, 77, D]
+        let embeds: Tensor  // [B, D] text_embeds
+        let hidden: Tensor  // [B, 77, D]
         let mask: [[Bool]]
     }
 
@@ -50,18 +58,24 @@ public final class PriorPipeline {
     /// KandinskyV22PriorPipeline.__call__ for one prompt: returns (image_embeds [1, D], negative_image_embeds [1, D]).
     /// A non-nil negative prompt (even "") is run through the prior as an extra batch item, as diffusers does; with
     /// nil the negative is the zero-image embedding. Guidance is on when `guidance > 1`.
-    public func callAsFunction(prompt: String, negativePrompt: String?, steps: Int, guidance: Float,
-                               generator: TorchGenerator, progress: ((Int, Int) -> Bool)? = nil) throws -> (Tensor, Tensor) {
+    public func callAsFunction(
+        prompt: String, negativePrompt: String?, steps: Int, guidance: Float,
+        generator: TorchGenerator, progress: ((Int, Int) -> Bool)? = nil
+    ) throws -> (Tensor, Tensor) {
         var prompts = [prompt]
         var uncond = [""]
-        if let n = negativePrompt { prompts.append(n); uncond = [n, n] }
+        if let n = negativePrompt {
+            prompts.append(n)
+            uncond = [n, n]
+        }
         let batch = prompts.count
         let cfg = guidance > 1
         var cond = encode(prompts)
         if cfg {
             let u = encode(uncond)
-            cond = TextConditioning(embeds: concat([u.embeds, cond.embeds], axis: 0), hidden: concat([u.hidden, cond.hidden], axis: 0),
-                                    mask: u.mask + cond.mask)
+            cond = TextConditioning(
+                embeds: concat([u.embeds, cond.embeds], axis: 0), hidden: concat([u.hidden, cond.hidden], axis: 0),
+                mask: u.mask + cond.mask)
         }
         let dim = prior.config.embeddingDim
         var latents = Tensor(shape: [batch, dim])
@@ -71,10 +85,13 @@ public final class PriorPipeline {
         if let progress, !progress(0, ts.count) { throw CancellationError() }
         for (i, t) in ts.enumerated() {
             let input = cfg ? concat([latents, latents], axis: 0) : latents
-            var pred = prior(hiddenStates: input, timestep: Float(t), projEmbedding: cond.embeds, encoderHiddenStates: cond.hidden, textMask: cond.mask)
+            var pred = prior(
+                hiddenStates: input, timestep: Float(t), projEmbedding: cond.embeds, encoderHiddenStates: cond.hidden,
+                textMask: cond.mask)
             if cfg { pred = guided(pred, guidance) }
-            latents = scheduler.step(modelOutput: pred, timestep: t, sample: latents, prevTimestep: i + 1 < ts.count ? ts[i + 1] : nil,
-                                     generator: generator)
+            latents = scheduler.step(
+                modelOutput: pred, timestep: t, sample: latents, prevTimestep: i + 1 < ts.count ? ts[i + 1] : nil,
+                generator: generator)
             if let progress, !progress(i + 1, ts.count) { throw CancellationError() }
         }
         let embeds = prior.postProcess(latents)
@@ -95,7 +112,8 @@ public final class PriorPipeline {
 /// uncond + g * (cond - uncond) over the two halves of a CFG batch [2B, ...] -> [B, ...].
 func guided(_ pred: Tensor, _ g: Float) -> Tensor {
     let halves = chunk(pred, 2, axis: 0)
-    let u = halves[0], c = halves[1]
+    let u = halves[0]
+    let c = halves[1]
     let out = Tensor(shape: u.shape)
     for i in 0..<out.count { out.data[i] = u.data[i] + g * (c.data[i] - u.data[i]) }
     return out

@@ -3,7 +3,11 @@
 import Foundation
 
 public enum ParamValue: Equatable, Sendable, CustomStringConvertible {
-    case int(Int64), float(Double), string(String), bool(Bool), floatList([Double])
+    case int(Int64)
+    case float(Double)
+    case string(String)
+    case bool(Bool)
+    case floatList([Double])
 
     public var description: String {
         switch self {
@@ -30,22 +34,30 @@ public enum ParamValue: Equatable, Sendable, CustomStringConvertible {
         case .int, .seed:
             guard let v = Int64(t) else { return bad("expected a whole number") }
             if p.kind == .seed && v == -1 { return .success(.int(v)) }
-            guard Double(v) >= p.min, Double(v) <= p.max else { return bad("must be between \(fmt(p.min)) and \(fmt(p.max))") }
+            guard Double(v) >= p.min, Double(v) <= p.max else {
+                return bad("must be between \(fmt(p.min)) and \(fmt(p.max))")
+            }
             return .success(.int(v))
         case .float:
             guard let v = Double(t), v.isFinite else { return bad("expected a finite number") }
             guard v >= p.min, v <= p.max else { return bad("must be between \(fmt(p.min)) and \(fmt(p.max))") }
             return .success(.float(v))
         case .floatList:
-            guard let data = t.data(using: .utf8), let arr = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) as? [Any] else {
+            guard let data = t.data(using: .utf8),
+                let arr = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) as? [Any]
+            else {
                 return bad("expected a JSON list of numbers such as [0.3, 0.3, 0.4]")
             }
             var out: [Double] = []
             for v in arr {
-                guard let n = v as? NSNumber, !(String(describing: type(of: v)).contains("Boolean")), n.doubleValue.isFinite else {
+                guard let n = v as? NSNumber, !(String(describing: type(of: v)).contains("Boolean")),
+                    n.doubleValue.isFinite
+                else {
                     return bad("every element must be a number")
                 }
-                guard n.doubleValue >= p.min, n.doubleValue <= p.max else { return bad("each element must be between \(fmt(p.min)) and \(fmt(p.max))") }
+                guard n.doubleValue >= p.min, n.doubleValue <= p.max else {
+                    return bad("each element must be between \(fmt(p.min)) and \(fmt(p.max))")
+                }
                 out.append(n.doubleValue)
             }
             guard !out.isEmpty else { return bad("the list is empty") }
@@ -79,7 +91,9 @@ public enum ParamError: Error, CustomStringConvertible, Equatable {
 /// is plausibly a typo.
 public func closestName(_ name: String, in names: [String]) -> String? {
     let lower = name.lowercased()
-    if let prefixed = names.filter({ $0.lowercased().hasPrefix(lower) || lower.hasPrefix($0.lowercased()) }).min(by: { $0.count < $1.count }) {
+    if let prefixed = names.filter({ $0.lowercased().hasPrefix(lower) || lower.hasPrefix($0.lowercased()) }).min(by: {
+        $0.count < $1.count
+    }) {
         return prefixed
     }
     func distance(_ a: [Character], _ b: [Character]) -> Int {

@@ -17,15 +17,17 @@ public final class PluginRegistry {
     /// - host: the host struct plugins see; the process's one (whose server is `ServerABI.server`) by default.
     public init(host: UnsafePointer<kd_host_t> = ServerABI.processHost) { self.host = host }
 
-
     /// Plugin folders in search order: beside the executable (and its `plugins/`), KANDINSKY_PLUGIN_PATH
     /// (colon-separated), then the user folder ~/.local/share/kandinsky/plugins.
-    public static func searchPath(executable: String = CommandLine.arguments[0],
-                                  environment env: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+    public static func searchPath(
+        executable: String = CommandLine.arguments[0],
+        environment env: [String: String] = ProcessInfo.processInfo.environment
+    ) -> [String] {
         let exe = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent().path
         var dirs = [exe, exe + "/plugins"]
         if let extra = env["KANDINSKY_PLUGIN_PATH"] { dirs += extra.split(separator: ":").map(String.init) }
-        dirs.append(((env["HOME"] ?? NSHomeDirectory()) as NSString).appendingPathComponent(".local/share/kandinsky/plugins"))
+        dirs.append(
+            ((env["HOME"] ?? NSHomeDirectory()) as NSString).appendingPathComponent(".local/share/kandinsky/plugins"))
         return dirs
     }
 
@@ -51,16 +53,22 @@ public final class PluginRegistry {
             throw DescriptorError.bad("cannot load: \(dlerror().map { String(cString: $0) } ?? "unknown error")")
         }
         // Never dlclose: see the type comment.
-        guard let sym = dlsym(handle, KD_PLUGIN_ENTRY_SYMBOL) else { throw DescriptorError.bad("no \(KD_PLUGIN_ENTRY_SYMBOL) symbol") }
+        guard let sym = dlsym(handle, KD_PLUGIN_ENTRY_SYMBOL) else {
+            throw DescriptorError.bad("no \(KD_PLUGIN_ENTRY_SYMBOL) symbol")
+        }
         let entryFn = unsafeBitCast(sym, to: kd_plugin_entry_fn.self)
         guard let entry = entryFn() else { throw DescriptorError.bad("\(KD_PLUGIN_ENTRY_SYMBOL) returned NULL") }
-        guard let e: kd_plugin_entry_t = VersionedStruct.read(entry, structSize: entry.pointee.struct_size,
-                                                              minimum: ABI10Size.pluginEntry) else {
+        guard
+            let e: kd_plugin_entry_t = VersionedStruct.read(
+                entry, structSize: entry.pointee.struct_size,
+                minimum: ABI10Size.pluginEntry)
+        else {
             throw DescriptorError.bad("entry table struct_size \(entry.pointee.struct_size) is below the 1.0 size")
         }
         // Any minor of our major loads: the header's size rules let older and newer minors read each other.
         guard e.abi.major == KD_ABI_MAJOR else {
-            throw DescriptorError.bad("built for plugin ABI \(e.abi.major).\(e.abi.minor); this host speaks \(KD_ABI_MAJOR).\(KD_ABI_MINOR)")
+            throw DescriptorError.bad(
+                "built for plugin ABI \(e.abi.major).\(e.abi.minor); this host speaks \(KD_ABI_MAJOR).\(KD_ABI_MINOR)")
         }
         guard let initFn = e.`init`, let count = e.plugin_count, let descFn = e.plugin_descriptor, e.run != nil else {
             throw DescriptorError.bad("entry table is incomplete")
@@ -74,7 +82,8 @@ public final class PluginRegistry {
         for s in specs {
             let names = [s.id] + s.aliases
             if let clash = plugins.first(where: { p in names.contains { p.id == $0 || p.aliases.contains($0) } }) {
-                warnings.append("skipping plugin \(s.id) in \(path): its name clashes with \(clash.id) from \(clash.library)")
+                warnings.append(
+                    "skipping plugin \(s.id) in \(path): its name clashes with \(clash.id) from \(clash.library)")
                 continue
             }
             plugins.append(s)

@@ -12,7 +12,9 @@ public struct RunRequest {
     public var inputs: [String: PixelImage]
 
     public init(plugin: PluginSpec, params: [String: ParamValue], inputs: [String: PixelImage]) {
-        self.plugin = plugin; self.params = params; self.inputs = inputs
+        self.plugin = plugin
+        self.params = params
+        self.inputs = inputs
     }
 }
 
@@ -33,7 +35,9 @@ public let maxRandomSeed: Int64 = 191_965_535
 
 extension PluginSpec {
     /// Checks names and values given as text (CLI or workflow), fills defaults and a random seed for -1.
-    public func resolve(_ given: [String: String], randomSeed: () -> Int64 = { Int64.random(in: 0...maxRandomSeed) }) throws -> [String: ParamValue] {
+    public func resolve(_ given: [String: String], randomSeed: () -> Int64 = { Int64.random(in: 0...maxRandomSeed) })
+        throws -> [String: ParamValue]
+    {
         var out: [String: ParamValue] = [:]
         for (k, v) in given {
             guard let p = params.first(where: { $0.key == k }) else {
@@ -57,11 +61,15 @@ extension PluginSpec {
     /// Checks the given input names against the schema (repeated inputs take numbered keys: image1, image2, ...).
     public func checkInputs(_ keys: [String]) throws {
         for k in keys {
-            let known = inputs.contains { i in i.key == k || (i.repeated && k.hasPrefix(i.key) && Int(k.dropFirst(i.key.count)) != nil) }
+            let known = inputs.contains { i in
+                i.key == k || (i.repeated && k.hasPrefix(i.key) && Int(k.dropFirst(i.key.count)) != nil)
+            }
             if !known { throw ParamError.unknownInput(k, id) }
         }
         for i in inputs where !i.optional {
-            let present = keys.contains { $0 == i.key || (i.repeated && $0.hasPrefix(i.key) && Int($0.dropFirst(i.key.count)) != nil) }
+            let present = keys.contains {
+                $0 == i.key || (i.repeated && $0.hasPrefix(i.key) && Int($0.dropFirst(i.key.count)) != nil)
+            }
             if !present { throw ParamError.missingInput(i.repeated ? i.key + "1" : i.key, id) }
         }
     }
@@ -74,23 +82,37 @@ final class RunState {
     var error: String?
     var output: UnsafeMutablePointer<kd_image_t>?
     init(progress: @escaping (String, Int, Int) -> Bool, isCancelled: @escaping () -> Bool) {
-        self.progress = progress; self.isCancelled = isCancelled
+        self.progress = progress
+        self.isCancelled = isCancelled
     }
     deinit {
-        if let o = output { free(o.pointee.data); o.deallocate() }
+        if let o = output {
+            free(o.pointee.data)
+            o.deallocate()
+        }
     }
 }
 
 public enum PluginRunner {
     /// Runs `request` with `registry`'s library. `progress(stage, step, total)` returns false to stop.
-    public static func run(_ request: RunRequest, registry: PluginRegistry, progress: @escaping (String, Int, Int) -> Bool = { _, _, _ in true },
-                           isCancelled: @escaping () -> Bool = { false }) throws -> PixelImage {
+    public static func run(
+        _ request: RunRequest, registry: PluginRegistry,
+        progress: @escaping (String, Int, Int) -> Bool = { _, _, _ in true },
+        isCancelled: @escaping () -> Bool = { false }
+    ) throws -> PixelImage {
         let spec = request.plugin
         let state = RunState(progress: progress, isCancelled: isCancelled)
         var cStrings: [UnsafeMutablePointer<CChar>] = []
         var cLists: [UnsafeMutablePointer<Double>] = []
-        defer { cStrings.forEach { free($0) }; cLists.forEach { $0.deallocate() } }
-        func keep(_ s: String) -> UnsafePointer<CChar> { let p = strdup(s)!; cStrings.append(p); return UnsafePointer(p) }
+        defer {
+            cStrings.forEach { free($0) }
+            cLists.forEach { $0.deallocate() }
+        }
+        func keep(_ s: String) -> UnsafePointer<CChar> {
+            let p = strdup(s)!
+            cStrings.append(p)
+            return UnsafePointer(p)
+        }
 
         var values: [kd_value_t] = spec.params.map { p in
             var v = kd_value_t()
@@ -115,7 +137,10 @@ public enum PluginRunner {
         // Input pixels live in Swift arrays for the duration of the call.
         var images: [PixelImage] = []
         var keys: [String] = []
-        for (k, img) in request.inputs.sorted(by: { $0.key < $1.key }) { keys.append(k); images.append(img) }
+        for (k, img) in request.inputs.sorted(by: { $0.key < $1.key }) {
+            keys.append(k)
+            images.append(img)
+        }
         let pixelBuffers = images.map { img -> UnsafeMutablePointer<UInt8> in
             let b = UnsafeMutablePointer<UInt8>.allocate(capacity: max(img.pixels.count, 1))
             b.initialize(from: img.pixels, count: img.pixels.count)
@@ -123,8 +148,9 @@ public enum PluginRunner {
         }
         defer { pixelBuffers.forEach { $0.deallocate() } }
         var cImages = zip(images, pixelBuffers).map { img, buf in
-            kd_image_t(struct_size: UInt32(MemoryLayout<kd_image_t>.size), width: Int32(img.width), height: Int32(img.height),
-                       channels: Int32(img.channels), row_bytes: Int64(img.width * img.channels), data: buf)
+            kd_image_t(
+                struct_size: UInt32(MemoryLayout<kd_image_t>.size), width: Int32(img.width), height: Int32(img.height),
+                channels: Int32(img.channels), row_bytes: Int64(img.width * img.channels), data: buf)
         }
         let entry = registry.entry(for: spec)
         // Model handles the plugin obtains stay valid for the whole run, whatever other tasks trim meanwhile.
@@ -133,7 +159,9 @@ public enum PluginRunner {
         defer { server?.endRun() }
         let status: kd_status = cImages.withUnsafeMutableBufferPointer { imgs in
             var named = (0..<imgs.count).map { i in
-                kd_named_image_t(struct_size: UInt32(MemoryLayout<kd_named_image_t>.size), key: keep(keys[i]), image: UnsafePointer(imgs.baseAddress! + i))
+                kd_named_image_t(
+                    struct_size: UInt32(MemoryLayout<kd_named_image_t>.size), key: keep(keys[i]),
+                    image: UnsafePointer(imgs.baseAddress! + i))
             }
             return named.withUnsafeMutableBufferPointer { namedBuf in
                 values.withUnsafeMutableBufferPointer { valueBuf in
@@ -148,19 +176,26 @@ public enum PluginRunner {
                     ctx.input_count = UInt32(namedBuf.count)
                     ctx.progress = { c, stage, step, total in
                         let s = Unmanaged<RunState>.fromOpaque(c!.pointee.host_data).takeUnretainedValue()
-                        return s.progress(stage.map { String(cString: $0) } ?? "", Int(step), Int(total)) && !s.isCancelled()
+                        return s.progress(stage.map { String(cString: $0) } ?? "", Int(step), Int(total))
+                            && !s.isCancelled()
                     }
-                    ctx.is_cancelled = { c in Unmanaged<RunState>.fromOpaque(c!.pointee.host_data).takeUnretainedValue().isCancelled() }
+                    ctx.is_cancelled = { c in
+                        Unmanaged<RunState>.fromOpaque(c!.pointee.host_data).takeUnretainedValue().isCancelled()
+                    }
                     ctx.set_error = { c, msg in
-                        Unmanaged<RunState>.fromOpaque(c!.pointee.host_data).takeUnretainedValue().error = msg.map { String(cString: $0) } ?? "unknown error"
+                        Unmanaged<RunState>.fromOpaque(c!.pointee.host_data).takeUnretainedValue().error =
+                            msg.map { String(cString: $0) } ?? "unknown error"
                     }
                     ctx.allocate_output = { c, w, h, ch in
                         let s = Unmanaged<RunState>.fromOpaque(c!.pointee.host_data).takeUnretainedValue()
                         guard s.output == nil, w > 0, h > 0, w <= 16384, h <= 16384, [1, 3, 4].contains(ch),
-                              let data = calloc(Int(w) * Int(h) * Int(ch), 1) else { return nil }
+                            let data = calloc(Int(w) * Int(h) * Int(ch), 1)
+                        else { return nil }
                         let img = UnsafeMutablePointer<kd_image_t>.allocate(capacity: 1)
-                        img.initialize(to: kd_image_t(struct_size: UInt32(MemoryLayout<kd_image_t>.size), width: w, height: h, channels: ch,
-                                                      row_bytes: Int64(w) * Int64(ch), data: data.assumingMemoryBound(to: UInt8.self)))
+                        img.initialize(
+                            to: kd_image_t(
+                                struct_size: UInt32(MemoryLayout<kd_image_t>.size), width: w, height: h, channels: ch,
+                                row_bytes: Int64(w) * Int64(ch), data: data.assumingMemoryBound(to: UInt8.self)))
                         s.output = img
                         return img
                     }

@@ -4,7 +4,11 @@ import KandinskyPluginABI
 import PluginABIRules
 
 public struct ParamSpec: Sendable {
-    public enum Kind: String, Sendable { case int, float, string, bool, floatList = "float list", seed }
+    public enum Kind: String, Sendable {
+        case int, float, string, bool
+        case floatList = "float list"
+        case seed
+    }
     public let key: String
     public let help: String
     public let kind: Kind
@@ -37,16 +41,23 @@ public struct PluginSpec: Sendable {
 
 enum DescriptorError: Error, CustomStringConvertible {
     case bad(String)
-    var description: String { if case .bad(let s) = self { return s }; return "" }
+    var description: String {
+        if case .bad(let s) = self { return s }
+        return ""
+    }
 }
 
 extension PluginSpec {
     /// Copies and validates a C descriptor; any malformation is an error (the library is then skipped).
     /// Read as the header's rules say: any struct_size from the 1.0 size up, arrays walked by their elements' size.
     init(_ d: UnsafePointer<kd_plugin_desc_t>, library: String, index: UInt32) throws {
-        guard let desc: kd_plugin_desc_t = VersionedStruct.read(d, structSize: d.pointee.struct_size,
-                                                                minimum: ABI10Size.pluginDesc) else {
-            throw DescriptorError.bad("descriptor struct_size \(d.pointee.struct_size) is below the 1.0 size \(ABI10Size.pluginDesc)")
+        guard
+            let desc: kd_plugin_desc_t = VersionedStruct.read(
+                d, structSize: d.pointee.struct_size,
+                minimum: ABI10Size.pluginDesc)
+        else {
+            throw DescriptorError.bad(
+                "descriptor struct_size \(d.pointee.struct_size) is below the 1.0 size \(ABI10Size.pluginDesc)")
         }
         func str(_ p: UnsafePointer<CChar>?, _ what: String, required: Bool = true) throws -> String {
             guard let p else {
@@ -75,33 +86,49 @@ extension PluginSpec {
         }
         let inputs = try (0..<Int(desc.input_count)).map { i in
             let stride = desc.inputs.pointee.struct_size
-            guard let x: kd_input_desc_t = VersionedStruct.element(desc.inputs, index: i, stride: stride,
-                                                                   minimum: ABI10Size.inputDesc) else {
+            guard
+                let x: kd_input_desc_t = VersionedStruct.element(
+                    desc.inputs, index: i, stride: stride,
+                    minimum: ABI10Size.inputDesc)
+            else {
                 throw DescriptorError.bad("\(id): input \(i) has struct_size below the 1.0 size")
             }
-            let kinds: [UInt32: InputSpec.Kind] = [UInt32(KD_INPUT_IMAGE): .image, UInt32(KD_INPUT_MASK): .mask,
-                                                   UInt32(KD_INPUT_DEPTH): .depth]
-            guard let kind = kinds[x.kind] else { throw DescriptorError.bad("\(id): input \(i) has unknown kind \(x.kind)") }
-            return InputSpec(key: try str(x.key, "input key"), kind: kind, optional: x.flags & UInt32(KD_INPUT_OPTIONAL) != 0,
-                             repeated: x.flags & UInt32(KD_INPUT_REPEATED) != 0, help: try str(x.help, "help", required: false))
+            let kinds: [UInt32: InputSpec.Kind] = [
+                UInt32(KD_INPUT_IMAGE): .image, UInt32(KD_INPUT_MASK): .mask,
+                UInt32(KD_INPUT_DEPTH): .depth,
+            ]
+            guard let kind = kinds[x.kind] else {
+                throw DescriptorError.bad("\(id): input \(i) has unknown kind \(x.kind)")
+            }
+            return InputSpec(
+                key: try str(x.key, "input key"), kind: kind, optional: x.flags & UInt32(KD_INPUT_OPTIONAL) != 0,
+                repeated: x.flags & UInt32(KD_INPUT_REPEATED) != 0, help: try str(x.help, "help", required: false))
         }
         let params = try (0..<Int(desc.param_count)).map { i in
             let stride = desc.params.pointee.struct_size
-            guard let p: kd_param_desc_t = VersionedStruct.element(desc.params, index: i, stride: stride,
-                                                                   minimum: ABI10Size.paramDesc) else {
+            guard
+                let p: kd_param_desc_t = VersionedStruct.element(
+                    desc.params, index: i, stride: stride,
+                    minimum: ABI10Size.paramDesc)
+            else {
                 throw DescriptorError.bad("\(id): parameter \(i) has struct_size below the 1.0 size")
             }
-            let kinds: [UInt32: ParamSpec.Kind] = [UInt32(KD_PARAM_INT): .int, UInt32(KD_PARAM_FLOAT): .float,
-                                                   UInt32(KD_PARAM_STRING): .string, UInt32(KD_PARAM_BOOL): .bool,
-                                                   UInt32(KD_PARAM_FLOAT_LIST): .floatList, UInt32(KD_PARAM_SEED): .seed]
-            guard let kind = kinds[p.type] else { throw DescriptorError.bad("\(id): parameter \(i) has unknown type \(p.type)") }
+            let kinds: [UInt32: ParamSpec.Kind] = [
+                UInt32(KD_PARAM_INT): .int, UInt32(KD_PARAM_FLOAT): .float,
+                UInt32(KD_PARAM_STRING): .string, UInt32(KD_PARAM_BOOL): .bool,
+                UInt32(KD_PARAM_FLOAT_LIST): .floatList, UInt32(KD_PARAM_SEED): .seed,
+            ]
+            guard let kind = kinds[p.type] else {
+                throw DescriptorError.bad("\(id): parameter \(i) has unknown type \(p.type)")
+            }
             let key = try str(p.key, "parameter key")
             guard !key.isEmpty, p.min_value <= p.max_value || kind == .string || kind == .bool else {
                 throw DescriptorError.bad("\(id): parameter '\(key)' has min > max")
             }
-            return ParamSpec(key: key, help: try str(p.help, "help", required: false), kind: kind,
-                             optional: p.flags & UInt32(KD_PARAM_OPTIONAL) != 0, isModel: p.flags & UInt32(KD_PARAM_MODEL) != 0,
-                             min: p.min_value, max: p.max_value, defaultText: p.default_value.map { String(cString: $0) })
+            return ParamSpec(
+                key: key, help: try str(p.help, "help", required: false), kind: kind,
+                optional: p.flags & UInt32(KD_PARAM_OPTIONAL) != 0, isModel: p.flags & UInt32(KD_PARAM_MODEL) != 0,
+                min: p.min_value, max: p.max_value, defaultText: p.default_value.map { String(cString: $0) })
         }
         self.aliases = aliases
         self.inputs = inputs

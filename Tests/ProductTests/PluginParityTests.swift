@@ -17,29 +17,38 @@ final class PluginParityTests: XCTestCase {
     }
 
     func run(_ plugin: String, _ c: [String: Any], inputs: [String: String], decoder: String) throws -> PixelImage {
-        var params: [String: String] = ["seed": "\(c["seed"]!)", "num_inference_steps": "\(c["steps"]!)", "guidance_scale": "\(c["guidance"]!)",
-                                        "prior_num_inference_steps": "\(c["prior_steps"]!)", "prior_guidance_scale": "\(c["prior_guidance"]!)",
-                                        "height": "\(c["h"]!)", "width": "\(c["w"]!)", "model_name": Product.model(decoder),
-                                        "prior_model_name": Product.model("pipe_prior")]
+        var params: [String: String] = [
+            "seed": "\(c["seed"]!)", "num_inference_steps": "\(c["steps"]!)", "guidance_scale": "\(c["guidance"]!)",
+            "prior_num_inference_steps": "\(c["prior_steps"]!)", "prior_guidance_scale": "\(c["prior_guidance"]!)",
+            "height": "\(c["h"]!)", "width": "\(c["w"]!)", "model_name": Product.model(decoder),
+            "prior_model_name": Product.model("pipe_prior"),
+        ]
         if let p = c["prompt"] as? String { params["prompt"] = p }
         if let n = c["negative_prompt"] as? String { params["negative_prompt"] = n }
         if let s = c["strength"] { params["strength"] = "\(s)" }
         if let s = c["scheduler"] as? String { params["scheduler"] = s }
-        if let w = c["weights"] as? [Double] { params["weights"] = "[" + w.map { "\($0)" }.joined(separator: ", ") + "]" }
+        if let w = c["weights"] as? [Double] {
+            params["weights"] = "[" + w.map { "\($0)" }.joined(separator: ", ") + "]"
+        }
         return try Product.runPlugin(plugin, params, inputFiles: inputs.mapValues(Product.input))
     }
 
     func testText2ImgMatchesCombinedPipeline() throws {
-        let cases = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Product.fixtures + "/pipelines.json"))) as! [[String: Any]]
+        let cases =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: Product.fixtures + "/pipelines.json"))) as! [[String: Any]]
         for (i, c) in cases.enumerated() {
             let out = try run("text2img", c, inputs: [:], decoder: "pipe_decoder")
             let e = try expected("pipelines", "case\(i).image")
-            assertMatchesDiffusers(out, e.array, height: e.dim(1), width: e.dim(2), "text2img case \(i) (seed \(c["seed"]!))")
+            assertMatchesDiffusers(
+                out, e.array, height: e.dim(1), width: e.dim(2), "text2img case \(i) (seed \(c["seed"]!))")
         }
     }
 
     func productCases(_ plugin: String) throws -> [(Int, [String: Any])] {
-        let all = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: Product.fixtures + "/product.json"))) as! [[String: Any]]
+        let all =
+            try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: Product.fixtures + "/product.json"))) as! [[String: Any]]
         return all.enumerated().filter { $0.element["plugin"] as? String == plugin }.map { ($0.offset, $0.element) }
     }
 
@@ -49,12 +58,17 @@ final class PluginParityTests: XCTestCase {
         for (i, c) in cases {
             let out = try run(plugin, c, inputs: inputs(c), decoder: decoder)
             let e = try expected("product", "case\(i).image")
-            assertMatchesDiffusers(out, e.array, height: e.dim(1), width: e.dim(2), "\(plugin) case \(i) (seed \(c["seed"]!))")
+            assertMatchesDiffusers(
+                out, e.array, height: e.dim(1), width: e.dim(2), "\(plugin) case \(i) (seed \(c["seed"]!))")
         }
     }
 
-    func testImg2ImgMatchesDiffusers() throws { try check("img2img", decoder: "pipe_decoder") { _ in ["image": "picture.png"] } }
-    func testInpaintMatchesDiffusers() throws { try check("inpaint", decoder: "pipe_inpaint") { _ in ["image": "picture.png", "mask": "mask.png"] } }
+    func testImg2ImgMatchesDiffusers() throws {
+        try check("img2img", decoder: "pipe_decoder") { _ in ["image": "picture.png"] }
+    }
+    func testInpaintMatchesDiffusers() throws {
+        try check("inpaint", decoder: "pipe_inpaint") { _ in ["image": "picture.png", "mask": "mask.png"] }
+    }
     func testFusionMatchesInterpolate() throws {
         try check("fusion", decoder: "pipe_decoder") { _ in ["image1": "picture.png", "image2": "picture2.png"] }
     }
@@ -65,24 +79,33 @@ final class PluginParityTests: XCTestCase {
     }
 
     /// Each generating variant with diffusers' scheduler swapped for DDIM, DPM-Solver++ and UniPC
-    /// (`pipe.scheduler = X.from_config(pipe.scheduler.config)`), fixtures from tools/make_fixtures.py `sampler_pipelines`.
+    /// (`pipe.scheduler = X.from_config(pipe.scheduler.config)`), fixtures from tools/make_fixtures.py
+    /// `sampler_pipelines`.
     func testSamplersMatchDiffusers() throws {
         let url = URL(fileURLWithPath: Product.fixtures + "/sampler_pipelines.json")
         let cases = try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as! [[String: Any]]
-        let decoders = ["text2img": "pipe_decoder", "img2img": "pipe_decoder", "inpaint": "pipe_inpaint", "controlnet-depth": "pipe_controlnet"]
+        let decoders = [
+            "text2img": "pipe_decoder", "img2img": "pipe_decoder", "inpaint": "pipe_inpaint",
+            "controlnet-depth": "pipe_controlnet",
+        ]
         var covered = Set<String>()
         for (i, c) in cases.enumerated() {
-            let plugin = c["plugin"] as! String, scheduler = c["scheduler"] as! String
+            let plugin = c["plugin"] as! String
+            let scheduler = c["scheduler"] as! String
             var inputs: [String: String] = [:]
             switch plugin {
             case "img2img": inputs = ["image": "picture.png"]
             case "inpaint": inputs = ["image": "picture.png", "mask": "mask.png"]
-            case "controlnet-depth": inputs = c["init_image"] != nil ? ["depth": "depth.png", "image": "picture.png"] : ["depth": "depth.png"]
+            case "controlnet-depth":
+                inputs =
+                    c["init_image"] != nil ? ["depth": "depth.png", "image": "picture.png"] : ["depth": "depth.png"]
             default: break
             }
             let out = try run(plugin, c, inputs: inputs, decoder: decoders[plugin]!)
             let e = try expected("sampler_pipelines", "case\(i).image")
-            assertMatchesDiffusers(out, e.array, height: e.dim(1), width: e.dim(2), "\(plugin) with \(scheduler), case \(i) (seed \(c["seed"]!))")
+            assertMatchesDiffusers(
+                out, e.array, height: e.dim(1), width: e.dim(2),
+                "\(plugin) with \(scheduler), case \(i) (seed \(c["seed"]!))")
             covered.insert("\(plugin) \(scheduler)")
         }
         XCTAssertEqual(covered.count, 12, "every variant with every sampler: \(covered.sorted())")
@@ -92,13 +115,19 @@ final class PluginParityTests: XCTestCase {
         try Product.requirePlugins()
         let server = try XCTUnwrap(ServerABI.server)
         let before = server.priorLoads
-        let c: [String: Any] = ["seed": 1, "steps": 2, "guidance": 1.0, "prior_steps": 2, "prior_guidance": 1.0, "h": 64, "w": 64, "prompt": "a cat"]
+        let c: [String: Any] = [
+            "seed": 1, "steps": 2, "guidance": 1.0, "prior_steps": 2, "prior_guidance": 1.0, "h": 64, "w": 64,
+            "prompt": "a cat",
+        ]
         func both() throws {
             _ = try run("inpaint", c, inputs: ["image": "picture.png", "mask": "mask.png"], decoder: "pipe_inpaint")
-            _ = try run("fusion", c.merging(["weights": [0.5, 0.5]]) { $1 }, inputs: ["image1": "picture.png"], decoder: "pipe_decoder")
+            _ = try run(
+                "fusion", c.merging(["weights": [0.5, 0.5]]) { $1 }, inputs: ["image1": "picture.png"],
+                decoder: "pipe_decoder")
         }
         try both()
-        XCTAssertLessThanOrEqual(server.priorLoads - before, 1, "the prior was loaded \(server.priorLoads - before) times for two tasks")
+        XCTAssertLessThanOrEqual(
+            server.priorLoads - before, 1, "the prior was loaded \(server.priorLoads - before) times for two tasks")
         // Other tests of this process load other priors; this one stays loaded whatever ran before.
         let loaded = server.priorLoads
         try both()

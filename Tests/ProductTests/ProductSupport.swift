@@ -25,7 +25,8 @@ enum Product {
     }()
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .appendingPathComponent("EngineTests/Fixtures").path
-    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().path
     static func model(_ n: String) -> String { fixtures + "/models/" + n }
     static func input(_ n: String) -> String { fixtures + "/inputs/" + n }
 
@@ -33,23 +34,32 @@ enum Product {
     static let registry: PluginRegistry = {
         let r = PluginRegistry()
         r.load(directories: [buildDir])
-        ServerABI.server = ModelServer(defaultPrior: model("pipe_prior"),
-                                       defaultDecoders: ["text2img": model("pipe_decoder"), "inpaint": model("pipe_inpaint"), "controlnet": model("pipe_controlnet")])
+        ServerABI.server = ModelServer(
+            defaultPrior: model("pipe_prior"),
+            defaultDecoders: [
+                "text2img": model("pipe_decoder"), "inpaint": model("pipe_inpaint"),
+                "controlnet": model("pipe_controlnet"),
+            ])
         return r
     }()
 
     /// Runs `plugin` through dlopen and the C ABI with string parameters (validated by its schema) and input files.
-    static func runPlugin(_ plugin: String, _ params: [String: String], inputFiles: [String: String]) throws -> PixelImage {
+    static func runPlugin(_ plugin: String, _ params: [String: String], inputFiles: [String: String]) throws
+        -> PixelImage
+    {
         try requirePlugins()
         let spec = try XCTUnwrap(registry.plugin(named: plugin))
         let images = try inputFiles.mapValues { try ImageFiles.read($0) }
-        return try PluginRunner.run(RunRequest(plugin: spec, params: try spec.resolve(params), inputs: images), registry: registry)
+        return try PluginRunner.run(
+            RunRequest(plugin: spec, params: try spec.resolve(params), inputs: images), registry: registry)
     }
 
     static func requirePlugins(file: StaticString = #filePath, line: UInt = #line) throws {
         if registry.plugins.count < 6 {
-            XCTFail("expected 6 plugins in \(buildDir), found \(registry.plugins.map(\.id)); run `swift build -c release` first. Warnings: \(registry.warnings)",
-                    file: file, line: line)
+            XCTFail(
+                "expected 6 plugins in \(buildDir), found \(registry.plugins.map(\.id)); run `swift build -c release` "
+                    + "first. Warnings: \(registry.warnings)",
+                file: file, line: line)
             throw SetupError(description: "plugins not built in \(buildDir)")
         }
     }
@@ -66,16 +76,24 @@ enum Product {
         p.arguments = ["cc", "-std=c11", "-Wall", "-Werror", "-shared", "-fPIC", "-I", include, source, "-o", out]
         try p.run()
         p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw SetupError(description: "cc failed (status \(p.terminationStatus)) on \(source)") }
+        guard p.terminationStatus == 0 else {
+            throw SetupError(description: "cc failed (status \(p.terminationStatus)) on \(source)")
+        }
         return out
     }
 
-    struct CLIResult { let status: Int32; let stdout: String; let stderr: String }
+    struct CLIResult {
+        let status: Int32
+        let stdout: String
+        let stderr: String
+    }
 
     /// Runs the built kandinsky executable on the fixture models, or with `defaultModels` on whatever it finds itself
     /// (the embedded default model set).
     /// `launcher` runs the executable through another program (an emulator): launcher[0] with the rest as its options.
-    static func cli(_ args: [String], cwd: String? = nil, defaultModels: Bool = false, launcher: [String] = []) throws -> CLIResult {
+    static func cli(_ args: [String], cwd: String? = nil, defaultModels: Bool = false, launcher: [String] = []) throws
+        -> CLIResult
+    {
         let p = Process()
         let executable = buildDir + "/kandinsky"
         p.executableURL = URL(fileURLWithPath: launcher.first ?? executable)
@@ -84,18 +102,24 @@ enum Product {
         var env = ProcessInfo.processInfo.environment
         env["HOME"] = NSTemporaryDirectory()
         env["KANDINSKY_PLUGIN_PATH"] = nil
-        let fixtureModels = ["KANDINSKY_PRIOR": "pipe_prior", "KANDINSKY_DECODER": "pipe_decoder",
-                             "KANDINSKY_DECODER_INPAINT": "pipe_inpaint", "KANDINSKY_DECODER_CONTROLNET": "pipe_controlnet"]
+        let fixtureModels = [
+            "KANDINSKY_PRIOR": "pipe_prior", "KANDINSKY_DECODER": "pipe_decoder",
+            "KANDINSKY_DECODER_INPAINT": "pipe_inpaint", "KANDINSKY_DECODER_CONTROLNET": "pipe_controlnet",
+        ]
         for (variable, name) in fixtureModels { env[variable] = defaultModels ? nil : model(name) }
         if defaultModels { env["KANDINSKY_DEFAULT_MODELS"] = nil }
         p.environment = env
-        let out = Pipe(), err = Pipe()
+        let out = Pipe()
+        let err = Pipe()
         p.standardOutput = out
         p.standardError = err
         try p.run()
-        let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        let e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
-        return CLIResult(status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self), stderr: String(decoding: e, as: UTF8.self))
+        return CLIResult(
+            status: p.terminationStatus, stdout: String(decoding: o, as: UTF8.self),
+            stderr: String(decoding: e, as: UTF8.self))
     }
 
     static func tempDir() throws -> String {
@@ -106,17 +130,23 @@ enum Product {
 }
 
 /// The product's bar: uint8 within 2 levels on at least 99.5% of values, and no value more than 16 levels off.
-func assertMatchesDiffusers(_ got: PixelImage, _ expected: [Float], height: Int, width: Int, _ name: String,
-                            file: StaticString = #filePath, line: UInt = #line) {
-    XCTAssertEqual([got.height, got.width, got.channels], [height, width, 3], "\(name): output size", file: file, line: line)
+func assertMatchesDiffusers(
+    _ got: PixelImage, _ expected: [Float], height: Int, width: Int, _ name: String,
+    file: StaticString = #filePath, line: UInt = #line
+) {
+    XCTAssertEqual(
+        [got.height, got.width, got.channels], [height, width, 3], "\(name): output size", file: file, line: line)
     guard got.pixels.count == expected.count else { return }
     let diffs = zip(got.pixels, expected).map { abs(Int($0) - Int(($1 * 255).rounded(.toNearestOrEven))) }
     let off = diffs.filter { $0 > 2 }.count
     let worst = diffs.indices.max { diffs[$0] < diffs[$1] } ?? 0
     let pixel = worst / 3
-    XCTAssertLessThanOrEqual(Double(off), 0.005 * Double(diffs.count),
-                             "\(name): \(off) of \(diffs.count) values differ by more than 2 levels (worst \(diffs.max() ?? 0))",
-                             file: file, line: line)
-    XCTAssertLessThanOrEqual(diffs.max() ?? 0, 16, "\(name): pixel (x \(pixel % width), y \(pixel / width)) channel \(worst % 3) is "
-                             + "\(diffs.max() ?? 0) levels off", file: file, line: line)
+    XCTAssertLessThanOrEqual(
+        Double(off), 0.005 * Double(diffs.count),
+        "\(name): \(off) of \(diffs.count) values differ by more than 2 levels (worst \(diffs.max() ?? 0))",
+        file: file, line: line)
+    XCTAssertLessThanOrEqual(
+        diffs.max() ?? 0, 16,
+        "\(name): pixel (x \(pixel % width), y \(pixel / width)) channel \(worst % 3) is "
+            + "\(diffs.max() ?? 0) levels off", file: file, line: line)
 }
