@@ -84,15 +84,19 @@ extension PluginSpec {
         guard desc.input_count <= 64, desc.param_count <= 256 else {
             throw DescriptorError.bad("\(id): implausible input/parameter counts")
         }
-        let inputs = try (0..<Int(desc.input_count)).map { i in
-            let stride = desc.inputs.pointee.struct_size
-            guard
-                let x: kd_input_desc_t = VersionedStruct.element(
-                    desc.inputs, index: i, stride: stride,
-                    minimum: ABI10Size.inputDesc)
-            else {
-                throw DescriptorError.bad("\(id): input \(i) has struct_size below the 1.0 size")
+        /// The elements of a descriptor array, walked by the size its first element states.
+        func elements<T>(_ array: UnsafePointer<T>?, _ count: UInt32, minimum: UInt32, _ what: String) throws -> [T] {
+            guard let array, count > 0 else { return [] }
+            let stride = UnsafeRawPointer(array).load(as: UInt32.self)
+            return try (0..<Int(count)).map { i in
+                guard let element: T = VersionedStruct.element(array, index: i, stride: stride, minimum: minimum) else {
+                    throw DescriptorError.bad("\(id): \(what) \(i) has struct_size below the 1.0 size")
+                }
+                return element
             }
+        }
+        let inputDescs = try elements(desc.inputs, desc.input_count, minimum: ABI10Size.inputDesc, "input")
+        let inputs = try inputDescs.enumerated().map { i, x in
             let kinds: [UInt32: InputSpec.Kind] = [
                 UInt32(KD_INPUT_IMAGE): .image, UInt32(KD_INPUT_MASK): .mask,
                 UInt32(KD_INPUT_DEPTH): .depth,
@@ -104,15 +108,8 @@ extension PluginSpec {
                 key: try str(x.key, "input key"), kind: kind, optional: x.flags & UInt32(KD_INPUT_OPTIONAL) != 0,
                 repeated: x.flags & UInt32(KD_INPUT_REPEATED) != 0, help: try str(x.help, "help", required: false))
         }
-        let params = try (0..<Int(desc.param_count)).map { i in
-            let stride = desc.params.pointee.struct_size
-            guard
-                let p: kd_param_desc_t = VersionedStruct.element(
-                    desc.params, index: i, stride: stride,
-                    minimum: ABI10Size.paramDesc)
-            else {
-                throw DescriptorError.bad("\(id): parameter \(i) has struct_size below the 1.0 size")
-            }
+        let paramDescs = try elements(desc.params, desc.param_count, minimum: ABI10Size.paramDesc, "parameter")
+        let params = try paramDescs.enumerated().map { i, p in
             let kinds: [UInt32: ParamSpec.Kind] = [
                 UInt32(KD_PARAM_INT): .int, UInt32(KD_PARAM_FLOAT): .float,
                 UInt32(KD_PARAM_STRING): .string, UInt32(KD_PARAM_BOOL): .bool,
