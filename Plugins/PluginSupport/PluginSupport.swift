@@ -343,10 +343,11 @@ public final class Request {
     }
 
     /// Maps a server status to an error; the server has already set the message where it had one.
-    public func check(_ status: kd_status, _ what: String) throws {
+    /// - reportedThroughContext: the call took this run's context and set its own message, which must stand.
+    public func check(_ status: kd_status, _ what: String, reportedThroughContext: Bool = false) throws {
         if status == KD_OK { return }
         if status == KD_CANCELLED { throw PluginFailure("cancelled", status: status) }
-        throw PluginFailure("\(what) failed", status: status)
+        throw PluginFailure(reportedThroughContext ? "" : "\(what) failed", status: status)
     }
 
     // MARK: models
@@ -488,7 +489,7 @@ public final class Request {
                 s.prior_embed_prompt(ctx, prior, p, np, Int32(steps), Float(guidance), generator, &e, &n)
             }
         }
-        try check(status, "prior")
+        try check(status, "prior", reportedThroughContext: true)
         return (try adopt(e), try adopt(n))
     }
 
@@ -539,7 +540,7 @@ public final class Request {
             }
             return withExtendedLifetime((box, sampler)) { s.denoise(ctx, decoder, &a, &out) }
         }
-        try check(status, "denoise")
+        try check(status, "denoise", reportedThroughContext: true)
         return try adopt(out)
     }
 
@@ -623,11 +624,18 @@ public final class Request {
             throw PluginFailure("unexpected decoder output \(shape)", status: Int32(KD_ERR_FAILED))
         }
         let (h, w) = (shape[2], shape[3])
+        let p = pixels.data
+        let plane = w * h
+        // The float-to-byte conversion below traps on NaN and values outside [0, 1]: check first, name the pixel.
+        if let bad = (0..<pixels.count).first(where: { !(p[$0] >= 0 && p[$0] <= 1) }) {
+            let at = bad % plane
+            throw PluginFailure("the decoded picture holds \(p[bad]) at pixel (x \(at % w), y \(at / w)), channel "
+                                + "\(bad / plane): the MoVQ decoder produced NaN or infinity (broken weights?)",
+                                status: Int32(KD_ERR_FAILED))
+        }
         guard let out = ctx.pointee.allocate_output?(ctx, Int32(w), Int32(h), 3), let data = out.pointee.data else {
             throw PluginFailure("cannot allocate a \(w)x\(h) output", status: Int32(KD_ERR_OUT_OF_MEMORY))
         }
-        let p = pixels.data
-        let plane = w * h
         for y in 0..<h {
             let row = data + y * Int(out.pointee.row_bytes)
             for x in 0..<w {

@@ -80,6 +80,7 @@ public final class DecoderPipeline {
             }
             if !sampler.usesLearnedVariance { out = slice(out, axis: 1, start: 0, length: channels) }
             latents = run.step(modelOutput: out, sample: latents, generator: generator)
+            guard latents.allFinite else { throw NumericsError(stage: "decoder", step: i + 1, steps: timesteps.count) }
             if let afterStep { latents = afterStep(i, latents) }
             if let progress, !progress(i + 1, timesteps.count) { throw CancellationError() }
         }

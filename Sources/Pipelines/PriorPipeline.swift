@@ -92,6 +92,7 @@ public final class PriorPipeline {
             latents = scheduler.step(
                 modelOutput: pred, timestep: t, sample: latents, prevTimestep: i + 1 < ts.count ? ts[i + 1] : nil,
                 generator: generator)
+            guard latents.allFinite else { throw NumericsError(stage: "prior", step: i + 1, steps: ts.count) }
             if let progress, !progress(i + 1, ts.count) { throw CancellationError() }
         }
         let embeds = prior.postProcess(latents)

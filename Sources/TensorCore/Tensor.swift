@@ -75,3 +75,13 @@ extension Tensor: CustomStringConvertible {
 public func shapeCheck(_ condition: Bool, _ message: @autoclosure () -> String, file: StaticString = #file, line: UInt = #line) {
     if !condition { fatalError("shape error: \(message())", file: file, line: line) }
 }
+
+extension Tensor {
+    /// Whether every value is finite (no NaN, no infinity): the check a loop makes after each step so that a broken
+    /// model is reported where it broke instead of trapping later in a conversion.
+    public var allFinite: Bool {
+        let p = data
+        for i in 0..<count where !p[i].isFinite { return false }
+        return true
+    }
+}

@@ -1,5 +1,6 @@
 // Every kind of bad input: a one-line error naming the file or parameter, a non-zero exit, and no output file
 // (an existing one survives).
+import Checkpoint
 import Foundation
 import XCTest
 
@@ -152,5 +153,29 @@ final class BadInputTests: XCTestCase {
         try "not json".write(toFile: dir + "/bad2.json", atomically: true, encoding: .utf8)
         try expectFailure(["workflow", dir + "/bad2.json"], "bad2.json: not a JSON object")
         try expectFailure(["workflow", dir + "/none.json"], "none.json: file not found")
+    }
+
+    /// A copy of the fixture decoder with the first value of one weight set to NaN.
+    func decoderWithNaN(in component: String, key: String) throws -> String {
+        let folder = dir + "/broken-\(component)"
+        try FileManager.default.copyItem(atPath: Product.model("pipe_decoder"), toPath: folder)
+        let path = folder + "/\(component)/diffusion_pytorch_model.safetensors"
+        let entry = try XCTUnwrap(try SafetensorsFile(path: path).entries[key], "\(path) has no \(key)")
+        let nan: [UInt8] = entry.dtype == .f16 ? [0x00, 0x7E] : [0x00, 0x00, 0xC0, 0x7F]
+        let handle = try XCTUnwrap(FileHandle(forWritingAtPath: path))
+        try handle.seek(toOffset: UInt64(entry.offset))
+        try handle.write(contentsOf: Data(nan))
+        try handle.close()
+        return folder
+    }
+
+    /// NaN from broken weights is reported where it appears, as a message and a non-zero exit, not a trap.
+    func testNaNFromBrokenWeightsIsReportedNotTrapped() throws {
+        try expectFailure(["run", "text2img", "--prompt", "x", "--precision", "fp32",
+                           "--model-name", try decoderWithNaN(in: "unet", key: "conv_in.weight")] + fast,
+                          "the model produced NaN or infinity at decoder step 1 of 2")
+        try expectFailure(["run", "text2img", "--prompt", "x", "--precision", "fp32",
+                           "--model-name", try decoderWithNaN(in: "movq", key: "decoder.conv_out.weight")] + fast,
+                          "the MoVQ decoder produced NaN or infinity")
     }
 }
