@@ -27,6 +27,18 @@ struct Workflow: ParsableCommand {
         guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("\(file): file not found") }
         guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { throw CLIError("\(file): not a JSON object") }
         guard let tasks = root["tasks"] as? [Any] else { throw CLIError("\(file): needs a \"tasks\" list") }
+        guard !tasks.isEmpty else { throw CLIError("\(file): the \"tasks\" list is empty") }
+        let folderOfFile = URL(fileURLWithPath: path).deletingLastPathComponent()
+        // Two tasks writing one file would overwrite each other: refuse before anything runs.
+        var writers: [String: Int] = [:]
+        for (n, raw) in tasks.enumerated() {
+            guard let output = (raw as? [String: Any])?["output"] as? String else { continue }
+            let resolved = URL(fileURLWithPath: output, relativeTo: folderOfFile).standardizedFileURL.path
+            if let first = writers[resolved] {
+                throw CLIError("\(file): tasks \(first + 1) and \(n + 1) both write \(output)")
+            }
+            writers[resolved] = n
+        }
         let registry = try startHost(compute)
         ServerABI.server?.maxMemory = budget
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path

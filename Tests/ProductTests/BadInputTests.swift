@@ -153,6 +153,14 @@ final class BadInputTests: XCTestCase {
         try "not json".write(toFile: dir + "/bad2.json", atomically: true, encoding: .utf8)
         try expectFailure(["workflow", dir + "/bad2.json"], "bad2.json: not a JSON object")
         try expectFailure(["workflow", dir + "/none.json"], "none.json: file not found")
+        try #"{"tasks": []}"#.write(toFile: dir + "/empty.json", atomically: true, encoding: .utf8)
+        try expectFailure(["workflow", dir + "/empty.json"], "empty.json: the \"tasks\" list is empty")
+        let twice = #"{"tasks": [{"task": "text2img", "parameters": {"prompt": "a"}, "output": "same.png"}, "#
+            + #"{"task": "text2img", "parameters": {"prompt": "b"}, "output": "./same.png"}]}"#
+        try twice.write(toFile: dir + "/twice.json", atomically: true, encoding: .utf8)
+        try expectFailure(["workflow", dir + "/twice.json"], "twice.json: tasks 1 and 2 both write ./same.png", output: "same.png")
+        try expectFailure(["workflow", "--max-memory", "1e30G", dir + "/twice.json"],
+                          "--max-memory '1e30G': larger than any machine's memory")
     }
 
     /// A copy of the fixture decoder with the first value of one weight set to NaN.
