@@ -4,6 +4,15 @@ import Foundation
 import ImageProcessing
 
 public enum ImageFiles {
+    /// The environment variable that overrides `maxPixels`.
+    public static let maxPixelsVariable = "KANDINSKY_MAX_IMAGE_PIXELS"
+
+    /// The most pixels an input may declare, checked from its header before anything is decoded: Pillow's rule
+    /// (PIL/Image.py: MAX_IMAGE_PIXELS = 89,478,485 warns, twice that raises DecompressionBombError), here the error
+    /// at twice, settable through KANDINSKY_MAX_IMAGE_PIXELS.
+    public static var maxPixels: Int {
+        ProcessInfo.processInfo.environment[maxPixelsVariable].flatMap { Int($0) }.map { max($0, 1) } ?? 2 * 89_478_485
+    }
     public static func read(_ path: String) throws -> PixelImage {
         guard FileManager.default.fileExists(atPath: path) else { throw ImageIOError.missing(path) }
         guard let data = FileManager.default.contents(atPath: path) else { throw ImageIOError.unreadable(path, "permission denied or not a file") }

@@ -9,12 +9,16 @@ public enum ImageIOError: Error, CustomStringConvertible, Equatable {
     case unreadable(String, String)
     case unsupported(String, String)
     case writeFailed(String, String)
+    /// The header declares more pixels than ImageFiles.maxPixels.
+    case tooLarge(String, String)
 
     public var description: String {
         switch self {
         case .missing(let p): return "\(p): file not found"
         case .unreadable(let p, let why): return "\(p): cannot decode image: \(why)"
         case .unsupported(let p, let why): return "\(p): \(why)"
+        case .tooLarge(let p, let why):
+            return "\(p): \(why) (a decompression bomb? set \(ImageFiles.maxPixelsVariable) to allow more)"
         case .writeFailed(let p, let why): return "\(p): cannot write: \(why)"
         }
     }
@@ -30,6 +34,10 @@ enum PNGCodec {
         let ok = data.withUnsafeBytes { png_image_begin_read_from_memory(&image, $0.baseAddress, $0.count) }
         guard ok != 0 else { throw ImageIOError.unreadable(path, message(&image)) }
         defer { png_image_free(&image) }
+        let declared = UInt64(image.width) * UInt64(image.height)
+        guard declared <= UInt64(ImageFiles.maxPixels) else {
+            throw ImageIOError.tooLarge(path, "\(image.width)x\(image.height) pixels exceed the limit of \(ImageFiles.maxPixels)")
+        }
         let hasAlpha = image.format & alphaFlag != 0
         let hasColor = image.format & colorFlag != 0
         let sixteen = image.format & UInt32(PNG_FORMAT_FLAG_LINEAR) != 0

@@ -25,8 +25,8 @@ static void on_warning(j_common_ptr cinfo, int level) {
     if (level < 0) on_error(cinfo);
 }
 
-int kd_jpeg_decode(const uint8_t *data, size_t size, uint8_t **pixels, int *width, int *height, int *channels,
-                   char *err, size_t err_size) {
+int kd_jpeg_decode(const uint8_t *data, size_t size, uint64_t max_pixels, uint8_t **pixels, int *width, int *height,
+                   int *channels, char *err, size_t err_size) {
     struct jpeg_decompress_struct cinfo;
     struct bridge_error jerr;
     uint8_t *volatile buf = NULL;
@@ -45,6 +45,13 @@ int kd_jpeg_decode(const uint8_t *data, size_t size, uint8_t **pixels, int *widt
     jpeg_create_decompress(&cinfo);
     jpeg_mem_src(&cinfo, data, (unsigned long)size);
     jpeg_read_header(&cinfo, TRUE);
+    /* The header's size, checked before a pixel is decoded or a byte allocated for it. */
+    if ((uint64_t)cinfo.image_width * cinfo.image_height > max_pixels) {
+        snprintf(err, err_size, "%ux%u pixels exceed the limit of %llu", cinfo.image_width, cinfo.image_height,
+                 (unsigned long long)max_pixels);
+        jpeg_destroy_decompress(&cinfo);
+        return -2;
+    }
     int cmyk = cinfo.jpeg_color_space == JCS_CMYK || cinfo.jpeg_color_space == JCS_YCCK;
     if (cmyk) cinfo.out_color_space = JCS_CMYK;
     else if (cinfo.jpeg_color_space == JCS_GRAYSCALE) cinfo.out_color_space = JCS_GRAYSCALE;

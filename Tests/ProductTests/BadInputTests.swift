@@ -2,6 +2,8 @@
 // (an existing one survives).
 import Checkpoint
 import Foundation
+import ImageProcessing
+import ImageIO
 import XCTest
 
 final class BadInputTests: XCTestCase {
@@ -185,5 +187,37 @@ final class BadInputTests: XCTestCase {
         try expectFailure(["run", "text2img", "--prompt", "x", "--precision", "fp32",
                            "--model-name", try decoderWithNaN(in: "movq", key: "decoder.conv_out.weight")] + fast,
                           "the MoVQ decoder produced NaN or infinity")
+    }
+
+    /// A PNG's chunk CRC (ISO 3309), so the test can write a header that libpng accepts.
+    func crc32(_ bytes: [UInt8]) -> UInt32 {
+        var crc: UInt32 = 0xFFFF_FFFF
+        for byte in bytes {
+            crc ^= UInt32(byte)
+            for _ in 0..<8 { crc = crc & 1 != 0 ? (crc >> 1) ^ 0xEDB8_8320 : crc >> 1 }
+        }
+        return ~crc
+    }
+
+    /// Inputs declaring more pixels than the limit are refused from their header, before any pixel is decoded.
+    func testDecompressionBombsAreRefusedFromTheHeader() throws {
+        func bigEndian(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
+        // 100000 x 100000 RGB, 8 bits: a 69-byte file that would ask for 30 GB.
+        let ihdr: [UInt8] = Array("IHDR".utf8) + bigEndian(100_000) + bigEndian(100_000) + [8, 2, 0, 0, 0]
+        let idat: [UInt8] = Array("IDAT".utf8), iend: [UInt8] = Array("IEND".utf8)
+        var png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
+        png += bigEndian(13) + ihdr + bigEndian(crc32(ihdr))
+        png += bigEndian(0) + idat + bigEndian(crc32(idat)) + bigEndian(0) + iend + bigEndian(crc32(iend))
+        try Data(png).write(to: URL(fileURLWithPath: dir + "/bomb.png"))
+        try expectFailure(["run", "img2img", "--prompt", "x", "--image", "bomb.png"] + fast,
+                          "bomb.png: 100000x100000 pixels exceed the limit of 178956970")
+        // A small JPEG whose frame header is rewritten to 60000 x 60000.
+        try ImageFiles.write(PixelImage(width: 8, height: 8, channels: 3), to: dir + "/small.jpg")
+        var jpeg = [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/small.jpg")))
+        let sof = try XCTUnwrap((0..<jpeg.count - 1).first { jpeg[$0] == 0xFF && jpeg[$0 + 1] == 0xC0 }, "no SOF0 marker")
+        jpeg.replaceSubrange((sof + 5)..<(sof + 9), with: [0xEA, 0x60, 0xEA, 0x60])
+        try Data(jpeg).write(to: URL(fileURLWithPath: dir + "/bomb.jpg"))
+        try expectFailure(["run", "img2img", "--prompt", "x", "--image", "bomb.jpg"] + fast,
+                          "bomb.jpg: 60000x60000 pixels exceed the limit of 178956970")
     }
 }
