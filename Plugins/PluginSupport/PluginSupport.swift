@@ -42,7 +42,7 @@ public enum CommonParams {
         "negative_prompt", KD_PARAM_STRING,
         help:
             "what to steer away from; absent = the zero-image embedding, \"\" = the prior's embedding of the empty "
-                + "text (as diffusers)",
+            + "text (as diffusers)",
         flags: UInt32(KD_PARAM_OPTIONAL))
     public static let priorSteps = ParamDecl(
         "prior_num_inference_steps", KD_PARAM_INT, help: "prior denoising steps", min: 2, max: 1000, default: "25")
@@ -153,8 +153,7 @@ public func makeEntry(_ plugins: @autoclosure () -> [PluginDefinition]) -> Unsaf
                 let table = ext.assumingMemoryBound(to: kd_model_server_t.self)
                 guard
                     let server: kd_model_server_t = VersionedStruct.read(
-                        table, structSize: table.pointee.struct_size,
-                        minimum: ABI10Size.modelServer)
+                        table, minimum: ABI10Size.modelServer)
                 else { return false }
                 let copy = UnsafeMutablePointer<kd_model_server_t>.allocate(capacity: 1)
                 copy.initialize(to: server)
@@ -629,9 +628,10 @@ public final class Request {
         // The float-to-byte conversion below traps on NaN and values outside [0, 1]: check first, name the pixel.
         if let bad = (0..<pixels.count).first(where: { !(p[$0] >= 0 && p[$0] <= 1) }) {
             let at = bad % plane
-            throw PluginFailure("the decoded picture holds \(p[bad]) at pixel (x \(at % w), y \(at / w)), channel "
-                                + "\(bad / plane): the MoVQ decoder produced NaN or infinity (broken weights?)",
-                                status: Int32(KD_ERR_FAILED))
+            throw PluginFailure(
+                "the decoded picture holds \(p[bad]) at pixel (x \(at % w), y \(at / w)), channel "
+                    + "\(bad / plane): the MoVQ decoder produced NaN or infinity (broken weights?)",
+                status: Int32(KD_ERR_FAILED))
         }
         guard let out = ctx.pointee.allocate_output?(ctx, Int32(w), Int32(h), 3), let data = out.pointee.data else {
             throw PluginFailure("cannot allocate a \(w)x\(h) output", status: Int32(KD_ERR_OUT_OF_MEMORY))

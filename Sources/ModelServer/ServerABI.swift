@@ -141,7 +141,7 @@ public enum ServerABI {
     public static func pixelImage(_ img: UnsafePointer<kd_image_t>) -> PixelImage? {
         guard
             let i: kd_image_t = VersionedStruct.read(
-                img, structSize: img.pointee.struct_size, minimum: ABI10Size.image),
+                img, minimum: ABI10Size.image),
             i.width > 0, i.height > 0, [1, 2, 3, 4].contains(i.channels), let data = i.data,
             i.row_bytes >= Int64(i.width * i.channels)
         else { return nil }
@@ -319,8 +319,7 @@ public enum ServerABI {
             }
             guard
                 let a: kd_denoise_args_t = VersionedStruct.read(
-                    args, structSize: args.pointee.struct_size,
-                    minimum: ABI10Size.denoiseArgs)
+                    args, minimum: ABI10Size.denoiseArgs)
             else {
                 return ServerABI.fail(
                     ctx, "denoise: struct_size \(args.pointee.struct_size) is below the 1.0 size",
@@ -404,8 +403,7 @@ public enum ServerABI {
         guard let d = model(m) as? LoadedDecoder else { throw PluginArgumentError("sampler_create: not a decoder") }
         guard let args,
             let a: kd_sampler_args_t = VersionedStruct.read(
-                args, structSize: args.pointee.struct_size,
-                minimum: ABI10Size.samplerArgs)
+                args, minimum: ABI10Size.samplerArgs)
         else {
             throw PluginArgumentError("sampler_create: missing arguments or struct_size below the 1.1 size")
         }

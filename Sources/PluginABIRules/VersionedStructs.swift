@@ -15,9 +15,11 @@ public enum VersionedStruct {
         structSize >= sizeThrough(field)
     }
 
-    /// A copy of the `T` at `pointer` whose writer stated `structSize` bytes: the bytes it covers, zero beyond
-    /// (absent fields read as 0, absent functions as nil). Nil when `structSize` is below `minimum` (the 1.0 size).
-    public static func read<T>(_ pointer: UnsafeRawPointer, structSize: UInt32, minimum: UInt32) -> T? {
+    /// A copy of the `T` at `pointer` as its writer sized it (struct_size, the first field of every versioned
+    /// struct): the bytes it covers, zero beyond (absent fields read as 0, absent functions as nil). Nil when that
+    /// size is below `minimum` (the 1.0 size).
+    public static func read<T>(_ pointer: UnsafeRawPointer, minimum: UInt32) -> T? {
+        let structSize = pointer.load(as: UInt32.self)
         guard structSize >= minimum else { return nil }
         let copied = min(Int(structSize), MemoryLayout<T>.size)
         let buffer = UnsafeMutableRawPointer.allocate(
@@ -40,8 +42,7 @@ public enum VersionedStruct {
     /// header's KD_ARRAY_AT), read as `read` reads one struct.
     public static func element<T>(_ array: UnsafeRawPointer, index: Int, stride: UInt32, minimum: UInt32) -> T? {
         guard stride >= minimum else { return nil }
-        let at = array + index * Int(stride)
-        return read(at, structSize: at.load(as: UInt32.self), minimum: minimum)
+        return read(array + index * Int(stride), minimum: minimum)
     }
 
     /// The struct_size a struct of type `T` states when this build writes it.

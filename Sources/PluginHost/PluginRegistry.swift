@@ -60,8 +60,7 @@ public final class PluginRegistry {
         guard let entry = entryFn() else { throw DescriptorError.bad("\(KD_PLUGIN_ENTRY_SYMBOL) returned NULL") }
         guard
             let e: kd_plugin_entry_t = VersionedStruct.read(
-                entry, structSize: entry.pointee.struct_size,
-                minimum: ABI10Size.pluginEntry)
+                entry, minimum: ABI10Size.pluginEntry)
         else {
             throw DescriptorError.bad("entry table struct_size \(entry.pointee.struct_size) is below the 1.0 size")
         }

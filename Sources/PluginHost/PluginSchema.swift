@@ -53,8 +53,7 @@ extension PluginSpec {
     init(_ d: UnsafePointer<kd_plugin_desc_t>, library: String, index: UInt32) throws {
         guard
             let desc: kd_plugin_desc_t = VersionedStruct.read(
-                d, structSize: d.pointee.struct_size,
-                minimum: ABI10Size.pluginDesc)
+                d, minimum: ABI10Size.pluginDesc)
         else {
             throw DescriptorError.bad(
                 "descriptor struct_size \(d.pointee.struct_size) is below the 1.0 size \(ABI10Size.pluginDesc)")
