@@ -55,12 +55,16 @@ let package = Package(
         // MARK: - Product: plugin ABI, model server, host
         .target(name: "KandinskyPluginABI"),
         .target(name: "PluginABIRules", dependencies: ["KandinskyPluginABI"]),
-        .target(name: "ModelServer", dependencies: ["KandinskyPluginABI", "PluginABIRules", "Pipelines", "Checkpoint", "Networks", "Schedulers", "TensorCore",
-                                                    "TorchRandom", "ImageProcessing"], swiftSettings: kernelFlags),
+        .target(name: "ModelServer",
+                dependencies: ["KandinskyPluginABI", "PluginABIRules", "Pipelines", "Checkpoint", "Networks",
+                               "Schedulers", "TensorCore", "TorchRandom", "ImageProcessing"],
+                swiftSettings: kernelFlags),
 
-        .target(name: "PluginHost", dependencies: ["KandinskyPluginABI", "PluginABIRules", "ModelServer", "ImageProcessing"]),
+        .target(name: "PluginHost",
+                dependencies: ["KandinskyPluginABI", "PluginABIRules", "ModelServer", "ImageProcessing"]),
 
-        .target(name: "PluginSupport", dependencies: ["KandinskyPluginABI", "PluginABIRules"], path: "Plugins/PluginSupport"),
+        .target(name: "PluginSupport", dependencies: ["KandinskyPluginABI", "PluginABIRules"],
+                path: "Plugins/PluginSupport"),
         .target(name: "Outpaint", dependencies: ["KandinskyPluginABI"], path: "Plugins/Outpaint", publicHeadersPath: ".",
                 cSettings: [.unsafeFlags(["-std=c11", "-Wall", "-Wextra", "-Werror"])],
                 linkerSettings: [.linkedLibrary("m"), .unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Plugins/exports.map"])]),

@@ -24,7 +24,8 @@ static const kd_param_desc_t params[] = {
     {sizeof(kd_param_desc_t), "prior_guidance_scale", "prior guidance (on above 1)", KD_PARAM_FLOAT, 0, 0, 100, "4.0"},
     {sizeof(kd_param_desc_t), "num_inference_steps", "decoder denoising steps", KD_PARAM_INT, 0, 1, 1000, "100"},
     {sizeof(kd_param_desc_t), "guidance_scale", "decoder guidance (on above 1)", KD_PARAM_FLOAT, 0, 0, 100, "1.0"},
-    {sizeof(kd_param_desc_t), "scheduler", "decoder sampler: ddpm, ddim, dpmsolver++ or unipc", KD_PARAM_STRING, 0, 0, 0, "ddpm"},
+    {sizeof(kd_param_desc_t), "scheduler", "decoder sampler: ddpm, ddim, dpmsolver++ or unipc", KD_PARAM_STRING, 0,
+     0, 0, "ddpm"},
     {sizeof(kd_param_desc_t), "seed", "random seed; -1 picks one", KD_PARAM_SEED, 0, -1, 9007199254740991.0, "-1"},
     {sizeof(kd_param_desc_t), "model_name", "inpainting decoder (folder or hub id)", KD_PARAM_STRING, KD_PARAM_OPTIONAL | KD_PARAM_MODEL, 0, 0, NULL},
     {sizeof(kd_param_desc_t), "prior_model_name", "prior (folder or hub id)", KD_PARAM_STRING, KD_PARAM_OPTIONAL | KD_PARAM_MODEL, 0, 0, NULL},
@@ -133,17 +134,20 @@ static kd_status run(uint32_t index, const kd_run_context_t *ctx) {
     }
     kd_status st = KD_OK;
     kd_generator_t *g = server->generator_create((uint64_t)int_param(ctx, "seed"));
-    kd_tensor_t *embeds = NULL, *negative = NULL, *image_latents = NULL, *keep_tensor = NULL, *latent_mask = NULL, *extra = NULL,
+    kd_tensor_t *embeds = NULL, *negative = NULL, *image_latents = NULL, *keep_tensor = NULL, *latent_mask = NULL,
+                *extra = NULL,
                 *latents = NULL, *noise = NULL, *out = NULL, *decoded = NULL;
     kd_sampler_t *sampler = NULL;
     int64_t *ts = NULL;
     st = server->prior_embed_prompt(ctx, prior, string_param(ctx, "prompt"), string_param(ctx, "negative_prompt"),
-                                    (int32_t)int_param(ctx, "prior_num_inference_steps"), (float)float_param(ctx, "prior_guidance_scale"), g,
+                                    (int32_t)int_param(ctx, "prior_num_inference_steps"),
+                                    (float)float_param(ctx, "prior_guidance_scale"), g,
                                     &embeds, &negative);
     if (st != KD_OK) goto done;
     if ((st = server->movq_encode(decoder, pixels, &image_latents)) != KD_OK) goto done;
 
-    /* The latent mask and the UNet's extra channels: the server's inpaint_condition, as the inpaint plugin gets them. */
+    /* The latent mask and the UNet's extra channels: the server's inpaint_condition, as the inpaint plugin gets
+     * them. */
     int64_t h = H / f, w = W / f, plane = h * w;
     uint32_t copies = float_param(ctx, "guidance_scale") > 1 ? 2 : 1;
     keep_tensor = tensor4(1, 1, H, W);
@@ -163,7 +167,10 @@ static kd_status run(uint32_t index, const kd_run_context_t *ctx) {
     int32_t steps = (int32_t)int_param(ctx, "num_inference_steps");
     kd_sampler_args_t sargs = {sizeof(kd_sampler_args_t), string_param(ctx, "scheduler"), steps, 1.0};
     char err[1024] = {0};
-    if (!(sampler = server->sampler_create(decoder, &sargs, err, sizeof err))) { st = fail(ctx, KD_ERR_INVALID_ARGUMENT, err); goto done; }
+    if (!(sampler = server->sampler_create(decoder, &sargs, err, sizeof err))) {
+        st = fail(ctx, KD_ERR_INVALID_ARGUMENT, err);
+        goto done;
+    }
     ts = malloc(sizeof(int64_t) * (size_t)steps);
     uint32_t count = 0;
     if (!ts) { st = fail(ctx, KD_ERR_OUT_OF_MEMORY, "out of memory"); goto done; }
@@ -198,7 +205,8 @@ done:
     free(keep);
     free(ts);
     if (sampler) server->sampler_release(sampler);
-    kd_tensor_t *all[] = {pixels, embeds, negative, image_latents, keep_tensor, latent_mask, extra, latents, noise, out, decoded};
+    kd_tensor_t *all[] = {pixels, embeds,  negative, image_latents, keep_tensor, latent_mask,
+                          extra,  latents, noise,    out,           decoded};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (all[i]) server->tensor_release(all[i]);
     server->generator_release(g);

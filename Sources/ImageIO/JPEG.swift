@@ -9,8 +9,8 @@ enum JPEGCodec {
         var w: Int32 = 0, h: Int32 = 0, c: Int32 = 0
         var err = [CChar](repeating: 0, count: 256)
         let rc = data.withUnsafeBytes {
-            kd_jpeg_decode($0.bindMemory(to: UInt8.self).baseAddress, $0.count, UInt64(ImageFiles.maxPixels), &pixels, &w, &h,
-                           &c, &err, err.count)
+            kd_jpeg_decode($0.bindMemory(to: UInt8.self).baseAddress, $0.count, UInt64(ImageFiles.maxPixels), &pixels,
+                           &w, &h, &c, &err, err.count)
         }
         if rc == -2 { throw ImageIOError.tooLarge(path, String(cString: err)) }
         guard rc == 0, let p = pixels else { throw ImageIOError.unreadable(path, String(cString: err)) }

@@ -36,7 +36,8 @@ enum PNGCodec {
         defer { png_image_free(&image) }
         let declared = UInt64(image.width) * UInt64(image.height)
         guard declared <= UInt64(ImageFiles.maxPixels) else {
-            throw ImageIOError.tooLarge(path, "\(image.width)x\(image.height) pixels exceed the limit of \(ImageFiles.maxPixels)")
+            throw ImageIOError.tooLarge(
+                path, "\(image.width)x\(image.height) pixels exceed the limit of \(ImageFiles.maxPixels)")
         }
         let hasAlpha = image.format & alphaFlag != 0
         let hasColor = image.format & colorFlag != 0

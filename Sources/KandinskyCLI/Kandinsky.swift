@@ -72,7 +72,9 @@ func parseBytes(_ s: String) throws -> Int {
     if units[t.last ?? " "] != nil { t.removeLast() }
     guard let v = Double(t), v > 0, v.isFinite else { throw CLIError("--max-memory '\(s)': expected a size such as 12G or 800M") }
     // Int(...) traps beyond Int.max: refuse sizes no machine has instead.
-    guard v * scale < 1e18 else { throw CLIError("--max-memory '\(s)': larger than any machine's memory (at most 1000P)") }
+    guard v * scale < 1e18 else {
+        throw CLIError("--max-memory '\(s)': larger than any machine's memory (at most 1000P)")
+    }
     return Int(v * scale)
 }
 

@@ -111,8 +111,8 @@ final class BadInputTests: XCTestCase {
         {"tasks": [
           {"task": "infer_kandinsky_2", "parameters": {"prompt": "a cat", "seed": "11", "num_inference_steps": 2, "prior_num_inference_steps": "2",
            "width": 64, "height": 64, "scheduler": "dpmsolver++"}, "output": "a.png"},
-          {"task": "text2img", "parameters": {"prompt": "a cat", "seed": 1, "num_inference_steps": 2, "prior_num_inference_steps": 2,
-           "scheduler": "euler"}, "output": "e.png"},
+          {"task": "text2img", "parameters": {"prompt": "a cat", "seed": 1, "num_inference_steps": 2,
+           "prior_num_inference_steps": 2, "scheduler": "euler"}, "output": "e.png"},
           {"task": "no_such_task", "parameters": {}, "output": "b.png"},
           {"task": "inpaint", "parameters": {"prompt": "a hat", "seed": 3, "num_inference_steps": 2, "prior_num_inference_steps": 2, "width": 64,
            "height": 64}, "inputs": {"image": "missing.png", "mask": "\(Product.input("mask.png"))"}, "output": "c.png"},
@@ -129,7 +129,8 @@ final class BadInputTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/b.png"))
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/c.png"))
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/e.png"))
-        XCTAssertTrue(r.stderr.contains("unknown scheduler 'euler' (choose one of ddpm, ddim, dpmsolver++, unipc)"), r.stderr)
+        let unknownScheduler = "unknown scheduler 'euler' (choose one of ddpm, ddim, dpmsolver++, unipc)"
+        XCTAssertTrue(r.stderr.contains(unknownScheduler), r.stderr)
         XCTAssertTrue(r.stderr.contains("wf.json task 3: unknown task 'no_such_task'"), r.stderr)
         XCTAssertTrue(r.stderr.contains("missing.png: file not found"), r.stderr)
         // The prior loaded once for the three tasks that ran it.
@@ -160,7 +161,8 @@ final class BadInputTests: XCTestCase {
         let twice = #"{"tasks": [{"task": "text2img", "parameters": {"prompt": "a"}, "output": "same.png"}, "#
             + #"{"task": "text2img", "parameters": {"prompt": "b"}, "output": "./same.png"}]}"#
         try twice.write(toFile: dir + "/twice.json", atomically: true, encoding: .utf8)
-        try expectFailure(["workflow", dir + "/twice.json"], "twice.json: tasks 1 and 2 both write ./same.png", output: "same.png")
+        try expectFailure(["workflow", dir + "/twice.json"], "twice.json: tasks 1 and 2 both write ./same.png",
+                          output: "same.png")
         try expectFailure(["workflow", "--max-memory", "1e30G", dir + "/twice.json"],
                           "--max-memory '1e30G': larger than any machine's memory")
     }
@@ -201,7 +203,9 @@ final class BadInputTests: XCTestCase {
 
     /// Inputs declaring more pixels than the limit are refused from their header, before any pixel is decoded.
     func testDecompressionBombsAreRefusedFromTheHeader() throws {
-        func bigEndian(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)] }
+        func bigEndian(_ v: UInt32) -> [UInt8] {
+            [UInt8(v >> 24), UInt8(v >> 16 & 0xFF), UInt8(v >> 8 & 0xFF), UInt8(v & 0xFF)]
+        }
         // 100000 x 100000 RGB, 8 bits: a 69-byte file that would ask for 30 GB.
         let ihdr: [UInt8] = Array("IHDR".utf8) + bigEndian(100_000) + bigEndian(100_000) + [8, 2, 0, 0, 0]
         let idat: [UInt8] = Array("IDAT".utf8), iend: [UInt8] = Array("IEND".utf8)
@@ -214,7 +218,8 @@ final class BadInputTests: XCTestCase {
         // A small JPEG whose frame header is rewritten to 60000 x 60000.
         try ImageFiles.write(PixelImage(width: 8, height: 8, channels: 3), to: dir + "/small.jpg")
         var jpeg = [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/small.jpg")))
-        let sof = try XCTUnwrap((0..<jpeg.count - 1).first { jpeg[$0] == 0xFF && jpeg[$0 + 1] == 0xC0 }, "no SOF0 marker")
+        let sofMarker = (0..<jpeg.count - 1).first { jpeg[$0] == 0xFF && jpeg[$0 + 1] == 0xC0 }
+        let sof = try XCTUnwrap(sofMarker, "no SOF0 marker")
         jpeg.replaceSubrange((sof + 5)..<(sof + 9), with: [0xEA, 0x60, 0xEA, 0x60])
         try Data(jpeg).write(to: URL(fileURLWithPath: dir + "/bomb.jpg"))
         try expectFailure(["run", "img2img", "--prompt", "x", "--image", "bomb.jpg"] + fast,

@@ -43,7 +43,8 @@ final class ImageFileTests: XCTestCase {
                       "--prior-num-inference-steps", "2", "--scheduler", "unipc"]
         let first = try Product.cli(common + ["--seed", "-1", "-o", dir + "/random.png"])
         XCTAssertEqual(first.status, 0, first.stderr)
-        let printed = first.stderr.split(separator: "\n").first { $0.hasPrefix("seed: ") }.map { String($0.dropFirst(6)) }
+        let seedLine = first.stderr.split(separator: "\n").first { $0.hasPrefix("seed: ") }
+        let printed = seedLine.map { String($0.dropFirst(6)) }
         let seed = try XCTUnwrap(printed.flatMap { Int($0) }, "no 'seed: N' line in: \(first.stderr)")
         XCTAssertTrue((0...Int(maxRandomSeed)).contains(seed), "seed \(seed)")
         let png = try Data(contentsOf: URL(fileURLWithPath: dir + "/random.png"))
