@@ -420,7 +420,6 @@ public enum ServerABI {
             throw PluginArgumentError("strength must be 0 to 1 (got \(a.strength))")
         }
         let sampler = try d.pipeline.sampler(kind)
-        let run = sampler.run(steps: Int(a.steps), strength: a.strength)
         let schedule = sampler.timesteps(steps: Int(a.steps))
         let trainSteps = sampler.schedule.alphasCumprod.count
         if let beyond = schedule.first(where: { $0 < 0 || $0 >= trainSteps }) {
@@ -428,8 +427,8 @@ public enum ServerABI {
                 "\(sampler.kind.rawValue) with \(a.steps) steps gives timestep \(beyond), outside the "
                     + "model's \(trainSteps) training steps: use fewer steps")
         }
-        return SamplerHandle(
-            decoder: d, sampler: sampler, schedule: schedule, beginIndex: schedule.count - run.timesteps.count)
+        let beginIndex = strengthBeginIndex(scheduleCount: schedule.count, strength: a.strength)
+        return SamplerHandle(decoder: d, sampler: sampler, schedule: schedule, beginIndex: beginIndex)
     }
 
     /// The sampler and run of a denoise call: the 1.1 sampler handle, or (1.0) the model's own scheduler over the

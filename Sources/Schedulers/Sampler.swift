@@ -34,9 +34,16 @@ extension Sampler {
     /// (strength 1 keeps the whole schedule, as text-to-image runs it). Empty when the cut leaves no step.
     public func run(steps: Int, strength: Double = 1) -> SamplerRun {
         let schedule = timesteps(steps: steps)
-        let kept = min(Int(Double(schedule.count) * strength), schedule.count)
-        return makeRun(schedule: schedule, beginIndex: max(schedule.count - kept, 0))
+        let beginIndex = strengthBeginIndex(scheduleCount: schedule.count, strength: strength)
+        return makeRun(schedule: schedule, beginIndex: beginIndex)
     }
+}
+
+/// Where get_timesteps enters a schedule of `scheduleCount` timesteps for `strength`: the index of the first of the
+/// last `strength` fraction (equal to the count when the cut leaves no step).
+public func strengthBeginIndex(scheduleCount: Int, strength: Double) -> Int {
+    let kept = min(Int(Double(scheduleCount) * strength), scheduleCount)
+    return max(scheduleCount - kept, 0)
 }
 
 /// The sampler `kind` as diffusers builds it from the decoder's scheduler config.
