@@ -35,7 +35,8 @@ struct AttentionProjections {
             k = concat([addK(context), k], axis: 1)
             v = concat([addV(context), v], axis: 1)
         }
-        let o = attention(q: q, k: k, v: v, heads: heads, scale: 1 / Float(headDim).squareRoot(), mask: mask)
+        let o = attention(q: q, k: k, v: v, heads: heads, scale: 1 / Float(headDim).squareRoot(), mask: mask,
+                          precision: toQ.weight.precision)
         return toOut(o)
     }
 }
@@ -53,7 +54,8 @@ struct SpatialNorm {
 
     func callAsFunction(_ f: Tensor, zq: Tensor) -> Tensor {
         let z = (zq.dim(2) == f.dim(2) && zq.dim(3) == f.dim(3)) ? zq : interpolateNearest(zq, height: f.dim(2), width: f.dim(3))
-        let n = norm(f), y = convY(z), b = convB(z)
+        let n = norm(f)
+        let y = convY(z).inLayout(of: n), b = convB(z).inLayout(of: n)
         let pn = n.data, py = y.data, pb = b.data
         parallelFor(n.count, minPerThread: 1 << 15) { r in for i in r { pn[i] = pn[i] * py[i] + pb[i] } }
         return n
@@ -90,8 +92,13 @@ struct SpatialAttention {
         case .group(let g): normed = g(x)
         case .spatial(let s): normed = s(x, zq: zq!)
         }
-        let tokens = transposeLastTwo(normed.reshaped([b, c, h * w]))        // [B, HW, C]
-        let out = transposeLastTwo(proj(tokens, context: context)).reshaped([b, c, h, w])
+        let out: Tensor
+        if normed.layout == .channelsLast {
+            out = proj(normed.pixelTokens(), context: context).pixelMap(height: h, width: w)
+        } else {
+            let tokens = transposeLastTwo(normed.reshaped([b, c, h * w]))  // [B, HW, C]
+            out = transposeLastTwo(proj(tokens, context: context)).reshaped([b, c, h, w])
+        }
         addInPlace(out, x)
         return out
     }

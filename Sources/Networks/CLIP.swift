@@ -74,7 +74,8 @@ struct CLIPEncoderLayer {
     func callAsFunction(_ x: Tensor, mask: Tensor?) -> Tensor {
         let n = ln1(x)
         let headDim = x.dim(-1) / heads
-        let h = out(attention(q: q(n), k: k(n), v: v(n), heads: heads, scale: 1 / Float(headDim).squareRoot(), mask: mask))
+        let h = out(attention(q: q(n), k: k(n), v: v(n), heads: heads, scale: 1 / Float(headDim).squareRoot(),
+                              mask: mask, precision: q.weight.precision))
         addInPlace(h, x)
         let f = fc1(ln2(h))
         applyActivation(act, f)
@@ -177,7 +178,7 @@ public final class CLIPVisionModelWithProjection {
         let b = pixelValues.dim(0), d = config.hiddenSize
         let p = patchEmbedding(pixelValues)                       // [B, d, g, g]
         let n = p.dim(2) * p.dim(3)
-        let patches = transposeLastTwo(p.reshaped([b, d, n]))    // [B, n, d]
+        let patches = transposeLastTwo(p.planar().reshaped([b, d, n]))    // [B, n, d]
         let x = Tensor(shape: [b, n + 1, d])
         for bi in 0..<b {
             let dst = x.data + bi * (n + 1) * d

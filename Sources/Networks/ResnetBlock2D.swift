@@ -48,27 +48,15 @@ struct ResnetBlock2D {
         case .up: input = upsampleNearest2x(input); h = upsampleNearest2x(h)
         }
         h = conv1(h)
-        let batch = h.dim(0), c = h.dim(1), plane = h.dim(2) * h.dim(3)
         switch norms {
         case .group(_, let n2):
             if let proj = timeEmbProj, let temb = tembActivated {
-                let t = proj(temb)  // [B, C] or [B, 2C]
+                let modulation = proj(temb)  // [B, C] or [B, 2C]
                 if scaleShift {
                     h = n2(h)
-                    let ph = h.data, pt = t.data
-                    parallelFor(batch * c, minPerThread: 8) { r in
-                        for bc in r {
-                            let b = bc / c, ch = bc % c
-                            let scale = 1 + pt[b * 2 * c + ch], shift = pt[b * 2 * c + c + ch]
-                            let p = ph + bc * plane
-                            for i in 0..<plane { let v = p[i] * scale + shift; p[i] = v / (1 + expf(-v)) }
-                        }
-                    }
+                    scaleShiftSiLU(h, modulation)
                 } else {
-                    let ph = h.data, pt = t.data
-                    parallelFor(batch * c, minPerThread: 8) { r in
-                        for bc in r { let v = pt[bc]; let p = ph + bc * plane; for i in 0..<plane { p[i] += v } }
-                    }
+                    addPerChannel(h, modulation)
                     h = n2(h, silu: true)
                 }
             } else {
@@ -84,7 +72,3 @@ struct ResnetBlock2D {
         return h
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

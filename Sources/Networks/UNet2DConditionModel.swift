@@ -182,6 +182,6 @@ public final class UNet2DConditionModel {
         }
         h = midBlock(h, cond)
         for block in upBlocks { h = block(h, skips: &skips, cond) }
-        return convOut(convNormOut(h, silu: true))
+        return convOut(convNormOut(h, silu: true)).planar()
     }
 }

@@ -192,7 +192,7 @@ public final class VQModel {
         for b in encBlocks { h = b(h, zq: nil) }
         h = encMid(h, zq: nil)
         h = encConvOut(encNormOut(h, silu: true))
-        return quantConv(h)
+        return quantConv(h).planar()
     }
 
     /// decode(h, force_not_quantize=True) unless `quantize`: latents -> image [B, 3, H*f, W*f] (about [-1, 1]).
@@ -203,11 +203,12 @@ public final class VQModel {
         h = decMid(h, zq: zq)
         for b in decBlocks { h = b(h, zq: zq) }
         if let n = decNormOut { h = n(h, zq: quant); applyActivation(.silu, h) } else { h = decGroupNormOut!(h, silu: true) }
-        return decConvOut(h)
+        return decConvOut(h).planar()
     }
 
     /// VectorQuantizer: each latent vector replaced by its nearest codebook entry (Euclidean).
     public func quantize(_ z: Tensor) -> Tensor {
+        let z = z.planar()
         let (b, c, hgt, wid) = (z.dim(0), z.dim(1), z.dim(2), z.dim(3))
         let tokens = transposeLastTwo(z.reshaped([b, c, hgt * wid]))  // [B, HW, C]
         let n = config.numVQEmbeddings

@@ -49,13 +49,16 @@ public enum ComputeBackend: String, Sendable {
 
 /// Primitive kinds and shapes, the key of the primitive cache.
 struct OperationKey: Hashable {
-    enum Kind: Hashable { case convolution, linear }
+    enum Kind: Hashable { case convolution, linear, matmul }
     let kind: Kind
     let dims: [Int]
     let precision: Precision
     let bias: Bool
     /// Convolutions: activations stay NCHW (oneDNN's GEMM kernels) instead of its preferred blocked layout.
     var plainLayout = false
+    /// Convolutions: the caller's input and output storage.
+    var inputLayout = Layout.planar
+    var outputLayout = Layout.planar
 }
 
 /// oneDNN primitives, created once per shape and kept for the life of the process (a few per layer shape).
@@ -78,9 +81,13 @@ final class PrimitiveCache: @unchecked Sendable {
         switch key.kind {
         case .convolution:
             op = kd_conv_create(d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7], d[8], d[9], d[10], d[11], dt,
-                                key.plainLayout ? 1 : 0, key.bias ? 1 : 0, &message, message.count)
+                                key.plainLayout ? 1 : 0, bridgeLayout(key.inputLayout), bridgeLayout(key.outputLayout),
+                                key.bias ? 1 : 0, &message, message.count)
         case .linear:
             op = kd_linear_create(d[0], d[1], d[2], dt, key.bias ? 1 : 0, &message, message.count)
+        case .matmul:
+            op = kd_matmul_create(d[0], d[1], d[2], d[3], d[4], Int32(d[5]), d[6], Float(bitPattern: UInt32(d[7])),
+                                  &message, message.count)
         }
         guard let op else {
             // fp32 always has an implementation; only bf16 may lack one, and then runs emulated.
@@ -93,29 +100,44 @@ final class PrimitiveCache: @unchecked Sendable {
     }
 }
 
-/// Runs a cached primitive on plain float32 tensors; `weight` supplies weights in the primitive's layout.
+private func bridgeLayout(_ layout: Layout) -> Int32 {
+    layout == .planar ? Int32(KD_LAYOUT_NCHW) : Int32(KD_LAYOUT_NHWC)
+}
+
+/// Runs a cached primitive on float32 activations; `weight` supplies weights in the primitive's layout.
 func runOperation(_ op: OpaquePointer, src: UnsafePointer<Float>, weight: Weight, bias: Tensor?,
                   dst: UnsafeMutablePointer<Float>) {
     var message = [CChar](repeating: 0, count: 256)
+    let workspaceBytes = kd_op_workspace_bytes(op)
+    let workspace = workspaceBytes > 0 ? MemoryPool.shared.acquire(bytes: workspaceBytes) : nil
+    defer { if let workspace { MemoryPool.shared.release(workspace) } }
     weight.withPrepared(for: op) { prepared in
-        if kd_op_run(op, src, prepared, bias?.data, dst, &message, message.count) != 0 {
+        if kd_op_run(op, src, prepared, bias?.data, dst, workspace, &message, message.count) != 0 {
             fatalError("oneDNN: \(String(cString: message))")
         }
     }
+}
+
+/// The float32 bits of `bits` rounded to the nearest bfloat16 (ties to even), low 16 bits zero; NaN stays NaN.
+@inline(__always)
+func bfloat16RoundedBits(_ bits: UInt32) -> UInt32 {
+    if bits & 0x7F80_0000 == 0x7F80_0000 { return bits & 0xFFFF_0000 | (bits & 0xFFFF == 0 ? 0 : 0x40_0000) }
+    return (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) & 0xFFFF_0000
 }
 
 /// Round-to-nearest-even to bfloat16, kept as float32 values (the emulated bf16 path's operands).
 public func roundToBFloat16(_ p: UnsafeMutablePointer<Float>, count: Int) {
     parallelFor(count, minPerThread: 1 << 15) { r in
         let raw = UnsafeMutableRawPointer(p).assumingMemoryBound(to: UInt32.self)
-        for i in r {
-            let bits = raw[i]
-            if bits & 0x7F80_0000 == 0x7F80_0000 {
-                raw[i] = bits & 0xFFFF_0000 | (bits & 0xFFFF == 0 ? 0 : 0x40_0000)
-                continue
-            }
-            raw[i] = (bits &+ 0x7FFF &+ ((bits >> 16) & 1)) & 0xFFFF_0000
-        }
+        for i in r { raw[i] = bfloat16RoundedBits(raw[i]) }
+    }
+}
+
+/// float32 -> bfloat16 values (the same rounding), for operands oneDNN reads as bf16 in place.
+func convertToBFloat16(_ src: UnsafePointer<Float>, count: Int, into dst: UnsafeMutablePointer<UInt16>) {
+    parallelFor(count, minPerThread: 1 << 15) { r in
+        let raw = UnsafeRawPointer(src).assumingMemoryBound(to: UInt32.self)
+        for i in r { dst[i] = UInt16(truncatingIfNeeded: bfloat16RoundedBits(raw[i]) >> 16) }
     }
 }
 
@@ -127,9 +149,9 @@ func executionMode(of weight: Weight) -> ExecutionMode {
     return ComputeBackend.nativeBF16 ? .bf16Native : .bf16Emulated
 }
 
-/// A copy of `x` rounded to bfloat16 values, from the scratch pool; release with `ScratchPool.shared.release`.
+/// A copy of `x` rounded to bfloat16 values, from the pool; release with `MemoryPool.shared.releaseFloats`.
 func bfloat16RoundedCopy(_ x: Tensor) -> UnsafeMutablePointer<Float> {
-    let copy = ScratchPool.shared.acquire(x.count)
+    let copy = MemoryPool.shared.acquireFloats(x.count)
     copy.update(from: x.data, count: x.count)
     roundToBFloat16(copy, count: x.count)
     return copy

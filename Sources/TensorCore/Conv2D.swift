@@ -1,5 +1,6 @@
-// torch.nn.Conv2d (groups = 1, dilation 1) on NCHW tensors: a oneDNN convolution primitive per shape, or, with the
-// OpenBLAS backend, im2col + GEMM. The im2col buffer covers a band of output rows at a time, bounded by
+// torch.nn.Conv2d (groups = 1, dilation 1): a oneDNN convolution primitive per shape, or, with the OpenBLAS backend,
+// im2col + GEMM. Native bf16 writes channels-last feature maps (the layout its kernels run in, so the next
+// convolution reads them without a transpose); every other path reads and writes planar NCHW. The im2col buffer covers a band of output rows at a time, bounded by
 // `im2colBudget`, so a 768x768 MoVQ layer (128 channels x 9 taps x 590k pixels = 2.7 GB as one matrix) runs in tens
 // of megabytes.
 
@@ -27,21 +28,22 @@ public func conv2d(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int = 1, 
 
 private func convolve(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D) -> Tensor {
     let mode = executionMode(of: weight)
+    if mode == .bf16Native, let out = conv2dPrimitive(x, weight: weight, bias: bias, stride: stride, padding: padding,
+                                                      precision: .bf16, outputLayout: .channelsLast) {
+        return out
+    }
+    let x = x.planar()
     if ComputeBackend.current == .openblas && mode == .fp32 {
         return weight.withFloat32 { w in
             conv2dIm2col(x, weightData: w, weightShape: weight.shape, bias: bias, stride: stride, padding: padding)
         }
-    }
-    if mode == .bf16Native, let out = conv2dPrimitive(x, weight: weight, bias: bias, stride: stride, padding: padding,
-                                                      precision: .bf16) {
-        return out
     }
     guard mode != .fp32 else {
         return conv2dGEMMPrimitive(x, weight: weight, bias: bias, stride: stride, padding: padding)
     }
     // bfloat16's numbers without its units: operands rounded to bf16, products and sums in float32.
     let rounded = bfloat16RoundedCopy(x)
-    defer { ScratchPool.shared.release(rounded, x.count) }
+    defer { MemoryPool.shared.releaseFloats(rounded) }
     let roundedInput = Tensor(shape: x.shape, borrowing: rounded, owner: x)
     return weight.withBFloat16RoundedFloat32 { w in
         let values = UnsafeMutablePointer(mutating: w)
@@ -59,10 +61,13 @@ private func conv2dGEMMPrimitive(_ x: Tensor, weight: Weight, bias: Tensor?, str
 }
 
 /// The convolution as one oneDNN primitive (cached per shape, weights laid out as it asks), or nil where oneDNN has
-/// no implementation for `precision`. `plainLayout` keeps the activations NCHW (oneDNN's GEMM-based kernels).
+/// no implementation for `precision`. `plainLayout` keeps the activations NCHW (oneDNN's GEMM-based kernels); else
+/// the result is written in `outputLayout`.
 public func conv2dPrimitive(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, padding: Padding2D,
-                            precision: Precision,
-                            plainLayout: Bool = false) -> Tensor? {
+                            precision: Precision, plainLayout: Bool = false,
+                            outputLayout: Layout = .planar) -> Tensor? {
+    shapeCheck(!plainLayout || (x.layout == .planar && outputLayout == .planar),
+               "conv2d: oneDNN's NCHW kernels on a channels-last \(x.shape)")
     shapeCheck(x.rank == 4 && weight.shape.count == 4 && x.dim(1) == weight.dim(1),
                "conv2d: input \(x.shape) vs weight \(weight.shape)")
     let (batch, cin, h, w) = (x.dim(0), x.dim(1), x.dim(2), x.dim(3))
@@ -73,9 +78,9 @@ public func conv2dPrimitive(_ x: Tensor, weight: Weight, bias: Tensor?, stride: 
     if let bias { shapeCheck(bias.count == cout, "conv2d: bias \(bias.shape) vs weight \(weight.shape)") }
     let dims = [batch, cin, h, w, cout, kh, kw, stride, padding.top, padding.bottom, padding.left, padding.right]
     let key = OperationKey(kind: .convolution, dims: dims, precision: precision, bias: bias != nil,
-                           plainLayout: plainLayout)
+                           plainLayout: plainLayout, inputLayout: x.layout, outputLayout: outputLayout)
     guard let op = PrimitiveCache.shared.operation(key) else { return nil }
-    let out = Tensor(shape: [batch, cout, ho, wo])
+    let out = Tensor(shape: [batch, cout, ho, wo], layout: outputLayout)
     runOperation(op, src: x.data, weight: weight, bias: bias, dst: out.data)
     return out
 }

@@ -31,6 +31,7 @@ public func linear(_ x: Tensor, weight: Weight, bias: Tensor?) -> Tensor {
 /// The checked shape of x [..., in] * weight [out, in]^T and its (uninitialised) output [..., out].
 private func linearShape(_ x: Tensor, weight: Weight, bias: Tensor?) -> (rows: Int, inF: Int, outF: Int, out: Tensor) {
     let inF = weight.dim(1), outF = weight.dim(0)
+    shapeCheck(x.layout == .planar, "linear: a channels-last feature map \(x.shape) (use its pixelTokens())")
     shapeCheck(x.dim(-1) == inF, "linear: input \(x.shape) vs weight \(weight.shape)")
     if let bias { shapeCheck(bias.count == outF, "linear: bias \(bias.shape) vs weight \(weight.shape)") }
     return (x.count / inF, inF, outF, Tensor(shape: Array(x.shape.dropLast()) + [outF]))
@@ -48,7 +49,7 @@ private func linearLayer(_ x: Tensor, weight: Weight, bias: Tensor?) -> Tensor {
     }
     // Emulated bf16: operands rounded to bfloat16, products and sums in float32.
     let rounded = bfloat16RoundedCopy(x)
-    defer { ScratchPool.shared.release(rounded, x.count) }
+    defer { MemoryPool.shared.releaseFloats(rounded) }
     weight.withBFloat16RoundedFloat32 { w in
         linearGEMM(rounded, weight: w, bias: bias, rows: rows, inFeatures: inF, outFeatures: outF, out: out)
     }

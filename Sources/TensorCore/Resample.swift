@@ -1,4 +1,4 @@
-// Spatial resampling of NCHW tensors.
+// Spatial resampling of feature maps, in whichever layout they come (the result keeps it).
 
 /// F.interpolate(scale_factor=2, mode="nearest").
 public func upsampleNearest2x(_ x: Tensor) -> Tensor {
@@ -9,9 +9,22 @@ public func upsampleNearest2x(_ x: Tensor) -> Tensor {
 /// legacy nearest mode computes it in float.
 public func interpolateNearest(_ x: Tensor, height: Int, width: Int) -> Tensor {
     let (bc, h, w) = (x.dim(0) * x.dim(1), x.dim(2), x.dim(3))
-    let out = Tensor(shape: [x.dim(0), x.dim(1), height, width])
+    let out = Tensor(shape: [x.dim(0), x.dim(1), height, width], layout: x.layout)
     let sy = Float(h) / Float(height), sx = Float(w) / Float(width)
     let xIndex = (0..<width).map { min(Int((Float($0) * sx).rounded(.down)), w - 1) }
+    if x.layout == .channelsLast {
+        let channels = x.dim(1)
+        parallelFor(x.dim(0) * height, minPerThread: 4) { r in
+            for job in r {
+                let b = job / height, oy = job % height
+                let iy = min(Int((Float(oy) * sy).rounded(.down)), h - 1)
+                let src = x.data + ((b * h + iy) * w) * channels
+                let dst = out.data + ((b * height + oy) * width) * channels
+                for ox in 0..<width { (dst + ox * channels).update(from: src + xIndex[ox] * channels, count: channels) }
+            }
+        }
+        return out
+    }
     parallelFor(bc * height, minPerThread: 64) { r in
         for job in r {
             let plane = job / height, oy = job % height
@@ -27,7 +40,22 @@ public func interpolateNearest(_ x: Tensor, height: Int, width: Int) -> Tensor {
 public func avgPool2x2(_ x: Tensor) -> Tensor {
     let (bc, h, w) = (x.dim(0) * x.dim(1), x.dim(2), x.dim(3))
     let ho = h / 2, wo = w / 2
-    let out = Tensor(shape: [x.dim(0), x.dim(1), ho, wo])
+    let out = Tensor(shape: [x.dim(0), x.dim(1), ho, wo], layout: x.layout)
+    if x.layout == .channelsLast {
+        let channels = x.dim(1)
+        parallelFor(x.dim(0) * ho, minPerThread: 4) { r in
+            for job in r {
+                let b = job / ho, oy = job % ho
+                let s0 = x.data + ((b * h + 2 * oy) * w) * channels, s1 = s0 + w * channels
+                let dst = out.data + ((b * ho + oy) * wo) * channels
+                for ox in 0..<wo {
+                    let a = s0 + 2 * ox * channels, c = s1 + 2 * ox * channels, d = dst + ox * channels
+                    for k in 0..<channels { d[k] = (a[k] + a[channels + k] + c[k] + c[channels + k]) * 0.25 }
+                }
+            }
+        }
+        return out
+    }
     parallelFor(bc * ho, minPerThread: 64) { r in
         for job in r {
             let plane = job / ho, oy = job % ho

@@ -1,32 +1,47 @@
-// A dense, contiguous, row-major float32 tensor. Shapes follow PyTorch's order (NCHW for images,
-// [batch, tokens, channels] for sequences) so that a diffusers tensor maps onto ours index for index.
+// A dense, contiguous float32 tensor. Shapes follow PyTorch's order (NCHW for images, [batch, tokens, channels] for
+// sequences) so that a diffusers tensor maps onto ours index for index. A feature map's storage is either planar
+// (row-major NCHW, the default and the only layout of the fp32 parity mode) or channels-last (NHWC: the layout
+// oneDNN's bf16 convolutions read and write, kept between layers in bf16 mode so no convolution pays a transpose).
 #if canImport(Glibc)
 import Glibc
 #endif
 
+/// How a rank-4 [B, C, H, W] tensor's storage is ordered; every other rank is planar (plain row-major).
+public enum Layout: Sendable {
+    /// NCHW, row-major in the shape's order.
+    case planar
+    /// NHWC: the C values of each pixel next to each other.
+    case channelsLast
+}
+
 public final class Tensor: @unchecked Sendable {
     public let shape: [Int]
+    public let layout: Layout
     public let count: Int
-    /// Storage: 64-byte aligned, owned by this tensor unless `keepAlive` holds the owner (a weight mapped from disk).
+    /// Storage: 64-byte aligned (from `MemoryPool`), owned by this tensor unless `keepAlive` holds the owner (a weight mapped from disk).
     public let data: UnsafeMutablePointer<Float>
     private let owned: Bool
     private let keepAlive: AnyObject?
 
     /// A new tensor with uninitialised storage.
-    public init(shape: [Int]) {
+    public init(shape: [Int], layout: Layout = .planar) {
         precondition(shape.allSatisfy { $0 >= 0 }, "negative dimension in \(shape)")
+        precondition(layout == .planar || shape.count == 4, "channels-last needs [B, C, H, W], not \(shape)")
         self.shape = shape
+        self.layout = layout
         self.count = shape.reduce(1, *)
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * 4, alignment: 64)
-        self.data = raw.bindMemory(to: Float.self, capacity: max(count, 1))
+        self.data = MemoryPool.shared.acquireFloats(count)
         self.owned = true
         self.keepAlive = nil
     }
 
     /// A view over memory someone else owns (for example f32 weights inside an mmapped checkpoint);
     /// `owner` is retained for as long as this tensor lives.
-    public init(shape: [Int], borrowing pointer: UnsafeMutablePointer<Float>, owner: AnyObject) {
+    public init(shape: [Int], layout: Layout = .planar, borrowing pointer: UnsafeMutablePointer<Float>,
+                owner: AnyObject) {
+        precondition(layout == .planar || shape.count == 4, "channels-last needs [B, C, H, W], not \(shape)")
         self.shape = shape
+        self.layout = layout
         self.count = shape.reduce(1, *)
         self.data = pointer
         self.owned = false
@@ -45,7 +60,7 @@ public final class Tensor: @unchecked Sendable {
     }
 
     deinit {
-        if owned { UnsafeMutableRawPointer(data).deallocate() }
+        if owned { MemoryPool.shared.releaseFloats(data) }
     }
 
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: data, count: count) }
@@ -53,21 +68,81 @@ public final class Tensor: @unchecked Sendable {
     public var rank: Int { shape.count }
     public func dim(_ i: Int) -> Int { shape[i < 0 ? shape.count + i : i] }
 
-    /// The same storage under another shape of equal element count (no copy).
+    /// The same storage under another shape of equal element count (no copy); planar storage only.
     public func reshaped(_ newShape: [Int]) -> Tensor {
         precondition(newShape.reduce(1, *) == count, "cannot reshape \(shape) to \(newShape)")
+        precondition(layout == .planar, "reshape of a channels-last \(shape): convert with planar() first")
         return Tensor(shape: newShape, borrowing: data, owner: self)
     }
 
     public func copy() -> Tensor {
-        let t = Tensor(shape: shape)
+        let t = Tensor(shape: shape, layout: layout)
         t.data.update(from: data, count: count)
         return t
     }
 }
 
 extension Tensor: CustomStringConvertible {
-    public var description: String { "Tensor\(shape)" }
+    public var description: String { layout == .planar ? "Tensor\(shape)" : "Tensor\(shape) channels-last" }
+}
+
+extension Tensor {
+    /// This tensor in planar (NCHW) storage: itself when it already is, else a transposed copy.
+    public func planar() -> Tensor {
+        guard layout == .channelsLast else { return self }
+        let (batch, channels, pixels) = (dim(0), dim(1), dim(2) * dim(3))
+        let out = Tensor(shape: shape)
+        for b in 0..<batch {
+            transposeMatrix(data + b * pixels * channels, rows: pixels, columns: channels,
+                            into: out.data + b * pixels * channels)
+        }
+        return out
+    }
+
+    /// This feature map in channels-last (NHWC) storage: itself when it already is, else a transposed copy.
+    public func channelsLast() -> Tensor {
+        guard layout == .planar else { return self }
+        shapeCheck(rank == 4, "channels-last needs [B, C, H, W], not \(shape)")
+        let (batch, channels, pixels) = (dim(0), dim(1), dim(2) * dim(3))
+        let out = Tensor(shape: shape, layout: .channelsLast)
+        for b in 0..<batch {
+            transposeMatrix(data + b * pixels * channels, rows: channels, columns: pixels,
+                            into: out.data + b * pixels * channels)
+        }
+        return out
+    }
+
+    /// This tensor in `other`'s layout.
+    public func inLayout(of other: Tensor) -> Tensor { other.layout == .planar ? planar() : channelsLast() }
+
+    /// A channels-last feature map's pixels as tokens [B, H*W, C] (the same storage, no copy).
+    public func pixelTokens() -> Tensor {
+        precondition(layout == .channelsLast, "pixelTokens of a planar \(shape)")
+        return Tensor(shape: [dim(0), dim(2) * dim(3), dim(1)], borrowing: data, owner: self)
+    }
+
+    /// Tokens [B, H*W, C] as a channels-last feature map [B, C, H, W] (the same storage, no copy).
+    public func pixelMap(height: Int, width: Int) -> Tensor {
+        shapeCheck(rank == 3 && dim(1) == height * width, "pixelMap \(height)x\(width) of \(shape)")
+        return Tensor(shape: [dim(0), dim(2), height, width], layout: .channelsLast, borrowing: data, owner: self)
+    }
+}
+
+/// dst [columns, rows] = src [rows, columns] transposed, in 32x32 tiles on all threads.
+public func transposeMatrix(_ src: UnsafePointer<Float>, rows: Int, columns: Int,
+                            into dst: UnsafeMutablePointer<Float>) {
+    let tile = 32
+    let rowTiles = (rows + tile - 1) / tile
+    parallelFor(rowTiles) { range in
+        for rowTile in range {
+            let i0 = rowTile * tile
+            for j0 in stride(from: 0, to: columns, by: tile) {
+                for i in i0..<min(i0 + tile, rows) {
+                    for j in j0..<min(j0 + tile, columns) { dst[j * rows + i] = src[i * columns + j] }
+                }
+            }
+        }
+    }
 }
 
 /// Aborts with a message naming the operation and the shapes: a shape error inside a network is a bug, not input.

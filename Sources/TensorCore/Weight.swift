@@ -41,8 +41,8 @@ public final class Weight: @unchecked Sendable {
         case .float32(let t):
             return try body(t.data)
         case .half(let src, let bfloat, _):
-            let buf = ScratchPool.shared.acquire(count)
-            defer { ScratchPool.shared.release(buf, count) }
+            let buf = MemoryPool.shared.acquireFloats(count)
+            defer { MemoryPool.shared.releaseFloats(buf) }
             widen(src, bfloat: bfloat, into: buf, count: count)
             return try body(buf)
         }
@@ -51,8 +51,8 @@ public final class Weight: @unchecked Sendable {
     /// Runs `body` with the weight's values rounded to bfloat16, as float32 (the emulated bf16 path).
     func withBFloat16RoundedFloat32<R>(_ body: (UnsafePointer<Float>) -> R) -> R {
         withFloat32 { plain in
-            let rounded = ScratchPool.shared.acquire(count)
-            defer { ScratchPool.shared.release(rounded, count) }
+            let rounded = MemoryPool.shared.acquireFloats(count)
+            defer { MemoryPool.shared.releaseFloats(rounded) }
             rounded.update(from: plain, count: count)
             roundToBFloat16(rounded, count: count)
             return body(rounded)
@@ -142,31 +142,5 @@ public func widen(_ src: UnsafeRawPointer, bfloat: Bool, into dst: UnsafeMutable
             dst[i] = Float(Float16(bitPattern: src.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)))
             i += 1
         }
-    }
-}
-
-/// Reusable float buffers: fresh multi-megabyte allocations would page-fault on every layer call.
-final class ScratchPool: @unchecked Sendable {
-    static let shared = ScratchPool()
-    private var free: [(capacity: Int, pointer: UnsafeMutablePointer<Float>)] = []
-    private let lock = NSLock()
-
-    func acquire(_ n: Int) -> UnsafeMutablePointer<Float> {
-        lock.lock()
-        if let i = free.indices.filter({ free[$0].capacity >= n }).min(by: { free[$0].capacity < free[$1].capacity }) {
-            let p = free.remove(at: i).pointer
-            lock.unlock()
-            return p
-        }
-        // Nothing fits: grow by replacing the largest idle buffer, so the pool holds at most one per concurrent user.
-        if let i = free.indices.max(by: { free[$0].capacity < free[$1].capacity }) {
-            free.remove(at: i).pointer.deallocate()
-        }
-        lock.unlock()
-        return UnsafeMutableRawPointer.allocate(byteCount: n * 4, alignment: 64).bindMemory(to: Float.self, capacity: n)
-    }
-
-    func release(_ p: UnsafeMutablePointer<Float>, _ n: Int) {
-        lock.lock(); free.append((n, p)); lock.unlock()
     }
 }

@@ -95,4 +95,104 @@ final class BackendTests: XCTestCase {
         roundToBFloat16(values.data, count: values.count)
         assertClose(values, expected["bf16"]!, "f32 values rounded to bfloat16", relTol: 0)
     }
+
+    /// Convolutions read and write channels-last feature maps (the bf16 path's layout, run here in float32 so every
+    /// CPU exercises it) with the results of planar im2col + GEMM.
+    func testChannelsLastConvolutionMatchesPlanar() throws {
+        for (n, c) in Self.convCases.enumerated() {
+            let x = filled(c.input, seed: UInt64(600 + n))
+            let w = filled([c.outChannels, c.input[1], c.kernel, c.kernel], seed: UInt64(700 + n))
+            let bias = c.bias ? filled([c.outChannels], seed: UInt64(800 + n)) : nil
+            let expected = conv2dIm2col(x, weightData: w.data, weightShape: w.shape, bias: bias, stride: c.stride,
+                                        padding: c.padding)
+            for (input, output) in [(Layout.channelsLast, Layout.channelsLast), (.planar, .channelsLast)] {
+                let ours = try XCTUnwrap(conv2dPrimitive(input == .planar ? x : x.channelsLast(), weight: Weight(w),
+                                                         bias: bias, stride: c.stride, padding: c.padding,
+                                                         precision: .fp32, outputLayout: output))
+                XCTAssertEqual(ours.layout, output, "case \(n): output layout")
+                assertClose(ours, expected, "case \(n) conv \(c.input) \(input) -> \(output) vs planar im2col",
+                            relTol: 1e-5)
+            }
+        }
+    }
+
+    /// Every operation between the convolutions gives on a channels-last map what it gives on the planar one (group
+    /// norm to the rounding of its float32 output: its Double sums are added in another order).
+    func testChannelsLastOperationsMatchPlanar() {
+        let x = filled([2, 64, 9, 7], seed: 900)
+        let other = filled([2, 64, 9, 7], seed: 901)
+        let weight = filled([64], seed: 902), bias = filled([64], seed: 903)
+        let perChannel = filled([2, 64], seed: 904), modulation = filled([2, 128], seed: 905)
+        let mapped = x.channelsLast()
+        XCTAssertEqual(mapped.planar().array, x.array, "planar -> channels-last -> planar round trip")
+        for silu in [false, true] {
+            assertClose(groupNorm(mapped, groups: 32, weight: weight, bias: bias, eps: 1e-6, silu: silu),
+                        groupNorm(x, groups: 32, weight: weight, bias: bias, eps: 1e-6, silu: silu),
+                        "groupNorm(silu: \(silu)) channels-last vs planar", relTol: 1e-6)
+        }
+        assertClose(interpolateNearest(mapped, height: 13, width: 16), interpolateNearest(x, height: 13, width: 16),
+                    "interpolateNearest to 13x16", relTol: 0)
+        assertClose(avgPool2x2(mapped), avgPool2x2(x), "avgPool2x2 of an odd-sized map", relTol: 0)
+        assertClose(concat([mapped, other.channelsLast()], axis: 1), concat([x, other], axis: 1),
+                    "concat on channels", relTol: 0)
+        assertClose(concat([mapped, other], axis: 1), concat([x, other], axis: 1),
+                    "concat of a channels-last and a planar map", relTol: 0)
+        let planarSum = x.copy(), mappedSum = mapped.copy()
+        addInPlace(planarSum, other)
+        addInPlace(mappedSum, other)
+        assertClose(mappedSum, planarSum, "addInPlace of a planar map onto a channels-last one", relTol: 0)
+        let planarBiased = x.copy(), mappedBiased = mapped.copy()
+        addPerChannel(planarBiased, perChannel)
+        addPerChannel(mappedBiased, perChannel)
+        assertClose(mappedBiased, planarBiased, "addPerChannel", relTol: 0)
+        let planarModulated = x.copy(), mappedModulated = mapped.copy()
+        scaleShiftSiLU(planarModulated, modulation)
+        scaleShiftSiLU(mappedModulated, modulation)
+        assertClose(mappedModulated, planarModulated, "scaleShiftSiLU", relTol: 0)
+        let tokens = mapped.pixelTokens()
+        XCTAssertEqual(tokens.array, transposeLastTwo(x.reshaped([2, 64, 63])).array, "pixelTokens vs a transpose")
+        XCTAssertEqual(tokens.pixelMap(height: 9, width: 7).planar().array, x.array, "pixelMap back to the map")
+    }
+
+    /// bf16 attention (bfloat16 q, k, v and probabilities, float32 sums and softmax; native or emulated, whichever
+    /// this CPU runs) against float32 attention: each operand carries a relative rounding of at most 2^-9, and the
+    /// output is a convex combination of values in [-1, 1), so the miss stays within a few times 2^-9 of the scale.
+    func testBFloat16AttentionStaysNearFloat32() {
+        for (n, (tokens, keys, heads, headDim, masked)) in [(77, 77, 2, 32, false), (130, 40, 1, 64, true)]
+            .enumerated() {
+            let q = filled([2, tokens, heads * headDim], seed: UInt64(1000 + n))
+            let k = filled([2, keys, heads * headDim], seed: UInt64(1100 + n))
+            let v = filled([2, keys, heads * headDim], seed: UInt64(1200 + n))
+            let mask = masked ? filled([2, tokens, keys], seed: UInt64(1300 + n)) : nil
+            let scale = 1 / Float(headDim).squareRoot()
+            let reference = attention(q: q, k: k, v: v, heads: heads, scale: scale, mask: mask)
+            let reduced = attention(q: q, k: k, v: v, heads: heads, scale: scale, mask: mask, precision: .bf16)
+            assertClose(reduced, reference, "bf16 attention \(tokens)x\(keys) heads \(heads) mask \(masked)",
+                        relTol: 8.0 / 512)
+        }
+    }
+
+    /// The buffer pool hands a released buffer back for a request it fits, and its idle memory stays within the
+    /// bound its acquire promises (a quarter of the peak live bytes plus the spare allowance, 0 here).
+    func testMemoryPoolReusesAndBoundsIdleMemory() {
+        let pool = MemoryPool(spareBytes: 0)
+        let megabyte = 1 << 20
+        let first = pool.acquire(bytes: 4 * megabyte)
+        pool.release(first)
+        let again = pool.acquire(bytes: 3 * megabyte)
+        XCTAssertEqual(again, first, "a 3 MB request reuses the idle 4 MB buffer")
+        pool.release(again)
+        let larger = pool.acquire(bytes: 9 * megabyte)
+        XCTAssertNotEqual(larger, first, "a 9 MB request does not fit the 4 MB buffer")
+        pool.release(larger)
+        var held: [UnsafeMutableRawPointer] = []
+        for size in [2, 16, 5, 30, 7, 12, 3] { held.append(pool.acquire(bytes: size * megabyte)) }
+        let peak = [2, 16, 5, 30, 7, 12, 3].reduce(0, +) * megabyte
+        for buffer in held { pool.release(buffer) }
+        for size in [40, 1, 64, 8] { pool.release(pool.acquire(bytes: size * megabyte)) }
+        let bound = max(peak, 64 * megabyte) * 5 / 4
+        XCTAssertLessThanOrEqual(pool.idleByteCount, bound, "idle bytes after a mix of sizes")
+        pool.trim()
+        XCTAssertEqual(pool.idleByteCount, 0, "idle bytes after trim()")
+    }
 }

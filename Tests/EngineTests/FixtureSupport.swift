@@ -29,6 +29,8 @@ enum Fixtures {
 /// Fails unless every element of `actual` is within `relTol * max|expected|` (plus `absTol`) of `expected`.
 func assertClose(_ actual: Tensor, _ expected: Tensor, _ name: String, relTol: Float = 1e-4, absTol: Float = 0,
                  file: StaticString = #filePath, line: UInt = #line) {
+    // Compared by index in the logical NCHW order, whichever layout each is stored in.
+    let actual = actual.planar(), expected = expected.planar()
     guard actual.shape == expected.shape else {
         XCTFail("\(name): shape \(actual.shape), expected \(expected.shape)", file: file, line: line)
         return
