@@ -63,6 +63,9 @@ let package = Package(
         .target(name: "PluginHost",
                 dependencies: ["KandinskyPluginABI", "PluginABIRules", "ModelServer", "ImageProcessing"]),
 
+        // The worker process and its supervisor (no engine: front ends link this, the worker links the engine).
+        .target(name: "Supervisor"),
+
         .target(name: "PluginSupport", dependencies: ["KandinskyPluginABI", "PluginABIRules"],
                 path: "Plugins/PluginSupport"),
         .target(name: "Outpaint", dependencies: ["KandinskyPluginABI"], path: "Plugins/Outpaint", publicHeadersPath: ".",
@@ -70,7 +73,8 @@ let package = Package(
                 linkerSettings: [.linkedLibrary("m"), .unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Plugins/exports.map"])]),
 
         .executableTarget(name: "kandinsky", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser"), "PluginHost",
-                                                            "ModelServer", "ImageIO", "ImageProcessing", "Checkpoint", "TensorCore", "CPUFeatures"],
+                                                            "ModelServer", "ImageIO", "ImageProcessing", "Checkpoint", "TensorCore", "CPUFeatures",
+                                                            "Supervisor"],
                           path: "Sources/KandinskyCLI"),
 
         // MARK: - Tests

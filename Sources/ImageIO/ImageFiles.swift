@@ -35,11 +35,34 @@ public enum ImageFiles {
         try writeAtomically(data, to: path)
     }
 
+    /// The hidden file an output is written to before it is renamed into place: `.NAME.tmp-PID` beside it. Whoever
+    /// stops a writing process by force (a supervisor) removes it by this name.
+    public static func temporaryPath(for path: String, processID: Int32 = getpid()) -> String {
+        let dir = (path as NSString).deletingLastPathComponent
+        let name = ".\((path as NSString).lastPathComponent).tmp-\(processID)"
+        return ((dir.isEmpty ? "." : dir) as NSString).appendingPathComponent(name)
+    }
+
+    /// Writes `data` to a temporary file and renames it over `path`: readers see the old file or the new one, never
+    /// part of one. A file it replaces keeps its permission bits (and owner, where this process may set it). SIGINT,
+    /// SIGTERM and SIGHUP wait until the rename is done (they only set a flag here, but a default action would leave
+    /// the temporary file behind).
     public static func writeAtomically(_ data: Data, to path: String) throws {
         let dir = (path as NSString).deletingLastPathComponent
-        let tmp = ((dir.isEmpty ? "." : dir) as NSString).appendingPathComponent(".\((path as NSString).lastPathComponent).tmp-\(getpid())")
+        let tmp = temporaryPath(for: path)
+        var blocked = sigset_t()
+        var previous = sigset_t()
+        sigemptyset(&blocked)
+        for signalNumber in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&blocked, signalNumber) }
+        pthread_sigmask(SIG_BLOCK, &blocked, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
         guard FileManager.default.createFile(atPath: tmp, contents: data) else {
             throw ImageIOError.writeFailed(path, "cannot create a file in \(dir.isEmpty ? "." : dir)")
+        }
+        var existing = stat()
+        if stat(path, &existing) == 0 {
+            chmod(tmp, existing.st_mode & 0o7777)
+            _ = chown(tmp, existing.st_uid, existing.st_gid)
         }
         if rename(tmp, path) != 0 {
             let why = String(cString: strerror(errno))

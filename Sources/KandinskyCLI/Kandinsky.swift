@@ -7,6 +7,7 @@ import ImageIO
 import ImageProcessing
 import ModelServer
 import PluginHost
+import Supervisor
 import TensorCore
 
 @main
@@ -24,7 +25,7 @@ struct Kandinsky: ParsableCommand {
         beside this program, in KANDINSKY_PLUGIN_PATH (colon-separated) and in ~/.local/share/kandinsky/plugins.
         """,
         version: "0.1.0",
-        subcommands: [Plugins.self, Run.self, Workflow.self, Inspect.self])
+        subcommands: [Plugins.self, Run.self, Workflow.self, Inspect.self, WorkerCommand.self])
 
     /// The engine is compiled for x86-64-v3 (docs/performance.md): on an older CPU its first vector instruction would
     /// end the process with SIGILL, so say what is missing before any of it runs.
@@ -96,9 +97,10 @@ struct ComputeOptions: ParsableArguments {
 }
 
 /// Host start-up shared by the subcommands: plugins loaded (warnings shown), the model server installed.
-func startHost(precision: Precision = .fp32) -> PluginRegistry {
+func startHost(precision: Precision = .fp32, skipping: Set<String> = [], willLoad: (String) -> Void = { _ in },
+               didLoad: (String) -> Void = { _ in }) -> PluginRegistry {
     let registry = PluginRegistry()
-    registry.load(directories: PluginRegistry.searchPath())
+    registry.load(directories: PluginRegistry.searchPath(), skipping: skipping, willLoad: willLoad, didLoad: didLoad)
     for w in registry.warnings { report("warning: \(w)") }
     if ServerABI.server == nil {
         ServerABI.server = ModelServer(defaultPrior: Defaults.prior, defaultDecoders: Defaults.decoders, precision: precision)
@@ -107,17 +109,22 @@ func startHost(precision: Precision = .fp32) -> PluginRegistry {
 }
 
 /// Host start-up for the computing subcommands: the precision chosen, and said with --verbose.
-func startHost(_ options: ComputeOptions) throws -> PluginRegistry {
+func startHost(_ options: ComputeOptions, skipping: Set<String> = [], willLoad: (String) -> Void = { _ in },
+               didLoad: (String) -> Void = { _ in }) throws -> PluginRegistry {
     let precision = try options.resolved()
     if options.verbose { report("precision \(precision.rawValue) (--precision \(options.precision)), \(ComputeBackend.summary)") }
-    return startHost(precision: precision)
+    return startHost(precision: precision, skipping: skipping, willLoad: willLoad, didLoad: didLoad)
 }
 
 struct Plugins: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List the plugins with their inputs and parameters.")
 
     func run() throws {
-        let registry = startHost()
+        // A worker loads the plugins first, so a library whose init crashes is found there and left out here.
+        let probe = Supervisor(executable: currentExecutable(), arguments: ["worker", "--precision", "fp32"])
+        try probe.start { event in if event.kind == .note { report(event.message ?? "") } }
+        probe.stop()
+        let registry = startHost(skipping: Set(probe.skipped.map(\.library)))
         if registry.plugins.isEmpty { throw CLIError("no plugins found (searched \(PluginRegistry.searchPath().joined(separator: ", ")))") }
         for p in registry.plugins {
             print("\(p.id) (\(p.name) \(p.version))" + (p.aliases.isEmpty ? "" : " — aliases: \(p.aliases.joined(separator: ", "))"))

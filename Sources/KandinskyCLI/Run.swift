@@ -5,6 +5,7 @@ import ImageIO
 import ImageProcessing
 import ModelServer
 import PluginHost
+import Supervisor
 import TensorCore
 
 struct Run: ParsableCommand {
@@ -27,14 +28,9 @@ struct Run: ParsableCommand {
     @Argument(parsing: .allUnrecognized, help: "Schema parameters and inputs: --KEY VALUE ...") var rest: [String] = []
 
     func run() throws {
-        let registry = try startHost(compute)
-        guard let spec = registry.plugin(named: plugin) else {
-            let names = registry.plugins.flatMap { [$0.id] + $0.aliases }
-            throw CLIError("unknown plugin '\(plugin)'" + (closestName(plugin, in: names).map { "; did you mean '\($0)'?" } ?? "") +
-                           (names.isEmpty ? " (no plugins found)" : " (known: \(registry.plugins.map(\.id).joined(separator: ", ")))"))
-        }
+        _ = try compute.resolved()
+        // Which keys are inputs the worker decides, from the plugin's schema (splitInputs).
         var params: [String: String] = [:]
-        var inputs: [String: String] = [:]
         var i = 0
         while i < rest.count {
             let arg = rest[i]
@@ -50,15 +46,25 @@ struct Run: ParsableCommand {
                 i += 1
             }
             i += 1
-            let isInput = spec.inputs.contains { inp in key == inp.key || (inp.repeated && key.hasPrefix(inp.key) && Int(key.dropFirst(inp.key.count)) != nil) }
-            if isInput { inputs[key] = value } else { params[key] = value }
+            params[key] = value
         }
-        if invertMask {
-            guard spec.params.contains(where: { $0.key == "invert_mask" }) else { throw CLIError("\(spec.id) has no mask to invert") }
-            params["invert_mask"] = "true"
+        if invertMask { params["invert_mask"] = "true" }
+        let display = EventDisplay(quiet: quiet)
+        let supervisor = makeSupervisor(compute)
+        let request = WorkerRequest(plugin: plugin, params: params, inputs: [:], splitInputs: true, output: output,
+                                    baseFolder: FileManager.default.currentDirectoryPath)
+        Interrupt.expectOutput(absolutePath(output, in: request.baseFolder),
+                               worker: try supervisor.workerProcessID(onEvent: display.show))
+        let outcome = supervisor.perform(request, onEvent: display.show)
+        display.finish()
+        supervisor.stop()
+        switch outcome {
+        case .done(let written): report(written)
+        case .failed(let reason):
+            guard let code = Interrupt.exitCode else { throw CLIError(reason) }
+            report("Error: \(reason)")
+            throw ExitCode(code)
         }
-        let task = Task(spec: spec, params: params, inputs: inputs, output: output, baseFolder: FileManager.default.currentDirectoryPath)
-        try task.execute(registry: registry, progress: quiet ? nil : ProgressDisplay())
     }
 }
 
@@ -70,12 +76,10 @@ struct Task {
     let output: String
     let baseFolder: String
 
-    func path(_ p: String) -> String {
-        let expanded = (p as NSString).expandingTildeInPath
-        return ((expanded.hasPrefix("/") ? expanded : (baseFolder as NSString).appendingPathComponent(expanded)) as NSString).standardizingPath
-    }
+    func path(_ p: String) -> String { absolutePath(p, in: baseFolder) }
 
-    func execute(registry: PluginRegistry, progress: ProgressDisplay?) throws {
+    /// Runs the task in this process (the worker's); returns the line that says what was written.
+    func execute(registry: PluginRegistry, events: TaskEvents) throws -> String {
         let outPath = path(output)
         let ext = (outPath as NSString).pathExtension.lowercased()
         guard ["png", "jpg", "jpeg"].contains(ext) else { throw CLIError("\(output): output must end in .png, .jpg or .jpeg") }
@@ -83,6 +87,10 @@ struct Task {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: outDir, isDirectory: &isDir), isDir.boolValue else {
             throw CLIError("\(output): folder \(outDir) does not exist")
+        }
+        // Said now, not after minutes of generation.
+        guard access(outDir, W_OK) == 0 else {
+            throw CLIError("\(output): folder \(outDir) is not writable (\(String(cString: strerror(errno))))")
         }
         try spec.checkInputs(Array(inputs.keys))
         // Model references that name an existing folder relative to the base (the workflow file's folder) become
@@ -95,20 +103,26 @@ struct Task {
         var images: [String: PixelImage] = [:]
         for (k, f) in inputs { images[k] = try ImageFiles.read(path(f)) }
         if let seed = values["seed"], params["seed"].map({ Int($0.trimmingCharacters(in: .whitespaces)) == -1 }) ?? true {
-            report("seed: \(seed)")
+            events.note("seed: \(seed)")
         }
         let started = Date()
-        ServerABI.server?.onLoad = { msg in progress?.note(msg) }
+        ServerABI.server?.onLoad = { msg in events.status(msg) }
         let image = try PluginRunner.run(RunRequest(plugin: spec, params: values, inputs: images), registry: registry,
-                                         progress: { stage, step, total in progress?.update(stage: stage, step: step, total: total); return true },
+                                         progress: { stage, step, total in events.update(stage: stage, step: step, total: total); return true },
                                          isCancelled: { Interrupt.requested })
-        progress?.finish()
         var text: [(String, String)] = [("kandinsky:plugin", spec.id)]
         for (k, v) in values.sorted(by: { $0.key < $1.key }) { text.append(("kandinsky:\(k)", v.description)) }
         for (k, f) in inputs.sorted(by: { $0.key < $1.key }) { text.append(("kandinsky:input:\(k)", f)) }
         try ImageFiles.write(image, to: outPath, text: text)
         let seconds = Date().timeIntervalSince(started)
-        report(String(format: "wrote %@ (%dx%d) in %.1f s", output, image.width, image.height, seconds))
-        if Profile.enabled { report(Profile.report(wallSeconds: seconds)) }
+        if Profile.enabled { events.note(Profile.report(wallSeconds: seconds)) }
+        return String(format: "wrote %@ (%dx%d) in %.1f s", output, image.width, image.height, seconds)
     }
+}
+
+/// A path as a task means it: `~` expanded, relative paths taken from `folder` (the working or workflow folder).
+func absolutePath(_ path: String, in folder: String) -> String {
+    let expanded = (path as NSString).expandingTildeInPath
+    let joined = expanded.hasPrefix("/") ? expanded : (folder as NSString).appendingPathComponent(expanded)
+    return (joined as NSString).standardizingPath
 }

@@ -3,6 +3,7 @@ import ArgumentParser
 import Foundation
 import ModelServer
 import PluginHost
+import Supervisor
 
 struct Workflow: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -12,7 +13,9 @@ struct Workflow: ParsableCommand {
         "inputs": {"image": "in.png", "mask": "mask.png"}, "output": "out.png"}]}. Tasks are plugin ids or \
         Ikomia's names (infer_kandinsky_2, ..._img2img, ..._inpaint, ..._image_mixing, ..._controlnet_depth). \
         Parameter values are strings or JSON numbers (weights also a JSON list). Relative paths resolve against \
-        the workflow file's folder. A failing task does not stop the others; the exit code is 1 if any failed.
+        the workflow file's folder. A failing task does not stop the others, even one whose plugin crashes (the tasks \
+        run in a worker process that is restarted after a crash); the exit code is 1 if any failed. SIGINT, SIGTERM \
+        and SIGHUP cancel the running task and stop the workflow with exit code 128 + the signal.
         """)
 
     @Argument(help: "The workflow JSON file.") var file: String
@@ -22,7 +25,7 @@ struct Workflow: ParsableCommand {
     @OptionGroup var compute: ComputeOptions
 
     func run() throws {
-        let budget = try maxMemory.map(parseBytes)
+        _ = try maxMemory.map(parseBytes)  // refused here, before a worker starts
         let path = (file as NSString).expandingTildeInPath
         guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("\(file): file not found") }
         guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { throw CLIError("\(file): not a JSON object") }
@@ -39,8 +42,10 @@ struct Workflow: ParsableCommand {
             }
             writers[resolved] = n
         }
-        let registry = try startHost(compute)
-        ServerABI.server?.maxMemory = budget
+        _ = try compute.resolved()
+        let display = EventDisplay(quiet: quiet)
+        let supervisor = makeSupervisor(compute, maxMemory: maxMemory)
+        defer { supervisor.stop() }
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         var failed = 0
         for (n, raw) in tasks.enumerated() {
@@ -48,9 +53,6 @@ struct Workflow: ParsableCommand {
             do {
                 guard let t = raw as? [String: Any] else { throw CLIError("not a JSON object") }
                 guard let name = t["task"] as? String else { throw CLIError("needs \"task\"") }
-                guard let spec = registry.plugin(named: name) else {
-                    throw CLIError("unknown task '\(name)'" + (closestName(name, in: registry.plugins.flatMap { [$0.id] + $0.aliases }).map { "; did you mean '\($0)'?" } ?? ""))
-                }
                 guard let output = t["output"] as? String else { throw CLIError("needs \"output\"") }
                 var params: [String: String] = [:]
                 for (k, v) in (t["parameters"] as? [String: Any]) ?? [:] {
@@ -68,17 +70,24 @@ struct Workflow: ParsableCommand {
                     guard let s = v as? String else { throw CLIError("input \(k): expected a file name") }
                     inputs[k] = s
                 }
-                report("[\(n + 1)/\(tasks.count)] \(spec.id) -> \(output)")
-                try Task(spec: spec, params: params, inputs: inputs, output: output, baseFolder: folder)
-                    .execute(registry: registry, progress: quiet ? nil : ProgressDisplay())
-                ServerABI.server?.trim()
+                report("[\(n + 1)/\(tasks.count)] \(name) -> \(output)")
+                let request = WorkerRequest(plugin: name, params: params, inputs: inputs, output: output,
+                                            baseFolder: folder)
+                Interrupt.expectOutput(absolutePath(output, in: folder),
+                                  worker: try supervisor.workerProcessID(onEvent: display.show))
+                let outcome = supervisor.perform(request, onEvent: display.show)
+                display.finish()
+                switch outcome {
+                case .done(let written): report(written)
+                case .failed(let reason): throw CLIError(reason)
+                }
             } catch {
-                ServerABI.server?.trim()
                 failed += 1
                 report("error: \(label): \(error)")
                 if Interrupt.requested { break }
             }
         }
+        if let code = Interrupt.exitCode { throw ExitCode(code) }
         if failed > 0 { throw ExitCode(1) }
     }
 }

@@ -36,14 +36,20 @@ public final class PluginRegistry {
         (name.hasPrefix("libkandinsky_plugin_") && name.hasSuffix(".so")) || name.hasSuffix(".kdplugin")
     }
 
-    public func load(directories: [String]) {
+    /// Loads every plugin library in `directories` except those in `skipping` (resolved paths). `willLoad` and
+    /// `didLoad` bracket each library's load (dlopen, init, descriptors): a worker reports them so that its supervisor
+    /// knows which library a crash during start-up came from.
+    public func load(directories: [String], skipping: Set<String> = [], willLoad: (String) -> Void = { _ in },
+                     didLoad: (String) -> Void = { _ in }) {
         var seen = Set<String>()
         for dir in directories {
             guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { continue }
             for name in names.sorted() where Self.isPluginFile(name) {
                 let path = URL(fileURLWithPath: dir).appendingPathComponent(name).resolvingSymlinksInPath().path
-                guard seen.insert(path).inserted else { continue }
+                guard seen.insert(path).inserted, !skipping.contains(path) else { continue }
+                willLoad(path)
                 do { try load(library: path) } catch { warnings.append("skipping plugin \(path): \(error)") }
+                didLoad(path)
             }
         }
     }

@@ -60,19 +60,14 @@ extension PluginSpec {
 
     /// Checks the given input names against the schema (repeated inputs take numbered keys: image1, image2, ...).
     public func checkInputs(_ keys: [String]) throws {
-        for k in keys {
-            let known = inputs.contains { i in
-                i.key == k || (i.repeated && k.hasPrefix(i.key) && Int(k.dropFirst(i.key.count)) != nil)
-            }
-            if !known { throw ParamError.unknownInput(k, id) }
-        }
-        for i in inputs where !i.optional {
-            let present = keys.contains {
-                $0 == i.key || (i.repeated && $0.hasPrefix(i.key) && Int($0.dropFirst(i.key.count)) != nil)
-            }
-            if !present { throw ParamError.missingInput(i.repeated ? i.key + "1" : i.key, id) }
+        for k in keys where !takesInput(k) { throw ParamError.unknownInput(k, id) }
+        for i in inputs where !i.optional && !keys.contains(where: { i.accepts($0) }) {
+            throw ParamError.missingInput(i.repeated ? i.key + "1" : i.key, id)
         }
     }
+
+    /// Whether `key` names one of this plugin's inputs (image, or image1, image2, ... for a repeated one).
+    public func takesInput(_ key: String) -> Bool { inputs.contains { $0.accepts(key) } }
 }
 
 /// State of one run, reached from the C callbacks through host_data.

@@ -25,6 +25,11 @@ public struct InputSpec: Sendable {
     public let optional: Bool
     public let repeated: Bool
     public let help: String
+
+    /// Whether `name` is this input: its key, or for a repeated input its key and a number (image1, image2, ...).
+    public func accepts(_ name: String) -> Bool {
+        name == key || (repeated && name.hasPrefix(key) && Int(name.dropFirst(key.count)) != nil)
+    }
 }
 
 public struct PluginSpec: Sendable {

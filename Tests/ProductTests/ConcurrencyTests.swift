@@ -9,7 +9,13 @@ import PluginHost
 import XCTest
 
 final class ConcurrencyTests: XCTestCase {
-    func testCtrlCCancelsAndWritesNothing() throws {
+    /// SIGINT (Ctrl-C), SIGTERM and SIGHUP sent to the CLI alone (not its worker) cancel the run: exit status
+    /// 128 + signal, the plugin's "cancelled", no output and no temporary file.
+    func testSignalsCancelAndWriteNothing() throws {
+        for signalNumber in [SIGINT, SIGTERM, SIGHUP] { try cancelRun(with: signalNumber) }
+    }
+
+    func cancelRun(with signalNumber: Int32) throws {
         try Product.requirePlugins()
         let dir = try Product.tempDir()
         let p = Process()
@@ -30,13 +36,14 @@ final class ConcurrencyTests: XCTestCase {
         while Date() < deadline, !String(decoding: seen, as: UTF8.self).contains("decoder") {
             seen.append(err.fileHandleForReading.availableData)
         }
-        p.interrupt()
+        kill(p.processIdentifier, signalNumber)
         seen.append(err.fileHandleForReading.readDataToEndOfFile())
         p.waitUntilExit()
         let text = String(decoding: seen, as: UTF8.self)
-        XCTAssertNotEqual(p.terminationStatus, 0, text)
-        XCTAssertTrue(text.contains("text2img: cancelled"), text)
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), [], "no output and no temporary file")
+        XCTAssertEqual(p.terminationStatus, 128 + signalNumber, "exit status after signal \(signalNumber): \(text)")
+        XCTAssertTrue(text.contains("text2img: cancelled"), "signal \(signalNumber): \(text)")
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir), [],
+                       "signal \(signalNumber): no output and no temporary file")
     }
 
     func testTwoRunsOnTwoThreadsMatchDiffusers() throws {

@@ -35,6 +35,18 @@ final class ImageFileTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).sorted(), ["a.jpg", "a.png"], "no temporary files left")
     }
 
+    /// An output that replaces an existing file keeps that file's permission bits (a 0600 file stays 0600).
+    func testReplacingAFileKeepsItsMode() throws {
+        let dir = try Product.tempDir()
+        let img = try ImageFiles.read(Product.input("picture.png"))
+        let path = dir + "/private.png"
+        try ImageFiles.write(img, to: path)
+        XCTAssertEqual(chmod(path, 0o600), 0)
+        try ImageFiles.write(img, to: path)
+        let mode = try XCTUnwrap(try FileManager.default.attributesOfItem(atPath: path)[.posixPermissions] as? Int)
+        XCTAssertEqual(String(mode, radix: 8), "600", "mode of the replaced output")
+    }
+
     /// seed -1 draws a seed: the CLI prints it, the PNG records it, and passing it back reproduces the image.
     func testRandomSeedIsPrintedRecordedAndReproduces() throws {
         try Product.requirePlugins()

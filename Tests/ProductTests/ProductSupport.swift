@@ -68,12 +68,14 @@ enum Product {
     static let header = repo + "/Sources/KandinskyPluginABI/include"
     static let header10 = repo + "/Tests/ProductTests/ABI-1.0"
 
-    /// Compiles a test C plugin against one header alone (the shipped one by default).
-    static func compileC(_ source: String, to dir: String, name: String, include: String = header) throws -> String {
+    /// Compiles a test C plugin against one header alone (the shipped one by default); `defines` as -D options.
+    static func compileC(_ source: String, to dir: String, name: String, include: String = header,
+                         defines: [String] = []) throws -> String {
         let out = (dir as NSString).appendingPathComponent(name)
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["cc", "-std=c11", "-Wall", "-Werror", "-shared", "-fPIC", "-I", include, source, "-o", out]
+        p.arguments = ["cc", "-std=c11", "-Wall", "-Werror", "-shared", "-fPIC", "-I", include]
+            + defines.map { "-D" + $0 } + [source, "-o", out]
         try p.run()
         p.waitUntilExit()
         guard p.terminationStatus == 0 else {
@@ -91,8 +93,9 @@ enum Product {
     /// Runs the built kandinsky executable on the fixture models, or with `defaultModels` on whatever it finds itself
     /// (the embedded default model set).
     /// `launcher` runs the executable through another program (an emulator): launcher[0] with the rest as its options.
-    static func cli(_ args: [String], cwd: String? = nil, defaultModels: Bool = false, launcher: [String] = []) throws
-        -> CLIResult
+    /// `environment` adds or replaces variables (KANDINSKY_PLUGIN_PATH for test plugins).
+    static func cli(_ args: [String], cwd: String? = nil, defaultModels: Bool = false, launcher: [String] = [],
+                    environment: [String: String] = [:]) throws -> CLIResult
     {
         let p = Process()
         let executable = buildDir + "/kandinsky"
@@ -108,6 +111,7 @@ enum Product {
         ]
         for (variable, name) in fixtureModels { env[variable] = defaultModels ? nil : model(name) }
         if defaultModels { env["KANDINSKY_DEFAULT_MODELS"] = nil }
+        env.merge(environment) { $1 }
         p.environment = env
         let out = Pipe()
         let err = Pipe()

@@ -1,0 +1,42 @@
+// The CLI's side of fault isolation: `run` and `workflow` hand their tasks to a worker process (`kandinsky worker`,
+// the same program) through a Supervisor, and show the events it sends.
+import Foundation
+import Supervisor
+
+/// A supervisor whose worker is this program run as `kandinsky worker` with the same compute options.
+func makeSupervisor(_ compute: ComputeOptions, maxMemory: String? = nil) -> Supervisor {
+    var arguments = ["worker", "--precision", compute.precision]
+    if compute.verbose { arguments.append("--verbose") }
+    if let maxMemory { arguments += ["--max-memory", maxMemory] }
+    return Supervisor(executable: currentExecutable(), arguments: arguments)
+}
+
+/// This program's own file (CommandLine.arguments[0] may be a bare name found on PATH).
+func currentExecutable() -> String {
+    (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+}
+
+/// Shows a task's events on stderr: notes always, status lines and progress unless quiet.
+final class EventDisplay {
+    private let progress: ProgressDisplay?
+
+    init(quiet: Bool) {
+        Interrupt.installSupervising()
+        progress = quiet ? nil : ProgressDisplay()
+    }
+
+    func show(_ event: WorkerEvent) {
+        switch event.kind {
+        case .note:
+            if let progress { progress.note(event.message ?? "") } else { report(event.message ?? "") }
+        case .status:
+            progress?.note(event.message ?? "")
+        case .progress:
+            progress?.update(stage: event.stage ?? "", step: event.step ?? 0, total: event.total ?? 0)
+        default:
+            break
+        }
+    }
+
+    func finish() { progress?.finish() }
+}
