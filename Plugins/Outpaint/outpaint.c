@@ -12,6 +12,11 @@
 
 static const kd_model_server_t *server;
 
+/* The largest output side: every other plugin declares its width and height with this maximum
+ * (Plugins/PluginSupport/PluginSupport.swift, `width` and `height`); outpaint sizes its canvas from the input, so
+ * it checks the canvas against it. */
+#define MAX_CANVAS_SIDE 4096
+
 /* ------------------------------------------------------------------------------------------- descriptor */
 static const kd_input_desc_t inputs[] = {
     {sizeof(kd_input_desc_t), "image", KD_INPUT_IMAGE, 0, "the picture to extend"},
@@ -116,6 +121,13 @@ static kd_status run(uint32_t index, const kd_run_context_t *ctx) {
     /* Canvas: the picture centred, the border filled by stretching the nearest edge pixel; sized up to a multiple of q. */
     int64_t border = int_param(ctx, "border");
     int64_t W = ((image->width + 2 * border + q - 1) / q) * q, H = ((image->height + 2 * border + q - 1) / q) * q;
+    if (W > MAX_CANVAS_SIDE || H > MAX_CANVAS_SIDE) {
+        char message[160];
+        snprintf(message, sizeof message,
+                 "the canvas (%lldx%lld: the image plus the border) is larger than %d on a side", (long long)W,
+                 (long long)H, MAX_CANVAS_SIDE);
+        return fail(ctx, KD_ERR_INVALID_ARGUMENT, message);
+    }
     int64_t ox = (W - image->width) / 2, oy = (H - image->height) / 2, plane_px = W * H;
     float *keep = malloc(sizeof(float) * plane_px);
     kd_tensor_t *pixels = tensor4(1, 3, H, W);

@@ -3,6 +3,19 @@
 // we implement; `finish()` turns anything else into an error naming the key, so no setting is silently dropped.
 import Foundation
 
+/// Ranges the config readers use: wide enough for any published model, narrow enough that no layer divides by
+/// zero, loops a negative count or sizes a tensor past memory.
+public enum ConfigRange {
+    /// Channel and feature counts, vocabulary and embedding counts.
+    public static let size = 1...(1 << 20)
+    /// Layer, block and head counts.
+    public static let count = 1...1024
+    /// Norm epsilons: positive (a zero or negative one is a division by zero or a NaN).
+    public static let epsilon = 1e-30...1.0
+    /// Convolution kernels and patch sizes.
+    public static let kernel = 1...64
+}
+
 public final class ConfigReader {
     public let path: String
     public let values: [String: Any]
@@ -32,21 +45,30 @@ public final class ConfigReader {
         .badConfig(path: path, reason: "\(key) must be \(what), found \(values[key].map { "\($0)" } ?? "nothing")")
     }
 
-    public func int(_ key: String, default d: Int? = nil) throws -> Int {
+    /// The value of `key` must lie in `range` (a value the networks would divide by, loop over or allocate from,
+    /// checked where it enters instead of trapping later).
+    private func rangeError<T: Comparable>(_ key: String, _ value: T, _ range: ClosedRange<T>) -> CheckpointError {
+        .badConfig(path: path, reason: "\(key) = \(value) is outside the allowed range "
+                   + "[\(range.lowerBound), \(range.upperBound)]")
+    }
+
+    public func int(_ key: String, default d: Int? = nil, in range: ClosedRange<Int>? = nil) throws -> Int {
         guard let v = raw(key) else {
             if let d { return d }
             throw CheckpointError.badConfig(path: path, reason: "missing \(key)")
         }
         guard let d = Self.number(v), d == d.rounded(), abs(d) < 9e15 else { throw typeError(key, "an integer") }
+        if let range, !range.contains(Int(d)) { throw rangeError(key, Int(d), range) }
         return Int(d)
     }
 
-    public func double(_ key: String, default d: Double? = nil) throws -> Double {
+    public func double(_ key: String, default d: Double? = nil, in range: ClosedRange<Double>? = nil) throws -> Double {
         guard let v = raw(key) else {
             if let d { return d }
             throw CheckpointError.badConfig(path: path, reason: "missing \(key)")
         }
         guard let d = Self.number(v) else { throw typeError(key, "a number") }
+        if let range, !range.contains(d) { throw rangeError(key, d, range) }
         return d
     }
 
@@ -62,21 +84,28 @@ public final class ConfigReader {
         return s
     }
 
-    public func ints(_ key: String, default d: [Int]? = nil) throws -> [Int] {
+    public func ints(_ key: String, default d: [Int]? = nil, in range: ClosedRange<Int>? = nil) throws -> [Int] {
         guard let v = raw(key) else {
             if let d { return d }
             throw CheckpointError.badConfig(path: path, reason: "missing \(key)")
         }
         guard let a = v as? [NSNumber] else { throw typeError(key, "a list of integers") }
-        return a.map(\.intValue)
+        guard !a.isEmpty else { throw typeError(key, "a list of at least one integer") }
+        return try checked(key, a.map(\.intValue), range)
+    }
+
+    private func checked(_ key: String, _ values: [Int], _ range: ClosedRange<Int>?) throws -> [Int] {
+        if let range, let outside = values.first(where: { !range.contains($0) }) { throw rangeError(key, outside, range) }
+        return values
     }
 
     /// An int, or a list of ints (diffusers lets per-block settings be either); widened to `count` entries.
-    public func intPerBlock(_ key: String, count: Int, default d: Int? = nil) throws -> [Int]? {
+    public func intPerBlock(_ key: String, count: Int, default d: Int? = nil,
+                            in range: ClosedRange<Int>? = nil) throws -> [Int]? {
         guard let v = raw(key) else { return d.map { Array(repeating: $0, count: count) } }
-        if let n = v as? NSNumber, !(v is [Any]) { return Array(repeating: n.intValue, count: count) }
+        if let n = v as? NSNumber, !(v is [Any]) { return try checked(key, Array(repeating: n.intValue, count: count), range) }
         guard let a = v as? [NSNumber], a.count == count else { throw typeError(key, "an integer or \(count) integers") }
-        return a.map(\.intValue)
+        return try checked(key, a.map(\.intValue), range)
     }
 
     public func strings(_ key: String, default d: [String]? = nil) throws -> [String] {

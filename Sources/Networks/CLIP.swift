@@ -17,24 +17,24 @@ public struct CLIPConfig {
 
     /// Decodes a transformers config.json (a CLIPTextConfig/CLIPVisionConfig, or a CLIPConfig's text/vision part).
     public init(_ c: ConfigReader, vision: Bool) throws {
-        hiddenSize = try c.int("hidden_size", default: vision ? 768 : 512)
-        intermediateSize = try c.int("intermediate_size", default: vision ? 3072 : 2048)
-        heads = try c.int("num_attention_heads", default: vision ? 12 : 8)
-        layers = try c.int("num_hidden_layers", default: 12)
-        projectionDim = try c.int("projection_dim", default: 512)
+        hiddenSize = try c.int("hidden_size", default: vision ? 768 : 512, in: ConfigRange.size)
+        intermediateSize = try c.int("intermediate_size", default: vision ? 3072 : 2048, in: ConfigRange.size)
+        heads = try c.int("num_attention_heads", default: vision ? 12 : 8, in: ConfigRange.count)
+        layers = try c.int("num_hidden_layers", default: 12, in: ConfigRange.count)
+        projectionDim = try c.int("projection_dim", default: 512, in: ConfigRange.size)
         let a = try c.string("hidden_act", default: "quick_gelu")!
         guard let act = Activation(configName: a), act == .gelu || act == .quickGELU || act == .relu else {
             throw CheckpointError.unsupportedConfig(path: c.path, key: "hidden_act", value: a)
         }
         self.act = act
-        layerNormEps = Float(try c.double("layer_norm_eps", default: 1e-5))
+        layerNormEps = Float(try c.double("layer_norm_eps", default: 1e-5, in: ConfigRange.epsilon))
         if vision {
-            imageSize = try c.int("image_size", default: 224)
-            patchSize = try c.int("patch_size", default: 32)
-            channels = try c.int("num_channels", default: 3)
+            imageSize = try c.int("image_size", default: 224, in: ConfigRange.size)
+            patchSize = try c.int("patch_size", default: 32, in: ConfigRange.size)
+            channels = try c.int("num_channels", default: 3, in: ConfigRange.count)
         } else {
-            vocabSize = try c.int("vocab_size", default: 49408)
-            maxPositions = try c.int("max_position_embeddings", default: 77)
+            vocabSize = try c.int("vocab_size", default: 49408, in: ConfigRange.size)
+            maxPositions = try c.int("max_position_embeddings", default: 77, in: ConfigRange.size)
             eosTokenId = try c.int("eos_token_id", default: 2)
         }
         // Training/initialisation settings and token ids used only by the tokenizer.

@@ -18,12 +18,12 @@ public struct PriorConfig {
     public init() {}
 
     public init(_ c: ConfigReader) throws {
-        heads = try c.int("num_attention_heads", default: 32)
-        headDim = try c.int("attention_head_dim", default: 64)
-        layers = try c.int("num_layers", default: 20)
-        embeddingDim = try c.int("embedding_dim", default: 768)
-        numEmbeddings = try c.int("num_embeddings", default: 77)
-        additionalEmbeddings = try c.int("additional_embeddings", default: 4)
+        heads = try c.int("num_attention_heads", default: 32, in: ConfigRange.count)
+        headDim = try c.int("attention_head_dim", default: 64, in: ConfigRange.size)
+        layers = try c.int("num_layers", default: 20, in: ConfigRange.count)
+        embeddingDim = try c.int("embedding_dim", default: 768, in: ConfigRange.size)
+        numEmbeddings = try c.int("num_embeddings", default: 77, in: ConfigRange.size)
+        additionalEmbeddings = try c.int("additional_embeddings", default: 4, in: 0...1024)
         let act = try c.string("time_embed_act_fn", default: "silu")!
         guard let a = Activation(configName: act) else { throw CheckpointError.unsupportedConfig(path: c.path, key: "time_embed_act_fn", value: act) }
         timeEmbedAct = a

@@ -32,9 +32,9 @@ public struct UNetConfig {
 
     /// Decodes unet/config.json; every setting outside the Kandinsky 2.2 family is an error naming it.
     public init(_ c: ConfigReader) throws {
-        inChannels = try c.int("in_channels", default: 4)
-        outChannels = try c.int("out_channels", default: 4)
-        blockOutChannels = try c.ints("block_out_channels")
+        inChannels = try c.int("in_channels", default: 4, in: ConfigRange.size)
+        outChannels = try c.int("out_channels", default: 4, in: ConfigRange.size)
+        blockOutChannels = try c.ints("block_out_channels", in: ConfigRange.size)
         downBlockTypes = try c.strings("down_block_types")
         upBlockTypes = try c.strings("up_block_types")
         let n = blockOutChannels.count
@@ -44,20 +44,20 @@ public struct UNetConfig {
         for t in downBlockTypes where !Self.downTypes.contains(t) { throw CheckpointError.unsupportedConfig(path: c.path, key: "down_block_types", value: t) }
         for t in upBlockTypes where !Self.upTypes.contains(t) { throw CheckpointError.unsupportedConfig(path: c.path, key: "up_block_types", value: t) }
         try c.require("mid_block_type", in: ["UNetMidBlock2DSimpleCrossAttn"])
-        let lpb = try c.intPerBlock("layers_per_block", count: n, default: 2)!
+        let lpb = try c.intPerBlock("layers_per_block", count: n, default: 2, in: ConfigRange.count)!
         guard Set(lpb).count == 1 else { throw CheckpointError.unsupportedConfig(path: c.path, key: "layers_per_block", value: "\(lpb)") }
         layersPerBlock = lpb[0]
-        attentionHeadDim = try c.intPerBlock("attention_head_dim", count: n, default: 8)!
+        attentionHeadDim = try c.intPerBlock("attention_head_dim", count: n, default: 8, in: ConfigRange.size)!
         try c.require("num_attention_heads", in: [])
-        crossAttentionDim = try c.int("cross_attention_dim", default: 1280)
-        encoderHidDim = try c.int("encoder_hid_dim")
+        crossAttentionDim = try c.int("cross_attention_dim", default: 1280, in: ConfigRange.size)
+        encoderHidDim = try c.int("encoder_hid_dim", in: ConfigRange.size)
         try c.require("encoder_hid_dim_type", in: ["image_proj"])
         additionEmbedType = try c.string("addition_embed_type", default: nil) ?? ""
         guard ["image", "image_hint"].contains(additionEmbedType) else {
             throw CheckpointError.unsupportedConfig(path: c.path, key: "addition_embed_type", value: additionEmbedType)
         }
-        normNumGroups = try c.int("norm_num_groups", default: 32)
-        normEps = Float(try c.double("norm_eps", default: 1e-5))
+        normNumGroups = try c.int("norm_num_groups", default: 32, in: ConfigRange.count)
+        normEps = Float(try c.double("norm_eps", default: 1e-5, in: ConfigRange.epsilon))
         let shift = try c.string("resnet_time_scale_shift", default: "default")!
         guard shift == "scale_shift" || shift == "default" else { throw CheckpointError.unsupportedConfig(path: c.path, key: "resnet_time_scale_shift", value: shift) }
         scaleShift = shift == "scale_shift"
@@ -65,8 +65,8 @@ public struct UNetConfig {
         freqShift = try c.int("freq_shift", default: 0)
         let act = try c.string("act_fn", default: "silu")!
         guard act == "silu" else { throw CheckpointError.unsupportedConfig(path: c.path, key: "act_fn", value: act) }
-        convInKernel = try c.int("conv_in_kernel", default: 3)
-        convOutKernel = try c.int("conv_out_kernel", default: 3)
+        convInKernel = try c.int("conv_in_kernel", default: 3, in: ConfigRange.kernel)
+        convOutKernel = try c.int("conv_out_kernel", default: 3, in: ConfigRange.kernel)
         // Behaviours we implement only at their Kandinsky 2.2 values.
         try c.require("center_input_sample", in: [false])
         try c.require("class_embed_type", in: [])

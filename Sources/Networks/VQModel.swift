@@ -19,10 +19,10 @@ public struct VQConfig {
     public init() {}
 
     public init(_ c: ConfigReader) throws {
-        inChannels = try c.int("in_channels", default: 3)
-        outChannels = try c.int("out_channels", default: 3)
-        latentChannels = try c.int("latent_channels", default: 3)
-        blockOutChannels = try c.ints("block_out_channels", default: [64])
+        inChannels = try c.int("in_channels", default: 3, in: ConfigRange.size)
+        outChannels = try c.int("out_channels", default: 3, in: ConfigRange.size)
+        latentChannels = try c.int("latent_channels", default: 3, in: ConfigRange.size)
+        blockOutChannels = try c.ints("block_out_channels", default: [64], in: ConfigRange.size)
         downBlockTypes = try c.strings("down_block_types", default: ["DownEncoderBlock2D"])
         upBlockTypes = try c.strings("up_block_types", default: ["UpDecoderBlock2D"])
         guard downBlockTypes.count == blockOutChannels.count, upBlockTypes.count == blockOutChannels.count else {
@@ -34,9 +34,9 @@ public struct VQConfig {
         for t in upBlockTypes where !["UpDecoderBlock2D", "AttnUpDecoderBlock2D"].contains(t) {
             throw CheckpointError.unsupportedConfig(path: c.path, key: "up_block_types", value: t)
         }
-        layersPerBlock = try c.int("layers_per_block", default: 1)
-        normNumGroups = try c.int("norm_num_groups", default: 32)
-        numVQEmbeddings = try c.int("num_vq_embeddings", default: 256)
+        layersPerBlock = try c.int("layers_per_block", default: 1, in: ConfigRange.count)
+        normNumGroups = try c.int("norm_num_groups", default: 32, in: ConfigRange.count)
+        numVQEmbeddings = try c.int("num_vq_embeddings", default: 256, in: ConfigRange.size)
         vqEmbedDim = try c.values["vq_embed_dim"] is NSNull ? nil : (c.values["vq_embed_dim"] == nil ? nil : c.int("vq_embed_dim"))
         c.ignore(["vq_embed_dim"])
         let norm = try c.string("norm_type", default: "group")!

@@ -61,12 +61,12 @@ public struct DecoderSchedulerConfig: Sendable {
         case "DDIMScheduler": ownKind = .ddim
         default: throw CheckpointError.unsupportedConfig(path: path, key: "_class_name", value: className)
         }
-        trainSteps = try c.int("num_train_timesteps", default: 1000)
+        trainSteps = try c.int("num_train_timesteps", default: 1000, in: 1...1_000_000)
         schedule = NoiseSchedule(
             schedule: try c.choice("beta_schedule", default: "linear"), trainSteps: trainSteps,
-            betaStart: try c.double("beta_start", default: 0.0001),
-            betaEnd: try c.double("beta_end", default: 0.02))
-        stepsOffset = try c.int("steps_offset", default: 0)
+            betaStart: try c.double("beta_start", default: 0.0001, in: 0...1),
+            betaEnd: try c.double("beta_end", default: 0.02, in: 0...1))
+        stepsOffset = try c.int("steps_offset", default: 0, in: 0...1_000_000)
         let spacingGiven = c.values["timestep_spacing"].map { !($0 is NSNull) } ?? false
         spacingInFile = spacingGiven ? try c.choice("timestep_spacing", default: "leading") : nil
         prediction = try c.choice("prediction_type", default: "epsilon")

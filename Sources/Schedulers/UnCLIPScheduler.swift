@@ -44,7 +44,7 @@ public final class UnCLIPScheduler: Sendable {
         }
         try c.require("beta_schedule", in: ["squaredcos_cap_v2"])
         self.init(
-            trainSteps: try c.int("num_train_timesteps", default: 1000), variance: varianceType,
+            trainSteps: try c.int("num_train_timesteps", default: 1000, in: 1...1_000_000), variance: varianceType,
             clipSample: try c.bool("clip_sample", default: true),
             clipRange: try c.double("clip_sample_range", default: 1), prediction: predictionType)
         try c.finish()

@@ -98,6 +98,53 @@ final class BadInputTests: XCTestCase {
                            "--model-name", Product.model("pipe_decoder")] + fast, "is not an inpainting decoder")
     }
 
+    /// Config values that would divide by zero, loop a negative count or produce NaN are refused when the config is
+    /// read, with the file, the key, the value and the allowed range.
+    func testConfigValuesOutsideTheirRangesAreRefused() throws {
+        let cases: [(model: String, file: String, key: String, value: Any, message: String)] = [
+            ("pipe_decoder", "unet/config.json", "norm_num_groups", 0, "norm_num_groups = 0 is outside the allowed range [1, 1024]"),
+            ("pipe_decoder", "unet/config.json", "attention_head_dim", -8, "attention_head_dim = -8 is outside the allowed range"),
+            ("pipe_decoder", "unet/config.json", "layers_per_block", -1, "layers_per_block = -1 is outside the allowed range"),
+            ("pipe_decoder", "unet/config.json", "norm_eps", -1e-5, "norm_eps = -1e-05 is outside the allowed range"),
+            ("pipe_decoder", "movq/config.json", "norm_num_groups", 0, "norm_num_groups = 0 is outside the allowed range"),
+            ("pipe_decoder", "scheduler/scheduler_config.json", "num_train_timesteps", -5,
+             "num_train_timesteps = -5 is outside the allowed range [1, 1000000]"),
+            ("pipe_decoder", "scheduler/scheduler_config.json", "beta_start", 2, "beta_start = 2.0 is outside the allowed range"),
+            ("pipe_prior", "prior/config.json", "num_attention_heads", 0, "num_attention_heads = 0 is outside the allowed range"),
+            ("pipe_prior", "text_encoder/config.json", "num_attention_heads", 0,
+             "num_attention_heads = 0 is outside the allowed range"),
+        ]
+        for (n, c) in cases.enumerated() {
+            let copy = dir + "/model\(n)"
+            try FileManager.default.copyItem(atPath: Product.model(c.model), toPath: copy)
+            // The fixture prior's tokenizer is a relative link to a shared folder: point the copy's at the same place.
+            for entry in try FileManager.default.contentsOfDirectory(atPath: copy) {
+                let original = Product.model(c.model) + "/" + entry
+                guard (try? FileManager.default.destinationOfSymbolicLink(atPath: original)) != nil else { continue }
+                try FileManager.default.removeItem(atPath: copy + "/" + entry)
+                try FileManager.default.createSymbolicLink(
+                    atPath: copy + "/" + entry, withDestinationPath: URL(fileURLWithPath: original).resolvingSymlinksInPath().path)
+            }
+            let config = copy + "/" + c.file
+            var values = try XCTUnwrap(try JSONSerialization.jsonObject(
+                with: Data(contentsOf: URL(fileURLWithPath: config))) as? [String: Any])
+            values[c.key] = c.value
+            try JSONSerialization.data(withJSONObject: values).write(to: URL(fileURLWithPath: config))
+            let option = c.model == "pipe_prior" ? "--prior-model-name" : "--model-name"
+            try expectFailure(["run", "text2img", "--prompt", "x", option, copy] + fast, "\(c.file): invalid config: \(c.message)")
+        }
+    }
+
+    /// outpaint sizes its canvas from the input: a 4096-pixel-wide picture plus its border is refused, as a width
+    /// past 4096 is for every other plugin, before any model work.
+    func testOutpaintCanvasObeysTheSizeLimit() throws {
+        let wide = PixelImage(width: 4096, height: 8, channels: 3, pixels: [UInt8](repeating: 128, count: 4096 * 8 * 3))
+        try ImageFiles.write(wide, to: dir + "/wide.png")
+        try expectFailure(["run", "outpaint", "--prompt", "x", "--image", dir + "/wide.png", "--border", "64",
+                           "--seed", "1", "--num-inference-steps", "2", "--prior-num-inference-steps", "2"],
+                          "the image plus the border) is larger than 4096 on a side")
+    }
+
     func testFailedRunKeepsAnExistingOutput() throws {
         let original = Data("previous result".utf8)
         try original.write(to: URL(fileURLWithPath: dir + "/keep.png"))
@@ -131,7 +178,7 @@ final class BadInputTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/e.png"))
         let unknownScheduler = "unknown scheduler 'euler' (choose one of ddpm, ddim, dpmsolver++, unipc)"
         XCTAssertTrue(r.stderr.contains(unknownScheduler), r.stderr)
-        XCTAssertTrue(r.stderr.contains("wf.json task 3: unknown task 'no_such_task'"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("wf.json task 3: unknown plugin 'no_such_task'"), r.stderr)
         XCTAssertTrue(r.stderr.contains("missing.png: file not found"), r.stderr)
         // The prior loaded once for the three tasks that ran it.
         XCTAssertEqual(r.stderr.components(separatedBy: "loading prior").count - 1, 1, r.stderr)
