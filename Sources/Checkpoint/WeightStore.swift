@@ -45,7 +45,12 @@ public final class WeightStore: @unchecked Sendable {
                   let map = json["weight_map"] as? [String: String] else {
                 throw CheckpointError.badConfig(path: path, reason: "no weight_map object")
             }
-            return Array(Set(map.values)).sorted()
+            let shards = Array(Set(map.values)).sorted()
+            for shard in shards where !Self.staysInside(folder: folder, name: shard) {
+                throw CheckpointError.badConfig(path: path, reason: "weight_map names '\(shard)', which is not a file "
+                                                + "inside the model folder")
+            }
+            return shards
         }
         // The names diffusers and transformers save under come first; any other *.safetensors only if they are absent.
         let all = names.filter { $0.hasSuffix(".safetensors") }
@@ -60,6 +65,23 @@ public final class WeightStore: @unchecked Sendable {
             throw CheckpointError.pickleOnly(folder: folder)
         }
         throw CheckpointError.noWeights(folder: folder)
+    }
+
+    /// Whether `name` (from a file in `folder`) names a file inside the folder: a plain relative name without `..`,
+    /// which after resolving symlinks still lies in the folder, or, for a Hugging Face cache snapshot, in the model's
+    /// cache folder (`models--ORG--NAME`, whose `blobs/` hold the files the snapshot links to).
+    static func staysInside(folder: String, name: String) -> Bool {
+        let parts = name.split(separator: "/", omittingEmptySubsequences: false)
+        guard !name.isEmpty, !name.hasPrefix("/"), !parts.contains(".."), !parts.contains("") else { return false }
+        let root = URL(fileURLWithPath: folder).resolvingSymlinksInPath()
+        var roots = [root.path]
+        var ancestor = root
+        while ancestor.path != "/" {
+            if ancestor.lastPathComponent.hasPrefix("models--") { roots.append(ancestor.path) }
+            ancestor.deleteLastPathComponent()
+        }
+        let target = root.appendingPathComponent(name).resolvingSymlinksInPath().path
+        return roots.contains { target.hasPrefix($0 + "/") }
     }
 
     /// "diffusion_pytorch_model.fp16.safetensors" -> "fp16"; "model.safetensors" -> nil.

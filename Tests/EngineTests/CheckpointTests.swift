@@ -107,6 +107,37 @@ final class CheckpointTests: XCTestCase {
         assertClose(out, io["out_t42"]!, "sharded prior_3l out_t42")
     }
 
+    /// A shard map is a boundary: names that leave the model folder (.., absolute, or a symlink out) are refused
+    /// with the index file and the name, before anything outside is opened; a Hugging Face snapshot's links into the
+    /// model's own blobs/ folder are followed.
+    func testShardMapsStayInsideTheModelFolder() throws {
+        let outside = dir + "/outside.safetensors"
+        try writeSafetensors(outside, header: #"{"x": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}"#,
+                             data: [0, 0, 0, 0])
+        let model = dir + "/model"
+        try FileManager.default.createDirectory(atPath: model, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: model + "/linked.safetensors", withDestinationPath: outside)
+        for shard in ["../outside.safetensors", outside, "linked.safetensors", "a//b.safetensors"] {
+            let index = model + "/diffusion_pytorch_model.safetensors.index.json"
+            let json = try JSONSerialization.data(withJSONObject: ["weight_map": ["x": shard]])
+            try json.write(to: URL(fileURLWithPath: index))
+            XCTAssertThrowsError(try WeightStore(folder: model), "shard \(shard)") { error in
+                XCTAssertEqual(error as? CheckpointError, .badConfig(
+                    path: index, reason: "weight_map names '\(shard)', which is not a file inside the model folder"),
+                               "shard \(shard)")
+            }
+        }
+        let snapshot = dir + "/models--org--name/snapshots/abc/unet"
+        try FileManager.default.createDirectory(atPath: snapshot, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: dir + "/models--org--name/blobs", withIntermediateDirectories: true)
+        try FileManager.default.moveItem(atPath: outside, toPath: dir + "/models--org--name/blobs/0123")
+        try FileManager.default.createSymbolicLink(atPath: snapshot + "/shard.safetensors",
+                                                   withDestinationPath: "../../../blobs/0123")
+        try JSONSerialization.data(withJSONObject: ["weight_map": ["x": "shard.safetensors"]])
+            .write(to: URL(fileURLWithPath: snapshot + "/diffusion_pytorch_model.safetensors.index.json"))
+        XCTAssertNotNil(try WeightStore(folder: snapshot).entry("x"), "a snapshot's shard linked into blobs/")
+    }
+
     func testVariantSelection() throws {
         // Only the fp16 file exists: used without asking; asking for a variant that is absent falls back likewise.
         XCTAssertNoThrow(try WeightStore(folder: Fixtures.model("unet_fp16")))
