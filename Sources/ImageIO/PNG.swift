@@ -97,24 +97,41 @@ enum PNGCodec {
     }
 }
 
-/// tEXt chunks (parameters and seed) inserted after IHDR; the simplified writer has no text API.
+/// Text chunks (parameters and seed) inserted after IHDR; the simplified writer has no text API. The PNG spec
+/// (section 11.3.4) makes tEXt Latin-1, so a value with a character beyond U+00FF (a Cyrillic or CJK prompt) goes
+/// into an iTXt chunk as UTF-8 instead of being garbled; NUL, the separator, becomes a space.
 enum PNGText {
     static func insert(_ entries: [(String, String)], into png: Data) -> Data {
         if entries.isEmpty { return png }
         var chunks = Data()
-        for (k, v) in entries {
-            let body = Data(k.utf8.prefix(79)) + Data([0]) + Data(v.utf8.map { $0 == 0 ? 32 : $0 })
-            var chunk = Data()
-            var len = UInt32(body.count).bigEndian
-            withUnsafeBytes(of: &len) { chunk += $0 }
-            let typed = Data("tEXt".utf8) + body
-            chunk += typed
-            var crc = crc32(typed).bigEndian
-            withUnsafeBytes(of: &crc) { chunk += $0 }
-            chunks += chunk
+        for (key, value) in entries {
+            let keyword = Data(key.unicodeScalars.filter { $0.value < 0x80 && $0.value != 0 }.prefix(79).map {
+                UInt8($0.value)
+            })
+            let space: Unicode.Scalar = " "
+            let scalars = value.unicodeScalars.map { $0.value == 0 ? space : $0 }
+            if scalars.allSatisfy({ $0.value <= 0xFF }) {
+                chunks += chunk("tEXt", keyword + Data([0]) + Data(scalars.map { UInt8($0.value) }))
+            } else {
+                // Keyword, NUL, compression flag 0 and method 0, empty language tag and translated keyword, UTF-8.
+                let text = String(String.UnicodeScalarView(scalars))
+                chunks += chunk("iTXt", keyword + Data([0, 0, 0, 0, 0]) + Data(text.utf8))
+            }
         }
         // 8-byte signature + IHDR (4 length + 4 type + 13 data + 4 crc) = 33 bytes.
         return png.prefix(33) + chunks + png.dropFirst(33)
+    }
+
+    /// Length, type, data and CRC of one chunk.
+    private static func chunk(_ type: String, _ body: Data) -> Data {
+        var chunk = Data()
+        var length = UInt32(body.count).bigEndian
+        withUnsafeBytes(of: &length) { chunk += $0 }
+        let typed = Data(type.utf8) + body
+        chunk += typed
+        var crc = crc32(typed).bigEndian
+        withUnsafeBytes(of: &crc) { chunk += $0 }
+        return chunk
     }
 
     static func crc32(_ d: Data) -> UInt32 {

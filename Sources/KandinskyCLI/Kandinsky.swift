@@ -59,9 +59,25 @@ enum Defaults {
 /// One line to stderr, for warnings and errors.
 func report(_ s: String) { FileHandle.standardError.write((s + "\n").data(using: .utf8)!) }
 
+/// An error for the user: one line, its control characters escaped (a value echoed back must not move the cursor,
+/// recolour the terminal or start a new line).
 struct CLIError: Error, CustomStringConvertible {
     let description: String
-    init(_ d: String) { description = d }
+    init(_ d: String) { description = escapingControlCharacters(d) }
+}
+
+/// C0 and C1 control characters and DEL as \xHH; everything else unchanged.
+func escapingControlCharacters(_ text: String) -> String {
+    var out = ""
+    for scalar in text.unicodeScalars {
+        let v = scalar.value
+        if v < 0x20 || v == 0x7F || (0x80...0x9F).contains(v) {
+            out += "\\x" + String(format: "%02x", v)
+        } else {
+            out.unicodeScalars.append(scalar)
+        }
+    }
+    return out
 }
 
 /// Parses a size like 12G, 800M or 2000000000 (bytes).

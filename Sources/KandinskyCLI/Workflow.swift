@@ -83,7 +83,7 @@ struct Workflow: ParsableCommand {
                 }
             } catch {
                 failed += 1
-                report("error: \(label): \(error)")
+                report("error: \(label): \(escapingControlCharacters("\(error)"))")
                 if Interrupt.requested { break }
             }
         }

@@ -145,6 +145,14 @@ final class BadInputTests: XCTestCase {
                           "the image plus the border) is larger than 4096 on a side")
     }
 
+    /// A value echoed in an error cannot drive the terminal: its control characters come back escaped.
+    func testControlCharactersInMessagesAreEscaped() throws {
+        let r = try Product.cli(["run", "no\u{1B}[31mred\u{7}", "-o", "out.png"], cwd: dir)
+        XCTAssertNotEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stderr.contains("unknown plugin 'no\\x1b[31mred\\x07'"), "escaped plugin name: \(r.stderr)")
+        XCTAssertFalse(r.stderr.contains("\u{1B}") || r.stderr.contains("\u{7}"), "raw control bytes: \(r.stderr)")
+    }
+
     func testFailedRunKeepsAnExistingOutput() throws {
         let original = Data("previous result".utf8)
         try original.write(to: URL(fileURLWithPath: dir + "/keep.png"))

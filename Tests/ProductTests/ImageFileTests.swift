@@ -35,6 +35,20 @@ final class ImageFileTests: XCTestCase {
         XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).sorted(), ["a.jpg", "a.png"], "no temporary files left")
     }
 
+    /// PNG text is Latin-1 (tEXt) where the value allows it, UTF-8 in an iTXt chunk where it does not (PNG spec
+    /// 11.3.4), so a Cyrillic prompt reads back as written.
+    func testNonLatin1MetadataGoesIntoITXt() throws {
+        let dir = try Product.tempDir()
+        let img = try ImageFiles.read(Product.input("picture.png"))
+        try ImageFiles.write(img, to: dir + "/t.png", text: [("kandinsky:prompt", "кот в шляпе"),
+                                                            ("kandinsky:negative_prompt", "café")])
+        let png = try Data(contentsOf: URL(fileURLWithPath: dir + "/t.png"))
+        let itxt = Data("iTXt".utf8) + Data("kandinsky:prompt".utf8) + Data([0, 0, 0, 0, 0]) + Data("кот в шляпе".utf8)
+        XCTAssertNotNil(png.range(of: itxt), "the Cyrillic prompt as an iTXt chunk in UTF-8")
+        let text = Data("tEXt".utf8) + Data("kandinsky:negative_prompt".utf8) + Data([0]) + Data([0x63, 0x61, 0x66, 0xE9])
+        XCTAssertNotNil(png.range(of: text), "café as a tEXt chunk in Latin-1 (é = 0xE9)")
+    }
+
     /// An output that replaces an existing file keeps that file's permission bits (a 0600 file stays 0600).
     func testReplacingAFileKeepsItsMode() throws {
         let dir = try Product.tempDir()
