@@ -13,9 +13,10 @@ struct Workflow: ParsableCommand {
         "inputs": {"image": "in.png", "mask": "mask.png"}, "output": "out.png"}]}. Tasks are plugin ids or \
         Ikomia's names (infer_kandinsky_2, ..._img2img, ..._inpaint, ..._image_mixing, ..._controlnet_depth). \
         Parameter values are strings or JSON numbers (weights also a JSON list). Relative paths resolve against \
-        the workflow file's folder. A failing task does not stop the others, even one whose plugin crashes (the tasks \
-        run in a worker process that is restarted after a crash); the exit code is 1 if any failed. SIGINT, SIGTERM \
-        and SIGHUP cancel the running task and stop the workflow with exit code 128 + the signal.
+        the workflow file's folder. Any other key is an error, as are two tasks writing one file. A failing \
+        task does not stop the others, even one whose plugin crashes (the tasks run in a worker process that is \
+        restarted after a crash); the exit code is 1 if any failed. SIGINT, SIGTERM and SIGHUP cancel the running \
+        task and stop the workflow with exit code 128 + the signal.
         """)
 
     @Argument(help: "The workflow JSON file.") var file: String
@@ -28,17 +29,15 @@ struct Workflow: ParsableCommand {
         _ = try maxMemory.map(parseBytes)  // refused here, before a worker starts
         let path = (file as NSString).expandingTildeInPath
         guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("\(file): file not found") }
-        guard let root = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else { throw CLIError("\(file): not a JSON object") }
-        guard let tasks = root["tasks"] as? [Any] else { throw CLIError("\(file): needs a \"tasks\" list") }
+        let tasks = try WorkflowFile.parse(data, name: file).tasks
         guard !tasks.isEmpty else { throw CLIError("\(file): the \"tasks\" list is empty") }
         let folderOfFile = URL(fileURLWithPath: path).deletingLastPathComponent()
         // Two tasks writing one file would overwrite each other: refuse before anything runs.
         var writers: [String: Int] = [:]
-        for (n, raw) in tasks.enumerated() {
-            guard let output = (raw as? [String: Any])?["output"] as? String else { continue }
-            let resolved = URL(fileURLWithPath: output, relativeTo: folderOfFile).standardizedFileURL.path
+        for (n, task) in tasks.enumerated() {
+            let resolved = URL(fileURLWithPath: task.output, relativeTo: folderOfFile).standardizedFileURL.path
             if let first = writers[resolved] {
-                throw CLIError("\(file): tasks \(first + 1) and \(n + 1) both write \(output)")
+                throw CLIError("\(file): tasks \(first + 1) and \(n + 1) both write \(task.output)")
             }
             writers[resolved] = n
         }
@@ -48,33 +47,14 @@ struct Workflow: ParsableCommand {
         defer { supervisor.stop() }
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
         var failed = 0
-        for (n, raw) in tasks.enumerated() {
+        for (n, task) in tasks.enumerated() {
             let label = "\(file) task \(n + 1)"
             do {
-                guard let t = raw as? [String: Any] else { throw CLIError("not a JSON object") }
-                guard let name = t["task"] as? String else { throw CLIError("needs \"task\"") }
-                guard let output = t["output"] as? String else { throw CLIError("needs \"output\"") }
-                var params: [String: String] = [:]
-                for (k, v) in (t["parameters"] as? [String: Any]) ?? [:] {
-                    switch v {
-                    case let s as String: params[k] = s
-                    case let n as NSNumber where !(String(describing: type(of: n)).contains("Boolean")): params[k] = n.stringValue
-                    case let n as NSNumber: params[k] = n.boolValue ? "true" : "false"
-                    case let a as [Any]:
-                        params[k] = String(data: try JSONSerialization.data(withJSONObject: a), encoding: .utf8)
-                    default: throw CLIError("parameter \(k): expected a string or a number")
-                    }
-                }
-                var inputs: [String: String] = [:]
-                for (k, v) in (t["inputs"] as? [String: Any]) ?? [:] {
-                    guard let s = v as? String else { throw CLIError("input \(k): expected a file name") }
-                    inputs[k] = s
-                }
-                report("[\(n + 1)/\(tasks.count)] \(name) -> \(output)")
-                let request = WorkerRequest(plugin: name, params: params, inputs: inputs, output: output,
-                                            baseFolder: folder)
-                Interrupt.expectOutput(absolutePath(output, in: folder),
-                                  worker: try supervisor.workerProcessID(onEvent: display.show))
+                report("[\(n + 1)/\(tasks.count)] \(task.task) -> \(task.output)")
+                let request = WorkerRequest(plugin: task.task, params: task.parameters, inputs: task.inputs,
+                                            output: task.output, baseFolder: folder)
+                Interrupt.expectOutput(absolutePath(task.output, in: folder),
+                                       worker: try supervisor.workerProcessID(onEvent: display.show))
                 let outcome = supervisor.perform(request, onEvent: display.show)
                 display.finish()
                 switch outcome {

@@ -220,6 +220,22 @@ final class BadInputTests: XCTestCase {
                           output: "same.png")
         try expectFailure(["workflow", "--max-memory", "1e30G", dir + "/twice.json"],
                           "--max-memory '1e30G': larger than any machine's memory")
+        // Decoded strictly: misspelt keys are named, syntax errors located, wrong types placed.
+        let strict: [(String, String)] = [
+            (#"{"tasks": [{"task": "text2img", "output": "a.png"}], "taks": 1}"#,
+             "unknown key 'taks' (known: tasks)"),
+            (#"{"tasks": [{"task": "text2img", "outptu": "a.png", "output": "b.png"}]}"#,
+             "task 1: unknown key 'outptu' (known: inputs, output, parameters, task)"),
+            ("{\"tasks\": [\n  {\"task\": \"text2img\",\n   \"output\": x}]}", "not a JSON object: invalid JSON at line 3, column 14"),
+            (#"{"tasks": [{"task": "text2img", "output": "a.png"}, {"task": 7, "output": "b.png"}]}"#,
+             "task 2: task: expected a string"),
+            (#"{"tasks": [{"task": "text2img", "output": "a.png", "parameters": {"seed": {"x": 1}}}]}"#,
+             "task 1: parameters: seed: expected a string, a number, true/false or a list of numbers"),
+        ]
+        for (n, (text, message)) in strict.enumerated() {
+            try text.write(toFile: dir + "/strict\(n).json", atomically: true, encoding: .utf8)
+            try expectFailure(["workflow", dir + "/strict\(n).json"], "strict\(n).json: \(message)", output: "a.png")
+        }
     }
 
     /// A copy of the fixture decoder with the first value of one weight set to NaN.
