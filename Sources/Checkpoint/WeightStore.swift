@@ -29,6 +29,10 @@ public final class WeightStore: @unchecked Sendable {
         guard fm.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else { throw CheckpointError.fileMissing(path: folder) }
         let names = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).sorted()
         let paths = try Self.weightFiles(in: names, variant: variant, folder: folder)
+        for name in paths where !Self.staysInside(folder: folder, name: name) {
+            throw CheckpointError.badConfig(path: (folder as NSString).appendingPathComponent(name),
+                                            reason: "a link that leads outside the model folder")
+        }
         self.init(component: folder, files: try paths.map { try SafetensorsFile(path: (folder as NSString).appendingPathComponent($0)) },
                   precision: precision)
     }

@@ -127,6 +127,15 @@ final class CheckpointTests: XCTestCase {
                                "shard \(shard)")
             }
         }
+        // A weight file found by listing the folder is held to the same rule.
+        try FileManager.default.removeItem(atPath: model + "/diffusion_pytorch_model.safetensors.index.json")
+        try FileManager.default.removeItem(atPath: model + "/linked.safetensors")
+        try FileManager.default.createSymbolicLink(atPath: model + "/diffusion_pytorch_model.safetensors",
+                                                   withDestinationPath: outside)
+        XCTAssertThrowsError(try WeightStore(folder: model), "a weight file linked outside") { error in
+            XCTAssertEqual(error as? CheckpointError, .badConfig(path: model + "/diffusion_pytorch_model.safetensors",
+                                                                 reason: "a link that leads outside the model folder"))
+        }
         let snapshot = dir + "/models--org--name/snapshots/abc/unet"
         try FileManager.default.createDirectory(atPath: snapshot, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: dir + "/models--org--name/blobs", withIntermediateDirectories: true)
