@@ -73,8 +73,8 @@ let package = Package(
                 linkerSettings: [.linkedLibrary("m"), .unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Plugins/exports.map"])]),
 
         .executableTarget(name: "kandinsky", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser"), "PluginHost",
-                                                            "ModelServer", "ImageIO", "ImageProcessing", "Checkpoint", "TensorCore", "CPUFeatures",
-                                                            "Supervisor"],
+                                                            "ModelServer", "ImageIO", "ImageProcessing", "Checkpoint",
+                                                            "TensorCore", "CPUFeatures", "Supervisor"],
                           path: "Sources/KandinskyCLI"),
 
         // MARK: - Tests

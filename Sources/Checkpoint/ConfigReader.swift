@@ -23,7 +23,9 @@ public final class ConfigReader {
 
     public init(path: String) throws {
         self.path = path
-        guard let data = FileManager.default.contents(atPath: path) else { throw CheckpointError.fileMissing(path: path) }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw CheckpointError.fileMissing(path: path)
+        }
         guard let obj = try? JSONSerialization.jsonObject(with: data), let dict = obj as? [String: Any] else {
             throw CheckpointError.badConfig(path: path, reason: "not a JSON object")
         }
@@ -48,8 +50,10 @@ public final class ConfigReader {
     /// The value of `key` must lie in `range` (a value the networks would divide by, loop over or allocate from,
     /// checked where it enters instead of trapping later).
     private func rangeError<T: Comparable>(_ key: String, _ value: T, _ range: ClosedRange<T>) -> CheckpointError {
-        .badConfig(path: path, reason: "\(key) = \(value) is outside the allowed range "
-                   + "[\(range.lowerBound), \(range.upperBound)]")
+        .badConfig(
+            path: path,
+            reason: "\(key) = \(value) is outside the allowed range "
+                + "[\(range.lowerBound), \(range.upperBound)]")
     }
 
     public func int(_ key: String, default d: Int? = nil, in range: ClosedRange<Int>? = nil) throws -> Int {
@@ -95,16 +99,24 @@ public final class ConfigReader {
     }
 
     private func checked(_ key: String, _ values: [Int], _ range: ClosedRange<Int>?) throws -> [Int] {
-        if let range, let outside = values.first(where: { !range.contains($0) }) { throw rangeError(key, outside, range) }
+        if let range, let outside = values.first(where: { !range.contains($0) }) {
+            throw rangeError(key, outside, range)
+        }
         return values
     }
 
     /// An int, or a list of ints (diffusers lets per-block settings be either); widened to `count` entries.
-    public func intPerBlock(_ key: String, count: Int, default d: Int? = nil,
-                            in range: ClosedRange<Int>? = nil) throws -> [Int]? {
+    public func intPerBlock(
+        _ key: String, count: Int, default d: Int? = nil,
+        in range: ClosedRange<Int>? = nil
+    ) throws -> [Int]? {
         guard let v = raw(key) else { return d.map { Array(repeating: $0, count: count) } }
-        if let n = v as? NSNumber, !(v is [Any]) { return try checked(key, Array(repeating: n.intValue, count: count), range) }
-        guard let a = v as? [NSNumber], a.count == count else { throw typeError(key, "an integer or \(count) integers") }
+        if let n = v as? NSNumber, !(v is [Any]) {
+            return try checked(key, Array(repeating: n.intValue, count: count), range)
+        }
+        guard let a = v as? [NSNumber], a.count == count else {
+            throw typeError(key, "an integer or \(count) integers")
+        }
         return try checked(key, a.map(\.intValue), range)
     }
 
@@ -120,7 +132,10 @@ public final class ConfigReader {
     public func doubles(_ key: String, default d: [Double]) throws -> [Double] {
         guard let v = raw(key) else { return d }
         guard let a = v as? [Any] else { throw typeError(key, "a list of numbers") }
-        return try a.map { guard let d = Self.number($0) else { throw typeError(key, "a list of numbers") }; return d }
+        return try a.map {
+            guard let d = Self.number($0) else { throw typeError(key, "a list of numbers") }
+            return d
+        }
     }
 
     /// A string setting that must be one of an enum's raw values.

@@ -22,8 +22,8 @@ public enum ImageFiles {
         throw ImageIOError.unsupported(path, "not a PNG or JPEG file")
     }
 
-    /// Writes PNG (with `text` as tEXt chunks, iTXt beyond Latin-1) or JPEG (quality 95) chosen by the extension, via a temporary file
-    /// in the same folder renamed into place.
+    /// Writes PNG (with `text` as tEXt chunks, iTXt beyond Latin-1) or JPEG (quality 95) chosen by the extension,
+    /// via a temporary file in the same folder renamed into place.
     public static func write(_ image: PixelImage, to path: String, text: [(String, String)] = []) throws {
         let ext = (path as NSString).pathExtension.lowercased()
         let data: Data

@@ -12,13 +12,13 @@ struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run one plugin.",
         discussion: """
-        Every parameter of the plugin's schema is an option: --prompt "a cat", --guidance-scale 4 (or \
-        --guidance_scale 4). Inputs are files: --image F, --mask F, --depth F, --image1 F --image2 F (fusion). \
-        `kandinsky plugins` lists them all. The output (PNG or JPEG by extension) is written atomically; PNG text \
-        metadata records every parameter and the seed used.
+            Every parameter of the plugin's schema is an option: --prompt "a cat", --guidance-scale 4 (or \
+            --guidance_scale 4). Inputs are files: --image F, --mask F, --depth F, --image1 F --image2 F (fusion). \
+            `kandinsky plugins` lists them all. The output (PNG or JPEG by extension) is written atomically; PNG text \
+            metadata records every parameter and the seed used.
 
-        Example: kandinsky run inpaint --image photo.png --mask mask.png --prompt "a red hat" --seed 7 -o out.png
-        """)
+            Example: kandinsky run inpaint --image photo.png --mask mask.png --prompt "a red hat" --seed 7 -o out.png
+            """)
 
     @Argument(help: "Plugin id or alias (see `kandinsky plugins`).") var plugin: String
     @Option(name: [.short, .customLong("output")], help: "Output file (.png, .jpg or .jpeg).") var output: String
@@ -34,7 +34,9 @@ struct Run: ParsableCommand {
         var i = 0
         while i < rest.count {
             let arg = rest[i]
-            guard arg.hasPrefix("--"), arg.count > 2 else { throw CLIError("unexpected argument '\(arg)' (options look like --key value)") }
+            guard arg.hasPrefix("--"), arg.count > 2 else {
+                throw CLIError("unexpected argument '\(arg)' (options look like --key value)")
+            }
             var key = String(arg.dropFirst(2)).replacingOccurrences(of: "-", with: "_")
             var value: String
             if let eq = key.firstIndex(of: "=") {
@@ -51,10 +53,12 @@ struct Run: ParsableCommand {
         if invertMask { params["invert_mask"] = "true" }
         let display = EventDisplay(quiet: quiet)
         let supervisor = makeSupervisor(compute)
-        let request = WorkerRequest(plugin: plugin, params: params, inputs: [:], splitInputs: true, output: output,
-                                    baseFolder: FileManager.default.currentDirectoryPath)
-        Interrupt.expectOutput(absolutePath(output, in: request.baseFolder),
-                               worker: try supervisor.workerProcessID(onEvent: display.show))
+        let request = WorkerRequest(
+            plugin: plugin, params: params, inputs: [:], splitInputs: true, output: output,
+            baseFolder: FileManager.default.currentDirectoryPath)
+        Interrupt.expectOutput(
+            absolutePath(output, in: request.baseFolder),
+            worker: try supervisor.workerProcessID(onEvent: display.show))
         let outcome = supervisor.perform(request, onEvent: display.show)
         display.finish()
         supervisor.stop()
@@ -82,7 +86,9 @@ struct Task {
     func execute(registry: PluginRegistry, events: TaskEvents) throws -> String {
         let outPath = path(output)
         let ext = (outPath as NSString).pathExtension.lowercased()
-        guard ["png", "jpg", "jpeg"].contains(ext) else { throw CLIError("\(output): output must end in .png, .jpg or .jpeg") }
+        guard ["png", "jpg", "jpeg"].contains(ext) else {
+            throw CLIError("\(output): output must end in .png, .jpg or .jpeg")
+        }
         let outDir = (outPath as NSString).deletingLastPathComponent
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: outDir, isDirectory: &isDir), isDir.boolValue else {
@@ -97,19 +103,26 @@ struct Task {
         // absolute; anything else stays a hub id or path for the model server to resolve.
         var params = self.params
         for p in spec.params where p.isModel {
-            if let v = params[p.key], !v.isEmpty, FileManager.default.fileExists(atPath: path(v)) { params[p.key] = path(v) }
+            if let v = params[p.key], !v.isEmpty, FileManager.default.fileExists(atPath: path(v)) {
+                params[p.key] = path(v)
+            }
         }
         let values = try spec.resolve(params)
         var images: [String: PixelImage] = [:]
         for (k, f) in inputs { images[k] = try ImageFiles.read(path(f)) }
-        if let seed = values["seed"], params["seed"].map({ Int($0.trimmingCharacters(in: .whitespaces)) == -1 }) ?? true {
+        if let seed = values["seed"], params["seed"].map({ Int($0.trimmingCharacters(in: .whitespaces)) == -1 }) ?? true
+        {
             events.note("seed: \(seed)")
         }
         let started = Date()
         ServerABI.server?.onLoad = { msg in events.status(msg) }
-        let image = try PluginRunner.run(RunRequest(plugin: spec, params: values, inputs: images), registry: registry,
-                                         progress: { stage, step, total in events.update(stage: stage, step: step, total: total); return true },
-                                         isCancelled: { Interrupt.requested })
+        let image = try PluginRunner.run(
+            RunRequest(plugin: spec, params: values, inputs: images), registry: registry,
+            progress: { stage, step, total in
+                events.update(stage: stage, step: step, total: total)
+                return true
+            },
+            isCancelled: { Interrupt.requested })
         var text: [(String, String)] = [("kandinsky:plugin", spec.id)]
         for (k, v) in values.sorted(by: { $0.key < $1.key }) { text.append(("kandinsky:\(k)", v.description)) }
         for (k, f) in inputs.sorted(by: { $0.key < $1.key }) { text.append(("kandinsky:input:\(k)", f)) }

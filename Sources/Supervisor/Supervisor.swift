@@ -5,8 +5,9 @@
 // worker is told with KANDINSKY_SKIP_PLUGINS) and start-up is tried again. The CLI's `run` and `workflow` use it;
 // a long-running server can keep one supervisor for its life.
 import Foundation
+
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif
 
 public final class Supervisor {
@@ -43,8 +44,10 @@ public final class Supervisor {
     private var worker: WorkerProcess?
 
     /// - executable, arguments: the worker's command line (the CLI runs itself with `worker ...`).
-    public init(executable: String, arguments: [String],
-                environment: [String: String] = ProcessInfo.processInfo.environment) {
+    public init(
+        executable: String, arguments: [String],
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) {
         self.executable = executable
         self.arguments = arguments
         self.environment = environment
@@ -90,8 +93,9 @@ public final class Supervisor {
         let death = current.waitForExit(killing: true)
         worker = nil
         let where_ = library.map { " (\($0))" } ?? ""
-        return .failed("the worker process \(death) while running plugin \(plugin)\(where_); the next task gets a "
-                       + "fresh worker")
+        return .failed(
+            "the worker process \(death) while running plugin \(plugin)\(where_); the next task gets a "
+                + "fresh worker")
     }
 
     /// Ends the worker: closes its input (it exits when it reads end of file) and waits.
@@ -119,8 +123,9 @@ public final class Supervisor {
             }
             let death = candidate.waitForExit(killing: true)
             guard let library = initialising else {
-                throw StartError(description: "the worker process \(death) while starting (before or after loading "
-                                 + "its plugins)")
+                throw StartError(
+                    description: "the worker process \(death) while starting (before or after loading "
+                        + "its plugins)")
             }
             let reason = "its init crashed the worker process (\(death))"
             skipped.append((library, reason))
@@ -142,7 +147,8 @@ final class WorkerProcess {
         var toWorker: [Int32] = [0, 0]
         var fromWorker: [Int32] = [0, 0]
         guard pipe(&toWorker) == 0, pipe(&fromWorker) == 0 else {
-            throw Supervisor.StartError(description: "cannot make pipes for the worker: \(String(cString: strerror(errno)))")
+            throw Supervisor.StartError(
+                description: "cannot make pipes for the worker: \(String(cString: strerror(errno)))")
         }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
@@ -163,8 +169,9 @@ final class WorkerProcess {
         guard status == 0 else {
             close(toWorker[1])
             close(fromWorker[0])
-            throw Supervisor.StartError(description: "cannot start the worker \(executable): "
-                                        + String(cString: strerror(status)))
+            throw Supervisor.StartError(
+                description: "cannot start the worker \(executable): "
+                    + String(cString: strerror(status)))
         }
         // The supervisor's ends must not leak into workers started later (they would keep a pipe open).
         _ = fcntl(toWorker[1], F_SETFD, FD_CLOEXEC)

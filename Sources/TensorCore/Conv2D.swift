@@ -1,8 +1,8 @@
 // torch.nn.Conv2d (groups = 1, dilation 1): a oneDNN convolution primitive per shape, or, with the OpenBLAS backend,
 // im2col + GEMM. Native bf16 writes channels-last feature maps (the layout its kernels run in, so the next
-// convolution reads them without a transpose); every other path reads and writes planar NCHW. The im2col buffer covers a band of output rows at a time, bounded by
-// `im2colBudget`, so a 768x768 MoVQ layer (128 channels x 9 taps x 590k pixels = 2.7 GB as one matrix) runs in tens
-// of megabytes.
+// convolution reads them without a transpose); every other path reads and writes planar NCHW. The im2col buffer
+// covers a band of output rows at a time, bounded by `im2colBudget`, so a 768x768 MoVQ layer (128 channels x 9 taps
+// x 590k pixels = 2.7 GB as one matrix) runs in tens of megabytes.
 
 public struct Padding2D: Equatable, Sendable {
     public var top, bottom, left, right: Int

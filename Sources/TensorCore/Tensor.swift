@@ -18,7 +18,8 @@ public final class Tensor: @unchecked Sendable {
     public let shape: [Int]
     public let layout: Layout
     public let count: Int
-    /// Storage: 64-byte aligned (from `MemoryPool`), owned by this tensor unless `keepAlive` holds the owner (a weight mapped from disk).
+    /// Storage: 64-byte aligned (from `MemoryPool`), owned by this tensor unless `keepAlive` holds the owner (a
+    /// weight mapped from disk).
     public let data: UnsafeMutablePointer<Float>
     private let owned: Bool
     private let keepAlive: AnyObject?

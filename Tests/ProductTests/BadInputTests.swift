@@ -2,8 +2,8 @@
 // (an existing one survives).
 import Checkpoint
 import Foundation
-import ImageProcessing
 import ImageIO
+import ImageProcessing
 import XCTest
 
 final class BadInputTests: XCTestCase {
@@ -13,106 +13,178 @@ final class BadInputTests: XCTestCase {
         dir = try Product.tempDir()
     }
 
-    let fast = ["--seed", "1", "--num-inference-steps", "2", "--prior-num-inference-steps", "2", "--width", "64", "--height", "64"]
+    let fast = [
+        "--seed", "1", "--num-inference-steps", "2", "--prior-num-inference-steps", "2", "--width", "64", "--height",
+        "64",
+    ]
 
     /// Runs the CLI, expects failure with `fragment` in the error, and no file at `output`.
     func expectFailure(_ args: [String], _ fragment: String, output: String = "out.png", line: UInt = #line) throws {
-        let r = try Product.cli(args + (args.contains("-o") || args.first == "workflow" ? [] : ["-o", output]), cwd: dir)
+        let r = try Product.cli(
+            args + (args.contains("-o") || args.first == "workflow" ? [] : ["-o", output]), cwd: dir)
         XCTAssertNotEqual(r.status, 0, "exit status for \(args)", line: line)
         XCTAssertTrue(r.stderr.contains(fragment), "stderr should contain '\(fragment)':\n\(r.stderr)", line: line)
         if r.stderr.contains("Error:") {
             let errorLines = r.stderr.split(separator: "\n").filter { $0.contains("Error:") }
             XCTAssertEqual(errorLines.count, 1, "one error line: \(r.stderr)", line: line)
         }
-        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/" + output), "\(output) must not be written", line: line)
+        XCTAssertFalse(
+            FileManager.default.fileExists(atPath: dir + "/" + output), "\(output) must not be written", line: line)
     }
 
     func testMissingCorruptTruncatedAndNonImageFiles() throws {
-        try expectFailure(["run", "img2img", "--prompt", "x", "--image", "nope.png"] + fast, "nope.png: file not found")
+        try expectFailure(
+            ["run", "img2img", "--prompt", "x", "--image", "nope.png"] + fast, "nope.png: file not found")
         var junk = Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A])
         junk.append(Data((0..<200).map { UInt8($0 & 0xff) }))
         try junk.write(to: URL(fileURLWithPath: dir + "/corrupt.png"))
-        try expectFailure(["run", "img2img", "--prompt", "x", "--image", "corrupt.png"] + fast, "corrupt.png: cannot decode image")
+        try expectFailure(
+            ["run", "img2img", "--prompt", "x", "--image", "corrupt.png"] + fast, "corrupt.png: cannot decode image")
         let png = try Data(contentsOf: URL(fileURLWithPath: Product.input("picture.png")))
         try png.prefix(png.count / 2).write(to: URL(fileURLWithPath: dir + "/truncated.png"))
-        try expectFailure(["run", "img2img", "--prompt", "x", "--image", "truncated.png"] + fast, "truncated.png: cannot decode image")
+        try expectFailure(
+            ["run", "img2img", "--prompt", "x", "--image", "truncated.png"] + fast, "truncated.png: cannot decode image"
+        )
         try Data([0xFF, 0xD8, 0xFF, 0xE0, 0, 16]).write(to: URL(fileURLWithPath: dir + "/truncated.jpg"))
-        try expectFailure(["run", "img2img", "--prompt", "x", "--image", "truncated.jpg"] + fast, "truncated.jpg: cannot decode image")
+        try expectFailure(
+            ["run", "img2img", "--prompt", "x", "--image", "truncated.jpg"] + fast, "truncated.jpg: cannot decode image"
+        )
         try "hello".write(toFile: dir + "/notes.txt", atomically: true, encoding: .utf8)
-        try expectFailure(["run", "img2img", "--prompt", "x", "--image", "notes.txt"] + fast, "notes.txt: not a PNG or JPEG file")
+        try expectFailure(
+            ["run", "img2img", "--prompt", "x", "--image", "notes.txt"] + fast, "notes.txt: not a PNG or JPEG file")
         FileManager.default.createFile(atPath: dir + "/empty.png", contents: Data())
-        try expectFailure(["run", "img2img", "--prompt", "x", "--image", "empty.png"] + fast, "empty.png: cannot decode image: the file is empty")
+        try expectFailure(
+            ["run", "img2img", "--prompt", "x", "--image", "empty.png"] + fast,
+            "empty.png: cannot decode image: the file is empty")
     }
 
     func testBadNumbers() throws {
-        let base = ["run", "text2img", "--prompt", "x", "--seed", "1", "--prior-num-inference-steps", "2", "--width", "64", "--height", "64"]
-        try expectFailure(base + ["--num-inference-steps", "abc"], "parameter num_inference_steps = 'abc': expected a whole number")
-        try expectFailure(base + ["--num-inference-steps", "0"], "parameter num_inference_steps = '0': must be between 1 and 1000")
+        let base = [
+            "run", "text2img", "--prompt", "x", "--seed", "1", "--prior-num-inference-steps", "2", "--width", "64",
+            "--height", "64",
+        ]
+        try expectFailure(
+            base + ["--num-inference-steps", "abc"], "parameter num_inference_steps = 'abc': expected a whole number")
+        try expectFailure(
+            base + ["--num-inference-steps", "0"], "parameter num_inference_steps = '0': must be between 1 and 1000")
         try expectFailure(base + ["--num-inference-steps", "-5"], "must be between 1 and 1000")
-        try expectFailure(base + ["--num-inference-steps", "2", "--guidance-scale", "nan"], "parameter guidance_scale = 'nan': expected a finite number")
-        try expectFailure(base + ["--num-inference-steps", "2", "--guidance-scale", "-1"], "parameter guidance_scale = '-1': must be between 0 and 100")
-        try expectFailure(["run", "text2img", "--prompt", "x", "--width", "100000"], "parameter width = '100000': must be between 64 and 4096")
-        try expectFailure(["run", "img2img", "--prompt", "x", "--image", Product.input("picture.png"), "--strength", "1.5"] + fast,
-                          "parameter strength = '1.5': must be between 0 and 1")
-        try expectFailure(["run", "img2img", "--prompt", "x", "--image", Product.input("picture.png"), "--strength", "0.1"] + fast,
-                          "leaves no denoising step")
+        try expectFailure(
+            base + ["--num-inference-steps", "2", "--guidance-scale", "nan"],
+            "parameter guidance_scale = 'nan': expected a finite number")
+        try expectFailure(
+            base + ["--num-inference-steps", "2", "--guidance-scale", "-1"],
+            "parameter guidance_scale = '-1': must be between 0 and 100")
+        try expectFailure(
+            ["run", "text2img", "--prompt", "x", "--width", "100000"],
+            "parameter width = '100000': must be between 64 and 4096")
+        try expectFailure(
+            ["run", "img2img", "--prompt", "x", "--image", Product.input("picture.png"), "--strength", "1.5"] + fast,
+            "parameter strength = '1.5': must be between 0 and 1")
+        try expectFailure(
+            ["run", "img2img", "--prompt", "x", "--image", Product.input("picture.png"), "--strength", "0.1"] + fast,
+            "leaves no denoising step")
     }
 
     func testWeights() throws {
-        let fusion = ["run", "fusion", "--prompt", "x", "--image1", Product.input("picture.png"), "--image2", Product.input("picture2.png")] + fast
-        try expectFailure(fusion + ["--weights", "[0.5, 0.5]"], "weights has 2 values for 3 items (prompt, image1, image2)")
-        try expectFailure(fusion + ["--weights", "__import__('os').system('touch pwned')"], "expected a JSON list of numbers")
+        let fusion =
+            [
+                "run", "fusion", "--prompt", "x", "--image1", Product.input("picture.png"), "--image2",
+                Product.input("picture2.png"),
+            ] + fast
+        try expectFailure(
+            fusion + ["--weights", "[0.5, 0.5]"], "weights has 2 values for 3 items (prompt, image1, image2)")
+        try expectFailure(
+            fusion + ["--weights", "__import__('os').system('touch pwned')"], "expected a JSON list of numbers")
         try expectFailure(fusion + ["--weights", "[0.5, \"a\", 0.2]"], "every element must be a number")
         try expectFailure(fusion + ["--weights", "[]"], "the list is empty")
         XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/pwned"))
     }
 
     func testMissingInputsUnknownNamesAndOutputs() throws {
-        try expectFailure(["run", "inpaint", "--prompt", "x", "--image", Product.input("picture.png")] + fast, "inpaint needs the input 'mask'")
+        try expectFailure(
+            ["run", "inpaint", "--prompt", "x", "--image", Product.input("picture.png")] + fast,
+            "inpaint needs the input 'mask'")
         try expectFailure(["run", "text2img"] + fast, "text2img needs the parameter 'prompt'")
-        try expectFailure(["run", "text2img", "--prompt", "x", "--guidance", "4"] + fast, "unknown parameter 'guidance' for text2img; did you mean 'guidance_scale'?")
-        try expectFailure(["run", "text2imgg", "--prompt", "x"], "unknown plugin 'text2imgg'; did you mean 'text2img'?")
-        try expectFailure(["run", "text2img", "--prompt", "x"] + fast, "out.bmp: output must end in .png, .jpg or .jpeg", output: "out.bmp")
-        try expectFailure(["run", "text2img", "--prompt", "x"] + fast + ["-o", "no/such/dir/out.png"], "folder", output: "no/such/dir/out.png")
+        try expectFailure(
+            ["run", "text2img", "--prompt", "x", "--guidance", "4"] + fast,
+            "unknown parameter 'guidance' for text2img; did you mean 'guidance_scale'?")
+        try expectFailure(
+            ["run", "text2imgg", "--prompt", "x"], "unknown plugin 'text2imgg'; did you mean 'text2img'?")
+        try expectFailure(
+            ["run", "text2img", "--prompt", "x"] + fast, "out.bmp: output must end in .png, .jpg or .jpeg",
+            output: "out.bmp")
+        try expectFailure(
+            ["run", "text2img", "--prompt", "x"] + fast + ["-o", "no/such/dir/out.png"], "folder",
+            output: "no/such/dir/out.png")
     }
 
     func testBadModelFolders() throws {
         try FileManager.default.createDirectory(atPath: dir + "/empty_model", withIntermediateDirectories: true)
-        try expectFailure(["run", "text2img", "--prompt", "x", "--model-name", "empty_model"] + fast, "config.json: file not found")
-        try expectFailure(["run", "text2img", "--prompt", "x", "--model-name", "someorg/missing-model"] + fast,
-                          "model 'someorg/missing-model' is not in the local Hugging Face cache")
+        try expectFailure(
+            ["run", "text2img", "--prompt", "x", "--model-name", "empty_model"] + fast, "config.json: file not found")
+        try expectFailure(
+            ["run", "text2img", "--prompt", "x", "--model-name", "someorg/missing-model"] + fast,
+            "model 'someorg/missing-model' is not in the local Hugging Face cache")
         // A copy of the decoder with its UNet weights cut in half.
         let broken = dir + "/broken"
         try FileManager.default.copyItem(atPath: Product.model("pipe_decoder"), toPath: broken)
         let w = broken + "/unet/diffusion_pytorch_model.safetensors"
         let data = try Data(contentsOf: URL(fileURLWithPath: w))
         try data.prefix(data.count / 2).write(to: URL(fileURLWithPath: w))
-        try expectFailure(["run", "text2img", "--prompt", "x", "--model-name", "broken"] + fast, "unet/diffusion_pytorch_model.safetensors: not a valid safetensors file")
+        try expectFailure(
+            ["run", "text2img", "--prompt", "x", "--model-name", "broken"] + fast,
+            "unet/diffusion_pytorch_model.safetensors: not a valid safetensors file")
         // Header length pointing past the end of the file.
         var header = Data(count: 8)
         header.withUnsafeMutableBytes { $0.storeBytes(of: UInt64(1_000_000).littleEndian, as: UInt64.self) }
         try (header + Data("{}".utf8)).write(to: URL(fileURLWithPath: w))
         try expectFailure(["run", "text2img", "--prompt", "x", "--model-name", "broken"] + fast, "runs past the end")
         // The wrong kind of decoder for the task.
-        try expectFailure(["run", "inpaint", "--prompt", "x", "--image", Product.input("picture.png"), "--mask", Product.input("mask.png"),
-                           "--model-name", Product.model("pipe_decoder")] + fast, "is not an inpainting decoder")
+        try expectFailure(
+            [
+                "run", "inpaint", "--prompt", "x", "--image", Product.input("picture.png"), "--mask",
+                Product.input("mask.png"),
+                "--model-name", Product.model("pipe_decoder"),
+            ] + fast, "is not an inpainting decoder")
     }
 
     /// Config values that would divide by zero, loop a negative count or produce NaN are refused when the config is
     /// read, with the file, the key, the value and the allowed range.
     func testConfigValuesOutsideTheirRangesAreRefused() throws {
         let cases: [(model: String, file: String, key: String, value: Any, message: String)] = [
-            ("pipe_decoder", "unet/config.json", "norm_num_groups", 0, "norm_num_groups = 0 is outside the allowed range [1, 1024]"),
-            ("pipe_decoder", "unet/config.json", "attention_head_dim", -8, "attention_head_dim = -8 is outside the allowed range"),
-            ("pipe_decoder", "unet/config.json", "layers_per_block", -1, "layers_per_block = -1 is outside the allowed range"),
+            (
+                "pipe_decoder", "unet/config.json", "norm_num_groups", 0,
+                "norm_num_groups = 0 is outside the allowed range [1, 1024]"
+            ),
+            (
+                "pipe_decoder", "unet/config.json", "attention_head_dim", -8,
+                "attention_head_dim = -8 is outside the allowed range"
+            ),
+            (
+                "pipe_decoder", "unet/config.json", "layers_per_block", -1,
+                "layers_per_block = -1 is outside the allowed range"
+            ),
             ("pipe_decoder", "unet/config.json", "norm_eps", -1e-5, "norm_eps = -1e-05 is outside the allowed range"),
-            ("pipe_decoder", "movq/config.json", "norm_num_groups", 0, "norm_num_groups = 0 is outside the allowed range"),
-            ("pipe_decoder", "scheduler/scheduler_config.json", "num_train_timesteps", -5,
-             "num_train_timesteps = -5 is outside the allowed range [1, 1000000]"),
-            ("pipe_decoder", "scheduler/scheduler_config.json", "beta_start", 2, "beta_start = 2.0 is outside the allowed range"),
-            ("pipe_prior", "prior/config.json", "num_attention_heads", 0, "num_attention_heads = 0 is outside the allowed range"),
-            ("pipe_prior", "text_encoder/config.json", "num_attention_heads", 0,
-             "num_attention_heads = 0 is outside the allowed range"),
+            (
+                "pipe_decoder", "movq/config.json", "norm_num_groups", 0,
+                "norm_num_groups = 0 is outside the allowed range"
+            ),
+            (
+                "pipe_decoder", "scheduler/scheduler_config.json", "num_train_timesteps", -5,
+                "num_train_timesteps = -5 is outside the allowed range [1, 1000000]"
+            ),
+            (
+                "pipe_decoder", "scheduler/scheduler_config.json", "beta_start", 2,
+                "beta_start = 2.0 is outside the allowed range"
+            ),
+            (
+                "pipe_prior", "prior/config.json", "num_attention_heads", 0,
+                "num_attention_heads = 0 is outside the allowed range"
+            ),
+            (
+                "pipe_prior", "text_encoder/config.json", "num_attention_heads", 0,
+                "num_attention_heads = 0 is outside the allowed range"
+            ),
         ]
         for (n, c) in cases.enumerated() {
             let copy = dir + "/model\(n)"
@@ -123,15 +195,18 @@ final class BadInputTests: XCTestCase {
                 guard (try? FileManager.default.destinationOfSymbolicLink(atPath: original)) != nil else { continue }
                 try FileManager.default.removeItem(atPath: copy + "/" + entry)
                 try FileManager.default.createSymbolicLink(
-                    atPath: copy + "/" + entry, withDestinationPath: URL(fileURLWithPath: original).resolvingSymlinksInPath().path)
+                    atPath: copy + "/" + entry,
+                    withDestinationPath: URL(fileURLWithPath: original).resolvingSymlinksInPath().path)
             }
             let config = copy + "/" + c.file
-            var values = try XCTUnwrap(try JSONSerialization.jsonObject(
-                with: Data(contentsOf: URL(fileURLWithPath: config))) as? [String: Any])
+            var values = try XCTUnwrap(
+                try JSONSerialization.jsonObject(
+                    with: Data(contentsOf: URL(fileURLWithPath: config))) as? [String: Any])
             values[c.key] = c.value
             try JSONSerialization.data(withJSONObject: values).write(to: URL(fileURLWithPath: config))
             let option = c.model == "pipe_prior" ? "--prior-model-name" : "--model-name"
-            try expectFailure(["run", "text2img", "--prompt", "x", option, copy] + fast, "\(c.file): invalid config: \(c.message)")
+            try expectFailure(
+                ["run", "text2img", "--prompt", "x", option, copy] + fast, "\(c.file): invalid config: \(c.message)")
         }
     }
 
@@ -140,9 +215,12 @@ final class BadInputTests: XCTestCase {
     func testOutpaintCanvasObeysTheSizeLimit() throws {
         let wide = PixelImage(width: 4096, height: 8, channels: 3, pixels: [UInt8](repeating: 128, count: 4096 * 8 * 3))
         try ImageFiles.write(wide, to: dir + "/wide.png")
-        try expectFailure(["run", "outpaint", "--prompt", "x", "--image", dir + "/wide.png", "--border", "64",
-                           "--seed", "1", "--num-inference-steps", "2", "--prior-num-inference-steps", "2"],
-                          "the image plus the border) is larger than 4096 on a side")
+        try expectFailure(
+            [
+                "run", "outpaint", "--prompt", "x", "--image", dir + "/wide.png", "--border", "64",
+                "--seed", "1", "--num-inference-steps", "2", "--prior-num-inference-steps", "2",
+            ],
+            "the image plus the border) is larger than 4096 on a side")
     }
 
     /// A value echoed in an error cannot drive the terminal: its control characters come back escaped.
@@ -156,26 +234,27 @@ final class BadInputTests: XCTestCase {
     func testFailedRunKeepsAnExistingOutput() throws {
         let original = Data("previous result".utf8)
         try original.write(to: URL(fileURLWithPath: dir + "/keep.png"))
-        let r = try Product.cli(["run", "img2img", "--prompt", "x", "--image", "nope.png", "-o", "keep.png"] + fast, cwd: dir)
+        let r = try Product.cli(
+            ["run", "img2img", "--prompt", "x", "--image", "nope.png", "-o", "keep.png"] + fast, cwd: dir)
         XCTAssertNotEqual(r.status, 0)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/keep.png")), original)
     }
 
     func testWorkflowRunsEveryTaskAndReportsFailures() throws {
         let wf = """
-        {"tasks": [
-          {"task": "infer_kandinsky_2", "parameters": {"prompt": "a cat", "seed": "11", "num_inference_steps": 2, "prior_num_inference_steps": "2",
-           "width": 64, "height": 64, "scheduler": "dpmsolver++"}, "output": "a.png"},
-          {"task": "text2img", "parameters": {"prompt": "a cat", "seed": 1, "num_inference_steps": 2,
-           "prior_num_inference_steps": 2, "scheduler": "euler"}, "output": "e.png"},
-          {"task": "no_such_task", "parameters": {}, "output": "b.png"},
-          {"task": "inpaint", "parameters": {"prompt": "a hat", "seed": 3, "num_inference_steps": 2, "prior_num_inference_steps": 2, "width": 64,
-           "height": 64}, "inputs": {"image": "missing.png", "mask": "\(Product.input("mask.png"))"}, "output": "c.png"},
-          {"task": "infer_kandinsky_2_image_mixing", "parameters": {"prompt": "a tree", "seed": 5, "num_inference_steps": 2,
-           "prior_num_inference_steps": 2, "width": 64, "height": 64, "weights": [0.3, 0.3, 0.4]},
-           "inputs": {"image1": "\(Product.input("picture.png"))", "image2": "\(Product.input("picture2.png"))"}, "output": "d.png"}
-        ]}
-        """
+            {"tasks": [
+              {"task": "infer_kandinsky_2", "parameters": {"prompt": "a cat", "seed": "11", "num_inference_steps": 2, "prior_num_inference_steps": "2",
+               "width": 64, "height": 64, "scheduler": "dpmsolver++"}, "output": "a.png"},
+              {"task": "text2img", "parameters": {"prompt": "a cat", "seed": 1, "num_inference_steps": 2,
+               "prior_num_inference_steps": 2, "scheduler": "euler"}, "output": "e.png"},
+              {"task": "no_such_task", "parameters": {}, "output": "b.png"},
+              {"task": "inpaint", "parameters": {"prompt": "a hat", "seed": 3, "num_inference_steps": 2, "prior_num_inference_steps": 2, "width": 64,
+               "height": 64}, "inputs": {"image": "missing.png", "mask": "\(Product.input("mask.png"))"}, "output": "c.png"},
+              {"task": "infer_kandinsky_2_image_mixing", "parameters": {"prompt": "a tree", "seed": 5, "num_inference_steps": 2,
+               "prior_num_inference_steps": 2, "width": 64, "height": 64, "weights": [0.3, 0.3, 0.4]},
+               "inputs": {"image1": "\(Product.input("picture.png"))", "image2": "\(Product.input("picture2.png"))"}, "output": "d.png"}
+            ]}
+            """
         try wf.write(toFile: dir + "/wf.json", atomically: true, encoding: .utf8)
         let r = try Product.cli(["workflow", dir + "/wf.json"])
         XCTAssertEqual(r.status, 1, r.stderr)
@@ -193,8 +272,11 @@ final class BadInputTests: XCTestCase {
     }
 
     func testMaxMemoryDropsModelsBetweenTasks() throws {
-        let task = #"{"task": "text2img", "parameters": {"prompt": "a cat", "seed": 1, "num_inference_steps": 2, "prior_num_inference_steps": 2}, "output": "OUT"}"#
-        let wf = "{\"tasks\": [" + task.replacingOccurrences(of: "OUT", with: "a.png") + ", " + task.replacingOccurrences(of: "OUT", with: "b.png") + "]}"
+        let task =
+            #"{"task": "text2img", "parameters": {"prompt": "a cat", "seed": 1, "num_inference_steps": 2, "prior_num_inference_steps": 2}, "output": "OUT"}"#
+        let wf =
+            "{\"tasks\": [" + task.replacingOccurrences(of: "OUT", with: "a.png") + ", "
+            + task.replacingOccurrences(of: "OUT", with: "b.png") + "]}"
         try wf.write(toFile: dir + "/wf.json", atomically: true, encoding: .utf8)
         let unlimited = try Product.cli(["workflow", dir + "/wf.json"])
         XCTAssertEqual(unlimited.stderr.components(separatedBy: "loading prior").count - 1, 1, unlimited.stderr)
@@ -202,7 +284,9 @@ final class BadInputTests: XCTestCase {
         XCTAssertEqual(tight.status, 0, tight.stderr)
         XCTAssertEqual(tight.stderr.components(separatedBy: "loading prior").count - 1, 2, tight.stderr)
         XCTAssertTrue(tight.stderr.contains("(--max-memory)"), tight.stderr)
-        try expectFailure(["workflow", "--max-memory", "lots", dir + "/wf.json"], "--max-memory 'lots': expected a size such as 12G or 800M")
+        try expectFailure(
+            ["workflow", "--max-memory", "lots", dir + "/wf.json"],
+            "--max-memory 'lots': expected a size such as 12G or 800M")
     }
 
     func testBrokenWorkflowFiles() throws {
@@ -213,24 +297,38 @@ final class BadInputTests: XCTestCase {
         try expectFailure(["workflow", dir + "/none.json"], "none.json: file not found")
         try #"{"tasks": []}"#.write(toFile: dir + "/empty.json", atomically: true, encoding: .utf8)
         try expectFailure(["workflow", dir + "/empty.json"], "empty.json: the \"tasks\" list is empty")
-        let twice = #"{"tasks": [{"task": "text2img", "parameters": {"prompt": "a"}, "output": "same.png"}, "#
+        let twice =
+            #"{"tasks": [{"task": "text2img", "parameters": {"prompt": "a"}, "output": "same.png"}, "#
             + #"{"task": "text2img", "parameters": {"prompt": "b"}, "output": "./same.png"}]}"#
         try twice.write(toFile: dir + "/twice.json", atomically: true, encoding: .utf8)
-        try expectFailure(["workflow", dir + "/twice.json"], "twice.json: tasks 1 and 2 both write ./same.png",
-                          output: "same.png")
-        try expectFailure(["workflow", "--max-memory", "1e30G", dir + "/twice.json"],
-                          "--max-memory '1e30G': larger than any machine's memory")
+        try expectFailure(
+            ["workflow", dir + "/twice.json"], "twice.json: tasks 1 and 2 both write ./same.png",
+            output: "same.png")
+        try expectFailure(
+            ["workflow", "--max-memory", "1e30G", dir + "/twice.json"],
+            "--max-memory '1e30G': larger than any machine's memory")
         // Decoded strictly: misspelt keys are named, syntax errors located, wrong types placed.
         let strict: [(String, String)] = [
-            (#"{"tasks": [{"task": "text2img", "output": "a.png"}], "taks": 1}"#,
-             "unknown key 'taks' (known: tasks)"),
-            (#"{"tasks": [{"task": "text2img", "outptu": "a.png", "output": "b.png"}]}"#,
-             "task 1: unknown key 'outptu' (known: inputs, output, parameters, task)"),
-            ("{\"tasks\": [\n  {\"task\": \"text2img\",\n   \"output\": x}]}", "not a JSON object: invalid JSON at line 3, column 14"),
-            (#"{"tasks": [{"task": "text2img", "output": "a.png"}, {"task": 7, "output": "b.png"}]}"#,
-             "task 2: task: expected a string"),
-            (#"{"tasks": [{"task": "text2img", "output": "a.png", "parameters": {"seed": {"x": 1}}}]}"#,
-             "task 1: parameters: seed: expected a string, a number, true/false or a list of numbers"),
+            (
+                #"{"tasks": [{"task": "text2img", "output": "a.png"}], "taks": 1}"#,
+                "unknown key 'taks' (known: tasks)"
+            ),
+            (
+                #"{"tasks": [{"task": "text2img", "outptu": "a.png", "output": "b.png"}]}"#,
+                "task 1: unknown key 'outptu' (known: inputs, output, parameters, task)"
+            ),
+            (
+                "{\"tasks\": [\n  {\"task\": \"text2img\",\n   \"output\": x}]}",
+                "not a JSON object: invalid JSON at line 3, column 14"
+            ),
+            (
+                #"{"tasks": [{"task": "text2img", "output": "a.png"}, {"task": 7, "output": "b.png"}]}"#,
+                "task 2: task: expected a string"
+            ),
+            (
+                #"{"tasks": [{"task": "text2img", "output": "a.png", "parameters": {"seed": {"x": 1}}}]}"#,
+                "task 1: parameters: seed: expected a string, a number, true/false or a list of numbers"
+            ),
         ]
         for (n, (text, message)) in strict.enumerated() {
             try text.write(toFile: dir + "/strict\(n).json", atomically: true, encoding: .utf8)
@@ -254,12 +352,18 @@ final class BadInputTests: XCTestCase {
 
     /// NaN from broken weights is reported where it appears, as a message and a non-zero exit, not a trap.
     func testNaNFromBrokenWeightsIsReportedNotTrapped() throws {
-        try expectFailure(["run", "text2img", "--prompt", "x", "--precision", "fp32",
-                           "--model-name", try decoderWithNaN(in: "unet", key: "conv_in.weight")] + fast,
-                          "the model produced NaN or infinity at decoder step 1 of 2")
-        try expectFailure(["run", "text2img", "--prompt", "x", "--precision", "fp32",
-                           "--model-name", try decoderWithNaN(in: "movq", key: "decoder.conv_out.weight")] + fast,
-                          "the MoVQ decoder produced NaN or infinity")
+        try expectFailure(
+            [
+                "run", "text2img", "--prompt", "x", "--precision", "fp32",
+                "--model-name", try decoderWithNaN(in: "unet", key: "conv_in.weight"),
+            ] + fast,
+            "the model produced NaN or infinity at decoder step 1 of 2")
+        try expectFailure(
+            [
+                "run", "text2img", "--prompt", "x", "--precision", "fp32",
+                "--model-name", try decoderWithNaN(in: "movq", key: "decoder.conv_out.weight"),
+            ] + fast,
+            "the MoVQ decoder produced NaN or infinity")
     }
 
     /// A PNG's chunk CRC (ISO 3309), so the test can write a header that libpng accepts.
@@ -279,13 +383,15 @@ final class BadInputTests: XCTestCase {
         }
         // 100000 x 100000 RGB, 8 bits: a 69-byte file that would ask for 30 GB.
         let ihdr: [UInt8] = Array("IHDR".utf8) + bigEndian(100_000) + bigEndian(100_000) + [8, 2, 0, 0, 0]
-        let idat: [UInt8] = Array("IDAT".utf8), iend: [UInt8] = Array("IEND".utf8)
+        let idat: [UInt8] = Array("IDAT".utf8)
+        let iend: [UInt8] = Array("IEND".utf8)
         var png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
         png += bigEndian(13) + ihdr + bigEndian(crc32(ihdr))
         png += bigEndian(0) + idat + bigEndian(crc32(idat)) + bigEndian(0) + iend + bigEndian(crc32(iend))
         try Data(png).write(to: URL(fileURLWithPath: dir + "/bomb.png"))
-        try expectFailure(["run", "img2img", "--prompt", "x", "--image", "bomb.png"] + fast,
-                          "bomb.png: 100000x100000 pixels exceed the limit of 178956970")
+        try expectFailure(
+            ["run", "img2img", "--prompt", "x", "--image", "bomb.png"] + fast,
+            "bomb.png: 100000x100000 pixels exceed the limit of 178956970")
         // A small JPEG whose frame header is rewritten to 60000 x 60000.
         try ImageFiles.write(PixelImage(width: 8, height: 8, channels: 3), to: dir + "/small.jpg")
         var jpeg = [UInt8](try Data(contentsOf: URL(fileURLWithPath: dir + "/small.jpg")))
@@ -293,7 +399,8 @@ final class BadInputTests: XCTestCase {
         let sof = try XCTUnwrap(sofMarker, "no SOF0 marker")
         jpeg.replaceSubrange((sof + 5)..<(sof + 9), with: [0xEA, 0x60, 0xEA, 0x60])
         try Data(jpeg).write(to: URL(fileURLWithPath: dir + "/bomb.jpg"))
-        try expectFailure(["run", "img2img", "--prompt", "x", "--image", "bomb.jpg"] + fast,
-                          "bomb.jpg: 60000x60000 pixels exceed the limit of 178956970")
+        try expectFailure(
+            ["run", "img2img", "--prompt", "x", "--image", "bomb.jpg"] + fast,
+            "bomb.jpg: 60000x60000 pixels exceed the limit of 178956970")
     }
 }

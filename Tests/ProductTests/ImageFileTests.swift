@@ -18,7 +18,9 @@ final class ImageFileTests: XCTestCase {
             guard [img.height, img.width, img.channels] == expected.shape else { continue }
             let diffs = zip(img.pixels, expected.array).map { abs(Int($0) - Int($1)) }
             // JPEG: libjpeg-turbo on both sides; PNG: lossless.
-            XCTAssertEqual(diffs.max() ?? 0, 0, "\(name): worst difference \(diffs.max() ?? 0) at value \(diffs.firstIndex(of: diffs.max() ?? 0) ?? 0)")
+            XCTAssertEqual(
+                diffs.max() ?? 0, 0,
+                "\(name): worst difference \(diffs.max() ?? 0) at value \(diffs.firstIndex(of: diffs.max() ?? 0) ?? 0)")
         }
     }
 
@@ -32,7 +34,9 @@ final class ImageFileTests: XCTestCase {
         try ImageFiles.write(img, to: dir + "/a.jpg")
         XCTAssertEqual(try ImageFiles.read(dir + "/a.jpg").width, img.width)
         XCTAssertThrowsError(try ImageFiles.write(img, to: dir + "/a.gif"))
-        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir).sorted(), ["a.jpg", "a.png"], "no temporary files left")
+        XCTAssertEqual(
+            try FileManager.default.contentsOfDirectory(atPath: dir).sorted(), ["a.jpg", "a.png"],
+            "no temporary files left")
     }
 
     /// PNG text is Latin-1 (tEXt) where the value allows it, UTF-8 in an iTXt chunk where it does not (PNG spec
@@ -40,12 +44,18 @@ final class ImageFileTests: XCTestCase {
     func testNonLatin1MetadataGoesIntoITXt() throws {
         let dir = try Product.tempDir()
         let img = try ImageFiles.read(Product.input("picture.png"))
-        try ImageFiles.write(img, to: dir + "/t.png", text: [("kandinsky:prompt", "кот в шляпе"),
-                                                            ("kandinsky:negative_prompt", "café")])
+        try ImageFiles.write(
+            img, to: dir + "/t.png",
+            text: [
+                ("kandinsky:prompt", "кот в шляпе"),
+                ("kandinsky:negative_prompt", "café"),
+            ])
         let png = try Data(contentsOf: URL(fileURLWithPath: dir + "/t.png"))
-        let itxt = Data("iTXt".utf8) + Data("kandinsky:prompt".utf8) + Data([0, 0, 0, 0, 0]) + Data("кот в шляпе".utf8)
+        let itxt =
+            Data("iTXt".utf8) + Data("kandinsky:prompt".utf8) + Data([0, 0, 0, 0, 0]) + Data("кот в шляпе".utf8)
         XCTAssertNotNil(png.range(of: itxt), "the Cyrillic prompt as an iTXt chunk in UTF-8")
-        let text = Data("tEXt".utf8) + Data("kandinsky:negative_prompt".utf8) + Data([0]) + Data([0x63, 0x61, 0x66, 0xE9])
+        let text =
+            Data("tEXt".utf8) + Data("kandinsky:negative_prompt".utf8) + Data([0]) + Data([0x63, 0x61, 0x66, 0xE9])
         XCTAssertNotNil(png.range(of: text), "café as a tEXt chunk in Latin-1 (é = 0xE9)")
     }
 
@@ -65,8 +75,10 @@ final class ImageFileTests: XCTestCase {
     func testRandomSeedIsPrintedRecordedAndReproduces() throws {
         try Product.requirePlugins()
         let dir = try Product.tempDir()
-        let common = ["run", "text2img", "--precision", "fp32", "--prompt", "a kite", "--num-inference-steps", "2",
-                      "--prior-num-inference-steps", "2", "--scheduler", "unipc"]
+        let common = [
+            "run", "text2img", "--precision", "fp32", "--prompt", "a kite", "--num-inference-steps", "2",
+            "--prior-num-inference-steps", "2", "--scheduler", "unipc",
+        ]
         let first = try Product.cli(common + ["--seed", "-1", "-o", dir + "/random.png"])
         XCTAssertEqual(first.status, 0, first.stderr)
         let seedLine = first.stderr.split(separator: "\n").first { $0.hasPrefix("seed: ") }
@@ -77,7 +89,8 @@ final class ImageFileTests: XCTestCase {
         XCTAssertNotNil(png.range(of: Data("kandinsky:seed\u{0}\(seed)".utf8)), "the PNG does not record seed \(seed)")
         let again = try Product.cli(common + ["--seed", "\(seed)", "-o", dir + "/again.png"])
         XCTAssertEqual(again.status, 0, again.stderr)
-        let a = try ImageFiles.read(dir + "/random.png"), b = try ImageFiles.read(dir + "/again.png")
+        let a = try ImageFiles.read(dir + "/random.png")
+        let b = try ImageFiles.read(dir + "/again.png")
         XCTAssertEqual(a.pixels, b.pixels, "seed \(seed) passed back does not reproduce the image")
     }
 }

@@ -62,9 +62,9 @@ void kd_weights_free(kd_weights *w);
 
 /* Bytes of workspace kd_op_run needs for op (layout conversions and oneDNN scratch); may be 0. */
 size_t kd_op_workspace_bytes(const kd_op *op);
-/* Runs op: src and dst are float32 in the layouts op was made for (caller-owned, not aliased), bias float32 [out] or NULL, w fits op,
- * workspace caller-owned, 64-byte aligned, kd_op_workspace_bytes(op) bytes, used by this call only (NULL when that
- * is 0). Returns 0, or -1 with a message in err. */
+/* Runs op: src and dst are float32 in the layouts op was made for (caller-owned, not aliased), bias float32 [out]
+ * or NULL, w fits op, workspace caller-owned, 64-byte aligned, kd_op_workspace_bytes(op) bytes, used by this call
+ * only (NULL when that is 0). Returns 0, or -1 with a message in err. */
 int32_t kd_op_run(const kd_op *op, const float *src, const kd_weights *w, const float *bias, float *dst,
                   void *workspace, char *err, size_t err_size);
 
