@@ -65,6 +65,8 @@ let package = Package(
 
         // The worker process and its supervisor (no engine: front ends link this, the worker links the engine).
         .target(name: "Supervisor"),
+        // The workflow file format, decoded strictly (the CLI and the workflow fuzzer).
+        .target(name: "WorkflowFormat"),
 
         .target(name: "PluginSupport", dependencies: ["KandinskyPluginABI", "PluginABIRules"],
                 path: "Plugins/PluginSupport"),
@@ -74,7 +76,8 @@ let package = Package(
 
         .executableTarget(name: "kandinsky", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser"), "PluginHost",
                                                             "ModelServer", "ImageIO", "ImageProcessing", "Checkpoint",
-                                                            "TensorCore", "CPUFeatures", "Supervisor"],
+                                                            "TensorCore", "CPUFeatures", "Supervisor",
+                                                            "WorkflowFormat"],
                           path: "Sources/KandinskyCLI"),
 
         // MARK: - Tests
@@ -98,3 +101,21 @@ let package = Package(
     // Kernels hand raw pointers to worker threads by design; strict Sendable checking would reject every one.
     swiftLanguageModes: [.v5]
 )
+
+/// libFuzzer harnesses for the parsers of outside input (Tests/Fuzz), built only by tools/fuzz.sh, which sets
+/// KANDINSKY_FUZZ and -sanitize=fuzzer: they have no main of their own (libFuzzer brings it), so other builds
+/// leave them out.
+let fuzzers: [(name: String, dependencies: [Target.Dependency])] = [
+    ("Safetensors", ["Checkpoint"]), ("ImageFiles", ["ImageIO"]), ("Tokenizer", ["Tokenization"]),
+    ("WorkflowFile", ["WorkflowFormat"]),
+]
+if Context.environment["KANDINSKY_FUZZ"] != nil {
+    package.targets.append(.target(name: "FuzzSupport", path: "Tests/Fuzz/FuzzSupport"))
+    for fuzzer in fuzzers {
+        package.targets.append(.executableTarget(
+            name: "Fuzz\(fuzzer.name)", dependencies: fuzzer.dependencies + ["FuzzSupport"],
+            path: "Tests/Fuzz/\(fuzzer.name)",
+            swiftSettings: [.unsafeFlags(["-parse-as-library"])] + kernelFlags))
+        package.products.append(.executable(name: "Fuzz\(fuzzer.name)", targets: ["Fuzz\(fuzzer.name)"]))
+    }
+}

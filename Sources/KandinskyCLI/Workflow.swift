@@ -4,6 +4,7 @@ import Foundation
 import ModelServer
 import PluginHost
 import Supervisor
+import WorkflowFormat
 
 struct Workflow: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -29,7 +30,12 @@ struct Workflow: ParsableCommand {
         _ = try maxMemory.map(parseBytes)  // refused here, before a worker starts
         let path = (file as NSString).expandingTildeInPath
         guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("\(file): file not found") }
-        let tasks = try WorkflowFile.parse(data, name: file).tasks
+        let tasks: [WorkflowFile.Task]
+        do {
+            tasks = try WorkflowFile.parse(data, name: file).tasks
+        } catch let problem as WorkflowProblem {
+            throw CLIError(problem.description)
+        }
         guard !tasks.isEmpty else { throw CLIError("\(file): the \"tasks\" list is empty") }
         let folderOfFile = URL(fileURLWithPath: path).deletingLastPathComponent()
         // Two tasks writing one file would overwrite each other: refuse before anything runs.

@@ -1,19 +1,20 @@
 // A workflow file, decoded strictly (Codable, not [String: Any]): a misspelt key is an error naming it, a syntax
 // error names its line and column, and a task's parameter values are strings, numbers, booleans or (weights) lists
-// of numbers. `kandinsky workflow`'s --help documents the format.
+// of numbers. `kandinsky workflow`'s --help documents the format; the CLI and the fuzzer
+// (Tests/Fuzz/WorkflowFile) use this one decoder.
 import Foundation
 
-struct WorkflowFile: Decodable {
-    struct Task: Decodable {
-        let task: String
+public struct WorkflowFile: Decodable {
+    public struct Task: Decodable {
+        public let task: String
         /// Parameter values as the plugin schema parses them (numbers in their JSON spelling).
-        let parameters: [String: String]
-        let inputs: [String: String]
-        let output: String
+        public let parameters: [String: String]
+        public let inputs: [String: String]
+        public let output: String
 
         static let keys: Set<String> = ["task", "parameters", "inputs", "output"]
 
-        init(from decoder: Decoder) throws {
+        public init(from decoder: Decoder) throws {
             let container = try decoder.container(keyedBy: NamedKey.self)
             try rejectUnknownKeys(in: container, allowed: Task.keys)
             task = try container.decode(String.self, forKey: NamedKey("task"))
@@ -24,28 +25,29 @@ struct WorkflowFile: Decodable {
         }
     }
 
-    let tasks: [Task]
+    public let tasks: [Task]
 
-    init(from decoder: Decoder) throws {
+    public init(from decoder: Decoder) throws {
         let container = try decoder.container(keyedBy: NamedKey.self)
         try rejectUnknownKeys(in: container, allowed: ["tasks"])
         guard container.contains(NamedKey("tasks")) else { throw WorkflowProblem("needs a \"tasks\" list") }
         tasks = try container.decode([Task].self, forKey: NamedKey("tasks"))
     }
 
-    /// Reads the file `name` (for messages) from `data`; every problem is a CLIError naming the file and the place.
-    static func parse(_ data: Data, name: String) throws -> WorkflowFile {
+    /// Reads the file `name` (for messages) from `data`; every problem is a WorkflowProblem naming the file and the
+    /// place.
+    public static func parse(_ data: Data, name: String) throws -> WorkflowFile {
         do {
             _ = try JSONSerialization.jsonObject(with: data)
         } catch {
-            throw CLIError("\(name): not a JSON object: invalid JSON\(position(of: error, in: data))")
+            throw WorkflowProblem("\(name): not a JSON object: invalid JSON\(position(of: error, in: data))")
         }
         do {
             return try JSONDecoder().decode(WorkflowFile.self, from: data)
         } catch let problem as WorkflowProblem {
-            throw CLIError("\(name): \(problem.description)")
+            throw WorkflowProblem("\(name): \(problem.description)")
         } catch let error as DecodingError {
-            throw CLIError("\(name): \(describe(error))")
+            throw WorkflowProblem("\(name): \(describe(error))")
         }
     }
 
@@ -101,8 +103,9 @@ private func place(_ path: [CodingKey]) -> String {
     return parts.isEmpty ? "" : parts.joined(separator: ": ") + ": "
 }
 
-struct WorkflowProblem: Error, CustomStringConvertible {
-    let description: String
+/// What is wrong with a workflow file, in one line.
+public struct WorkflowProblem: Error, CustomStringConvertible {
+    public let description: String
     init(_ description: String) { self.description = description }
 }
 
