@@ -71,7 +71,7 @@ func run(_ req: Request) throws {
     let zeroRun = try req.promptEmbeds(prior: prior, prompt: negText, negativePrompt: nil, generator: g.raw)
     let negative = negText.isEmpty ? zeroRun.1 : zeroRun.0
 
-    let (h, w) = req.outputSize(info)
+    let (h, w) = try req.outputSize(info)
     let f = Int(info.scale_factor)
     let latents = try req.randn([1, Int(info.unet_in_channels), h / f, w / f], g)
     let sampler = try req.sampler(decoder)

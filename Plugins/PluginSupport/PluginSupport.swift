@@ -404,11 +404,11 @@ public final class Request {
     public func start(kind: String) throws -> Start {
         let prior = try self.prior()
         let (decoder, info) = try self.decoder(kind: kind)
+        let (h, w) = try outputSize(info)
         let g = try generator()
         let (embeds, negative) = try promptEmbeds(
             prior: prior, prompt: string("prompt") ?? "", negativePrompt: string("negative_prompt"),
             generator: g.raw)
-        let (h, w) = outputSize(info)
         return Start(
             decoder: decoder, info: info, generator: g, embeds: embeds, negative: negative, height: h, width: w)
     }
@@ -494,12 +494,21 @@ public final class Request {
 
     /// Output size: the request's width/height or the model's natural size, rounded up as diffusers'
     /// downscale_height_and_width does (to a multiple of scale_factor^2).
-    public func outputSize(_ info: kd_decoder_info_t) -> (height: Int, width: Int) {
+    public func outputSize(_ info: kd_decoder_info_t) throws -> (height: Int, width: Int) {
         let f = Int(info.scale_factor)
         let q = f * f
-        let h = int("height") ?? Int(info.default_height)
-        let w = int("width") ?? Int(info.default_width)
+        let h = try int("height") ?? modelDefault(Int(info.default_height), CommonParams.height)
+        let w = try int("width") ?? modelDefault(Int(info.default_width), CommonParams.width)
         return ((h + q - 1) / q * q, (w + q - 1) / q * q)
+    }
+
+    /// A size from the model's kandinsky_defaults.json, held to the parameter's declared range as a user's value is.
+    private func modelDefault(_ value: Int, _ declaration: ParamDecl) throws -> Int {
+        guard Double(value) >= declaration.min && Double(value) <= declaration.max else {
+            throw PluginFailure("the model's default \(declaration.key) \(value) (its kandinsky_defaults.json) is "
+                                + "outside [\(Int(declaration.min)), \(Int(declaration.max))]")
+        }
+        return value
     }
 
     /// The decoder loop through the server, with the run's sampler (nil: the model's own, 1.0 host).

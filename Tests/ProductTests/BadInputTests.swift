@@ -210,6 +210,21 @@ final class BadInputTests: XCTestCase {
         }
     }
 
+    /// A model's kandinsky_defaults.json is held to the parameters' declared ranges: a default width of 100000 is
+    /// refused before anything is allocated for it.
+    func testModelDefaultsOutsideTheParameterRangesAreRefused() throws {
+        let copy = dir + "/wide_decoder"
+        try FileManager.default.copyItem(atPath: Product.model("pipe_decoder"), toPath: copy)
+        let defaults = copy + "/kandinsky_defaults.json"
+        var values = try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: defaults))) as? [String: Any])
+        values["width"] = 100000
+        try JSONSerialization.data(withJSONObject: values).write(to: URL(fileURLWithPath: defaults))
+        try expectFailure(["run", "text2img", "--prompt", "x", "--model-name", copy, "--seed", "1",
+                           "--num-inference-steps", "2", "--prior-num-inference-steps", "2"],
+                          "the model's default width 100000 (its kandinsky_defaults.json) is outside [64, 4096]")
+    }
+
     /// outpaint sizes its canvas from the input: a 4096-pixel-wide picture plus its border is refused, as a width
     /// past 4096 is for every other plugin, before any model work.
     func testOutpaintCanvasObeysTheSizeLimit() throws {
