@@ -13,6 +13,17 @@ public enum ImageFiles {
     public static var maxPixels: Int {
         ProcessInfo.processInfo.environment[maxPixelsVariable].flatMap { Int($0) }.map { max($0, 1) } ?? 2 * 89_478_485
     }
+
+    /// Above this many pixels (half of `maxPixels`, Pillow's warning tier) an input is read, with a warning.
+    public static var warningPixels: Int { maxPixels / 2 }
+
+    /// The warning for an input of `image`'s size read from `path`, or nil below `warningPixels`.
+    public static func sizeWarning(_ image: PixelImage, path: String) -> String? {
+        let pixels = image.width * image.height
+        guard pixels > warningPixels else { return nil }
+        return "warning: \(path) has \(pixels) pixels (\(image.width)x\(image.height)), more than \(warningPixels): "
+            + "it costs memory and time (the limit, \(maxPixels), is set by \(maxPixelsVariable))"
+    }
     public static func read(_ path: String) throws -> PixelImage {
         guard FileManager.default.fileExists(atPath: path) else { throw ImageIOError.missing(path) }
         // Said before reading: Foundation's contents(atPath:) leaks its 4 KB buffer on an empty file (found by

@@ -109,7 +109,11 @@ struct Task {
         }
         let values = try spec.resolve(params)
         var images: [String: PixelImage] = [:]
-        for (k, f) in inputs { images[k] = try ImageFiles.read(path(f)) }
+        for (k, f) in inputs {
+            let image = try ImageFiles.read(path(f))
+            if let warning = ImageFiles.sizeWarning(image, path: f) { events.note(warning) }
+            images[k] = image
+        }
         if let seed = values["seed"], params["seed"].map({ Int($0.trimmingCharacters(in: .whitespaces)) == -1 }) ?? true
         {
             events.note("seed: \(seed)")

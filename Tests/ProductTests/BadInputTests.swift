@@ -225,6 +225,27 @@ final class BadInputTests: XCTestCase {
                           "the model's default width 100000 (its kandinsky_defaults.json) is outside [64, 4096]")
     }
 
+    /// Pillow's two tiers: an input above half the pixel limit is used with a warning naming it; above the limit it
+    /// is refused (the limit lowered here to 2000 pixels through KANDINSKY_MAX_IMAGE_PIXELS).
+    func testLargeInputsWarnAndLargerOnesAreRefused() throws {
+        let env = ["KANDINSKY_MAX_IMAGE_PIXELS": "2000"]
+        for (name, width) in [("warn.png", 48), ("refuse.png", 64)] {
+            let image = PixelImage(width: width, height: 32, channels: 3,
+                                   pixels: [UInt8](repeating: 90, count: width * 32 * 3))
+            try ImageFiles.write(image, to: dir + "/" + name)
+        }
+        let args = ["run", "img2img", "--prompt", "x", "--seed", "1", "--num-inference-steps", "4", "--strength", "0.5",
+                    "--prior-num-inference-steps", "2", "--width", "64", "--height", "64"]
+        let warned = try Product.cli(args + ["--image", "warn.png", "-o", "a.png"], cwd: dir, environment: env)
+        XCTAssertEqual(warned.status, 0, warned.stderr)
+        XCTAssertTrue(warned.stderr.contains("warning: warn.png has 1536 pixels (48x32), more than 1000"),
+                      "the warning tier: \(warned.stderr)")
+        let refused = try Product.cli(args + ["--image", "refuse.png", "-o", "b.png"], cwd: dir, environment: env)
+        XCTAssertNotEqual(refused.status, 0, refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("refuse.png"), "the error tier names the file: \(refused.stderr)")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/b.png"), "no output from a refused input")
+    }
+
     /// outpaint sizes its canvas from the input: a 4096-pixel-wide picture plus its border is refused, as a width
     /// past 4096 is for every other plugin, before any model work.
     func testOutpaintCanvasObeysTheSizeLimit() throws {
