@@ -24,12 +24,15 @@ public struct ModelDefaults: Sendable, Equatable {
         let path = (folder as NSString).appendingPathComponent(fileName)
         guard FileManager.default.fileExists(atPath: path) else { return d }
         let c = try ConfigReader(path: path)
-        d.width = try c.int("width", default: 768)
-        d.height = try c.int("height", default: 768)
+        // Only what the ABI's int32 fields can carry is checked here; the plugins hold sizes and steps to their
+        // parameters' declared ranges.
+        let int32Range = 1...Int(Int32.max)
+        d.width = try c.int("width", default: 768, in: int32Range)
+        d.height = try c.int("height", default: 768, in: int32Range)
         func opt(_ k: String) -> Bool { c.values[k] != nil && !(c.values[k] is NSNull) }
-        d.steps = opt("num_inference_steps") ? try c.int("num_inference_steps") : nil
+        d.steps = opt("num_inference_steps") ? try c.int("num_inference_steps", in: int32Range) : nil
         d.guidance = opt("guidance_scale") ? try c.double("guidance_scale") : nil
-        d.priorSteps = opt("prior_num_inference_steps") ? try c.int("prior_num_inference_steps") : nil
+        d.priorSteps = opt("prior_num_inference_steps") ? try c.int("prior_num_inference_steps", in: int32Range) : nil
         d.priorGuidance = opt("prior_guidance_scale") ? try c.double("prior_guidance_scale") : nil
         c.ignore([
             "num_inference_steps", "guidance_scale", "prior_num_inference_steps", "prior_guidance_scale", "comment",
