@@ -223,6 +223,13 @@ final class BadInputTests: XCTestCase {
         try expectFailure(["run", "text2img", "--prompt", "x", "--model-name", copy, "--seed", "1",
                            "--num-inference-steps", "2", "--prior-num-inference-steps", "2"],
                           "the model's default width 100000 (its kandinsky_defaults.json) is outside [64, 4096]")
+        // A value past the ABI's int32 fields is refused where the file is read (it trapped in the conversion).
+        values["width"] = 512
+        values["height"] = 5e15
+        try JSONSerialization.data(withJSONObject: values).write(to: URL(fileURLWithPath: defaults))
+        try expectFailure(["run", "text2img", "--prompt", "x", "--model-name", copy, "--seed", "1",
+                           "--num-inference-steps", "2", "--prior-num-inference-steps", "2"],
+                          "height = 5000000000000000 is outside the allowed range [1, 2147483647]")
     }
 
     /// Pillow's two tiers: an input above half the pixel limit is used with a warning naming it; above the limit it
