@@ -30,7 +30,7 @@ public struct CLIPConfig {
         layerNormEps = Float(try c.double("layer_norm_eps", default: 1e-5, in: ConfigRange.epsilon))
         if vision {
             imageSize = try c.int("image_size", default: 224, in: ConfigRange.size)
-            patchSize = try c.int("patch_size", default: 32, in: ConfigRange.size)
+            patchSize = try c.int("patch_size", default: 32, in: 1...imageSize)
             channels = try c.int("num_channels", default: 3, in: ConfigRange.count)
         } else {
             vocabSize = try c.int("vocab_size", default: 49408, in: ConfigRange.size)

@@ -177,6 +177,15 @@ final class CheckpointTests: XCTestCase {
         XCTAssertNotNil(try WeightStore(folder: snapshot).entry("x"), "a snapshot's shard linked into blobs/")
     }
 
+    /// A vision tower whose patch is larger than its image would have no patches: refused where the config is read.
+    func testVisionPatchLargerThanTheImageIsRefused() {
+        let config = ConfigReader(path: "image_encoder/config.json", values: ["image_size": 224, "patch_size": 300])
+        XCTAssertThrowsError(try CLIPConfig(config, vision: true)) { error in
+            XCTAssertEqual(error as? CheckpointError, .badConfig(
+                path: "image_encoder/config.json", reason: "patch_size = 300 is outside the allowed range [1, 224]"))
+        }
+    }
+
     func testVariantSelection() throws {
         // Only the fp16 file exists: used without asking; asking for a variant that is absent falls back likewise.
         XCTAssertNoThrow(try WeightStore(folder: Fixtures.model("unet_fp16")))
