@@ -3,14 +3,16 @@
 # JPEG decoding, the CLIP tokenizer, the workflow decoder (harnesses in Tests/Fuzz, seed corpora in
 # Tests/Fuzz/corpus). Each fuzzer runs SECONDS (default 15); new inputs go to a scratch folder, so the committed
 # corpus changes only by hand. Exits non-zero on the first crash, leak or timeout, leaving the input in
-# .build-fuzz/crashes/. A long run: tools/fuzz.sh 3600. (lld links them: gold stops with an internal error on these links.)
+# .build-fuzz/crashes/. A long run: tools/fuzz.sh 3600. (lld links them: gold stops with an internal error on
+# these links.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-15}
 fuzzers=(Safetensors ImageFiles Tokenizer WorkflowFile)
 export KANDINSKY_FUZZ=1
 for name in "${fuzzers[@]}"; do
-    swift build -c release --build-path .build-fuzz --product "Fuzz$name" -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld \
+    swift build -c release --build-path .build-fuzz --product "Fuzz$name" \
+        -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld \
         >/dev/null
 done
 mkdir -p .build-fuzz/crashes

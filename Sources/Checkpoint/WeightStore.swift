@@ -29,10 +29,6 @@ public final class WeightStore: @unchecked Sendable {
         guard fm.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else { throw CheckpointError.fileMissing(path: folder) }
         let names = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).sorted()
         let paths = try Self.weightFiles(in: names, variant: variant, folder: folder)
-        for name in paths where !Self.staysInside(folder: folder, name: name) {
-            throw CheckpointError.badConfig(path: (folder as NSString).appendingPathComponent(name),
-                                            reason: "a link that leads outside the model folder")
-        }
         self.init(component: folder, files: try paths.map { try SafetensorsFile(path: (folder as NSString).appendingPathComponent($0)) },
                   precision: precision)
     }
@@ -56,15 +52,25 @@ public final class WeightStore: @unchecked Sendable {
             }
             return shards
         }
+        let file = try listedFile(in: names, variant: variant, folder: folder)
+        guard Self.staysInside(folder: folder, name: file) else {
+            throw CheckpointError.badConfig(path: (folder as NSString).appendingPathComponent(file),
+                                            reason: "a link that leads outside the model folder")
+        }
+        return [file]
+    }
+
+    /// The one weight file of an unsharded checkpoint, chosen from the folder's listing.
+    private static func listedFile(in names: [String], variant: String?, folder: String) throws -> String {
         // The names diffusers and transformers save under come first; any other *.safetensors only if they are absent.
         let all = names.filter { $0.hasSuffix(".safetensors") }
         let standard = all.filter { ["diffusion_pytorch_model", "model"].contains($0.split(separator: ".").first.map(String.init) ?? "") }
         let single = standard.isEmpty ? all : standard
         if let v = variant {
-            if let f = single.first(where: { Self.variant(of: $0, suffix: ".safetensors") == v }) { return [f] }
+            if let f = single.first(where: { Self.variant(of: $0, suffix: ".safetensors") == v }) { return f }
         }
-        if let f = single.first(where: { Self.variant(of: $0, suffix: ".safetensors") == nil }) { return [f] }
-        if let f = single.first { return [f] }
+        if let f = single.first(where: { Self.variant(of: $0, suffix: ".safetensors") == nil }) { return f }
+        if let f = single.first { return f }
         if names.contains(where: { $0.hasSuffix(".bin") || $0.hasSuffix(".pt") || $0.hasSuffix(".pth") || $0.hasSuffix(".ckpt") }) {
             throw CheckpointError.pickleOnly(folder: folder)
         }

@@ -53,20 +53,15 @@ struct Run: ParsableCommand {
         if invertMask { params["invert_mask"] = "true" }
         let display = EventDisplay(quiet: quiet)
         let supervisor = makeSupervisor(compute)
+        defer { supervisor.stop() }
         let request = WorkerRequest(
             plugin: plugin, params: params, inputs: [:], splitInputs: true, output: output,
             baseFolder: FileManager.default.currentDirectoryPath)
-        Interrupt.expectOutput(
-            absolutePath(output, in: request.baseFolder),
-            worker: try supervisor.workerProcessID(onEvent: display.show))
-        let outcome = supervisor.perform(request, onEvent: display.show)
-        display.finish()
-        supervisor.stop()
-        switch outcome {
-        case .done(let written): report(written)
-        case .failed(let reason):
-            guard let code = Interrupt.exitCode else { throw CLIError(reason) }
-            report("Error: \(reason)")
+        do {
+            report(try runTask(request, on: supervisor, display: display))
+        } catch let failure as CLIError {
+            guard let code = Interrupt.exitCode else { throw failure }
+            report("Error: \(failure)")
             throw ExitCode(code)
         }
     }

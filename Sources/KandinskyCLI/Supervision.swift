@@ -16,6 +16,19 @@ func currentExecutable() -> String {
     (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
 }
 
+/// Runs one task on `supervisor`'s worker, showing its events: returns the line that says what was written, or
+/// throws why the task failed. Notes the task's temporary output for the second-signal cleanup first.
+func runTask(_ request: WorkerRequest, on supervisor: Supervisor, display: EventDisplay) throws -> String {
+    Interrupt.expectOutput(absolutePath(request.output, in: request.baseFolder),
+                           worker: try supervisor.workerProcessID(onEvent: display.show))
+    let outcome = supervisor.perform(request, onEvent: display.show)
+    display.finish()
+    switch outcome {
+    case .done(let written): return written
+    case .failed(let reason): throw CLIError(reason)
+    }
+}
+
 /// Shows a task's events on stderr: notes always, status lines and progress unless quiet.
 final class EventDisplay {
     private let progress: ProgressDisplay?

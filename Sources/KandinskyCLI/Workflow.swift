@@ -59,14 +59,7 @@ struct Workflow: ParsableCommand {
                 report("[\(n + 1)/\(tasks.count)] \(task.task) -> \(task.output)")
                 let request = WorkerRequest(plugin: task.task, params: task.parameters, inputs: task.inputs,
                                             output: task.output, baseFolder: folder)
-                Interrupt.expectOutput(absolutePath(task.output, in: folder),
-                                       worker: try supervisor.workerProcessID(onEvent: display.show))
-                let outcome = supervisor.perform(request, onEvent: display.show)
-                display.finish()
-                switch outcome {
-                case .done(let written): report(written)
-                case .failed(let reason): throw CLIError(reason)
-                }
+                report(try runTask(request, on: supervisor, display: display))
             } catch {
                 failed += 1
                 report("error: \(label): \(escapingControlCharacters("\(error)"))")

@@ -76,8 +76,7 @@ public final class Supervisor {
         Supervisor.runningWorker = current.pid
         defer { Supervisor.runningWorker = 0 }
         if writeLine(request, to: current.input) {
-            while let line = current.output.nextLine() {
-                guard let event = try? JSONDecoder().decode(WorkerEvent.self, from: Data(line.utf8)) else { continue }
+            while let event = current.nextEvent() {
                 switch event.kind {
                 case .done: return .done(event.message ?? "")
                 case .failed: return .failed(event.message ?? "failed")
@@ -112,8 +111,7 @@ public final class Supervisor {
             if !skipped.isEmpty { env[Supervisor.skipVariable] = skipped.map(\.library).joined(separator: ":") }
             let candidate = try WorkerProcess(executable: executable, arguments: arguments, environment: env)
             var initialising: String?
-            while let line = candidate.output.nextLine() {
-                guard let event = try? JSONDecoder().decode(WorkerEvent.self, from: Data(line.utf8)) else { continue }
+            while let event = candidate.nextEvent() {
                 switch event.kind {
                 case .loading: initialising = event.library
                 case .loaded: initialising = nil
@@ -184,6 +182,14 @@ final class WorkerProcess {
 
     deinit {
         close(outputDescriptor)
+    }
+
+    /// The worker's next event, skipping lines that are not one; nil once its output ends.
+    func nextEvent() -> WorkerEvent? {
+        while let line = output.nextLine() {
+            if let event = try? JSONDecoder().decode(WorkerEvent.self, from: Data(line.utf8)) { return event }
+        }
+        return nil
     }
 
     /// Waits for the worker to end and says how: "was killed by SIGSEGV (signal 11)", "exited with status 0".

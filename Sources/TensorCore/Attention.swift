@@ -130,10 +130,9 @@ private func matmulOperation(m: Int, n: Int, k: Int, aStride: Int, bStride: Int,
 private func runMatmul(_ op: OpaquePointer, a: UnsafePointer<UInt16>, b: UnsafePointer<UInt16>,
                        c: UnsafeMutablePointer<Float>) {
     var message = [CChar](repeating: 0, count: 256)
-    let workspaceBytes = kd_op_workspace_bytes(op)
-    let workspace = workspaceBytes > 0 ? MemoryPool.shared.acquire(bytes: workspaceBytes) : nil
-    defer { if let workspace { MemoryPool.shared.release(workspace) } }
-    if kd_matmul_run(op, a, b, c, workspace, &message, message.count) != 0 {
-        fatalError("oneDNN: \(String(cString: message))")
+    withWorkspace(for: op) { workspace in
+        if kd_matmul_run(op, a, b, c, workspace, &message, message.count) != 0 {
+            fatalError("oneDNN: \(String(cString: message))")
+        }
     }
 }

@@ -108,14 +108,21 @@ private func bridgeLayout(_ layout: Layout) -> Int32 {
 func runOperation(_ op: OpaquePointer, src: UnsafePointer<Float>, weight: Weight, bias: Tensor?,
                   dst: UnsafeMutablePointer<Float>) {
     var message = [CChar](repeating: 0, count: 256)
-    let workspaceBytes = kd_op_workspace_bytes(op)
-    let workspace = workspaceBytes > 0 ? MemoryPool.shared.acquire(bytes: workspaceBytes) : nil
-    defer { if let workspace { MemoryPool.shared.release(workspace) } }
-    weight.withPrepared(for: op) { prepared in
-        if kd_op_run(op, src, prepared, bias?.data, dst, workspace, &message, message.count) != 0 {
-            fatalError("oneDNN: \(String(cString: message))")
+    withWorkspace(for: op) { workspace in
+        weight.withPrepared(for: op) { prepared in
+            if kd_op_run(op, src, prepared, bias?.data, dst, workspace, &message, message.count) != 0 {
+                fatalError("oneDNN: \(String(cString: message))")
+            }
         }
     }
+}
+
+/// Runs `body` with the workspace a run of `op` needs (from the pool; nil when it needs none).
+func withWorkspace(for op: OpaquePointer, _ body: (UnsafeMutableRawPointer?) -> Void) {
+    let bytes = kd_op_workspace_bytes(op)
+    let workspace = bytes > 0 ? MemoryPool.shared.acquire(bytes: bytes) : nil
+    defer { if let workspace { MemoryPool.shared.release(workspace) } }
+    body(workspace)
 }
 
 /// The float32 bits of `bits` rounded to the nearest bfloat16 (ties to even), low 16 bits zero; NaN stays NaN.

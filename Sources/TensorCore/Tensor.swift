@@ -89,25 +89,22 @@ extension Tensor: CustomStringConvertible {
 
 extension Tensor {
     /// This tensor in planar (NCHW) storage: itself when it already is, else a transposed copy.
-    public func planar() -> Tensor {
-        guard layout == .channelsLast else { return self }
-        let (batch, channels, pixels) = (dim(0), dim(1), dim(2) * dim(3))
-        let out = Tensor(shape: shape)
-        for b in 0..<batch {
-            transposeMatrix(data + b * pixels * channels, rows: pixels, columns: channels,
-                            into: out.data + b * pixels * channels)
-        }
-        return out
-    }
+    public func planar() -> Tensor { layout == .planar ? self : relaidOut(as: .planar) }
 
     /// This feature map in channels-last (NHWC) storage: itself when it already is, else a transposed copy.
     public func channelsLast() -> Tensor {
         guard layout == .planar else { return self }
         shapeCheck(rank == 4, "channels-last needs [B, C, H, W], not \(shape)")
+        return relaidOut(as: .channelsLast)
+    }
+
+    /// A copy in the other layout: per image, [C, H*W] and [H*W, C] are each other's transpose.
+    private func relaidOut(as target: Layout) -> Tensor {
         let (batch, channels, pixels) = (dim(0), dim(1), dim(2) * dim(3))
-        let out = Tensor(shape: shape, layout: .channelsLast)
+        let (rows, columns) = target == .planar ? (pixels, channels) : (channels, pixels)
+        let out = Tensor(shape: shape, layout: target)
         for b in 0..<batch {
-            transposeMatrix(data + b * pixels * channels, rows: channels, columns: pixels,
+            transposeMatrix(data + b * pixels * channels, rows: rows, columns: columns,
                             into: out.data + b * pixels * channels)
         }
         return out

@@ -51,8 +51,8 @@ final class ImageFileTests: XCTestCase {
                 ("kandinsky:negative_prompt", "café"),
             ])
         let png = try Data(contentsOf: URL(fileURLWithPath: dir + "/t.png"))
-        let itxt =
-            Data("iTXt".utf8) + Data("kandinsky:prompt".utf8) + Data([0, 0, 0, 0, 0]) + Data("кот в шляпе".utf8)
+        let itxt = Data("iTXt".utf8) + Data("kandinsky:prompt".utf8) + Data([0, 0, 0, 0, 0])
+            + Data("кот в шляпе".utf8)
         XCTAssertNotNil(png.range(of: itxt), "the Cyrillic prompt as an iTXt chunk in UTF-8")
         let text =
             Data("tEXt".utf8) + Data("kandinsky:negative_prompt".utf8) + Data([0]) + Data([0x63, 0x61, 0x66, 0xE9])
