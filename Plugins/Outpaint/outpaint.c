@@ -2,7 +2,7 @@
  * every side (edges stretched outward as a starting point), then inpaints the new border with the 9-channel
  * inpainting decoder through the host's model server -- the same algorithm as the inpaint plugin, written here
  * with nothing but the ABI (1.1: the latent mask comes from the server's inpaint_condition, the sampler from
- * sampler_create, so the rules live in one place). */
+ * sampler_create; 1.2: keep_unmasked's seam from inpaint_composite, so the rules live in one place). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +32,11 @@ static const kd_param_desc_t params[] = {
     {sizeof(kd_param_desc_t), "scheduler", "decoder sampler: ddpm, ddim, dpmsolver++ or unipc", KD_PARAM_STRING, 0,
      0, 0, "ddpm"},
     {sizeof(kd_param_desc_t), "seed", "random seed; -1 picks one", KD_PARAM_SEED, 0, -1, 9007199254740991.0, "-1"},
+    {sizeof(kd_param_desc_t), "keep_unmasked",
+     "the picture's own pixels stay byte for byte, with a feathered seam (false = diffusers' output)", KD_PARAM_BOOL,
+     0, 0, 1, "true"},
+    {sizeof(kd_param_desc_t), "mask_blur", "keep_unmasked: the seam's width in pixels, inside the new border",
+     KD_PARAM_INT, 0, 0, 256, "4"},
     {sizeof(kd_param_desc_t), "model_name", "inpainting decoder (folder or hub id)", KD_PARAM_STRING, KD_PARAM_OPTIONAL | KD_PARAM_MODEL, 0, 0, NULL},
     {sizeof(kd_param_desc_t), "prior_model_name", "prior (folder or hub id)", KD_PARAM_STRING, KD_PARAM_OPTIONAL | KD_PARAM_MODEL, 0, 0, NULL},
 };
@@ -130,8 +135,14 @@ static kd_status run(uint32_t index, const kd_run_context_t *ctx) {
     }
     int64_t ox = (W - image->width) / 2, oy = (H - image->height) / 2, plane_px = W * H;
     float *keep = malloc(sizeof(float) * plane_px);
+    uint8_t *canvas = malloc((size_t)plane_px * 3); /* the starting canvas as bytes: what keep_unmasked restores */
     kd_tensor_t *pixels = tensor4(1, 3, H, W);
-    if (!keep || !pixels) { free(keep); return fail(ctx, KD_ERR_OUT_OF_MEMORY, "out of memory"); }
+    if (!keep || !canvas || !pixels) {
+        free(keep);
+        free(canvas);
+        if (pixels) server->tensor_release(pixels);
+        return fail(ctx, KD_ERR_OUT_OF_MEMORY, "out of memory");
+    }
     float *px = server->tensor_data(pixels);
     for (int64_t y = 0; y < H; y++) {
         for (int64_t x = 0; x < W; x++) {
@@ -141,7 +152,11 @@ static kd_status run(uint32_t index, const kd_run_context_t *ctx) {
             sx = sx < 0 ? 0 : sx >= image->width ? image->width - 1 : sx;
             sy = sy < 0 ? 0 : sy >= image->height ? image->height - 1 : sy;
             const uint8_t *p = image->data + sy * image->row_bytes + sx * image->channels;
-            for (int c = 0; c < 3; c++) px[c * plane_px + y * W + x] = p[image->channels < 3 ? 0 : c] / 127.5f - 1.0f;
+            for (int c = 0; c < 3; c++) {
+                uint8_t v = p[image->channels < 3 ? 0 : c];
+                canvas[(y * W + x) * 3 + c] = v;
+                px[c * plane_px + y * W + x] = v / 127.5f - 1.0f;
+            }
         }
     }
     kd_status st = KD_OK;
@@ -209,12 +224,30 @@ static kd_status run(uint32_t index, const kd_run_context_t *ctx) {
     kd_image_t *img = ctx->allocate_output(ctx, (int32_t)W, (int32_t)H, 3);
     if (!img) { st = fail(ctx, KD_ERR_OUT_OF_MEMORY, "cannot allocate the output"); goto done; }
     const float *d = server->tensor_data(decoded);
+    for (int64_t i = 0; i < 3 * plane_px; i++) {
+        /* The byte conversion below is undefined outside [0, 1]: broken weights give NaN here. */
+        if (!(d[i] >= 0 && d[i] <= 1)) {
+            st = fail(ctx, KD_ERR_FAILED, "the decoded picture holds NaN or infinity: the MoVQ decoder produced it "
+                                          "(broken weights?)");
+            goto done;
+        }
+    }
     for (int64_t y = 0; y < H; y++)
         for (int64_t x = 0; x < W; x++)
             for (int c = 0; c < 3; c++) img->data[y * img->row_bytes + x * 3 + c] = (uint8_t)nearbyintf(d[c * plane_px + y * W + x] * 255.0f);
+    if (int_param(ctx, "keep_unmasked")) {
+        if (!KD_STRUCT_HAS(server, kd_model_server_t, inpaint_composite)) {
+            st = fail(ctx, KD_ERR_UNSUPPORTED, "keep_unmasked needs a host whose model server speaks ABI 1.2");
+            goto done;
+        }
+        kd_image_t original = {sizeof(kd_image_t), (int32_t)W, (int32_t)H, 3, W * 3, canvas};
+        if ((st = server->inpaint_composite(img, &original, keep_tensor, (int32_t)int_param(ctx, "mask_blur"))) != KD_OK)
+            fail(ctx, st, "inpaint_composite refused the canvas");
+    }
 
 done:
     free(keep);
+    free(canvas);
     free(ts);
     if (sampler) server->sampler_release(sampler);
     kd_tensor_t *all[] = {pixels, embeds,  negative, image_latents, keep_tensor, latent_mask,

@@ -80,6 +80,15 @@ public enum CommonParams {
         help: "decoder sampler: ddpm (as shipped), ddim, dpmsolver++ or unipc (good images in 20-30 steps); "
             + "Euler-family samplers are not offered: the Kandinsky pipelines never call scale_model_input",
         default: "ddpm")
+    public static let keepUnmasked = ParamDecl(
+        "keep_unmasked", KD_PARAM_BOOL,
+        help: "pixels outside the mask stay the input's, byte for byte, with a feathered seam (false = diffusers' "
+            + "output, where the whole picture passes through the MoVQ decoder)",
+        default: "true")
+    public static let maskBlur = ParamDecl(
+        "mask_blur", KD_PARAM_INT,
+        help: "keep_unmasked: the seam's width in pixels, inside the repainted region (0 = a hard edge)",
+        min: 0, max: 256, default: "4")
     public static let generation = [
         prompt, negativePrompt, priorSteps, priorGuidance, steps, guidance, scheduler, seed, width,
         height, model, priorModel,
@@ -229,6 +238,37 @@ public final class SamplerHandle {
     deinit { server.pointee.sampler_release(raw) }
 }
 
+/// An 8-bit picture owned by the plugin (zero-filled), seen by the server as a kd_image_t; freed with the object.
+public final class OwnedImage {
+    public let image: UnsafeMutablePointer<kd_image_t>
+
+    public init(width: Int, height: Int, channels: Int) {
+        image = .allocate(capacity: 1)
+        image.initialize(
+            to: kd_image_t(
+                struct_size: UInt32(MemoryLayout<kd_image_t>.size), width: Int32(width), height: Int32(height),
+                channels: Int32(channels), row_bytes: Int64(width * channels),
+                data: .allocate(capacity: width * height * channels)))
+        image.pointee.data.initialize(repeating: 0, count: width * height * channels)
+    }
+
+    deinit {
+        image.pointee.data.deallocate()
+        image.deallocate()
+    }
+}
+
+/// The rectangle x..<x + width, y..<y + height of `image` as an image of its own, sharing its pixels (valid while
+/// `image` is).
+public func cropView(_ image: UnsafePointer<kd_image_t>, x: Int, y: Int, width: Int, height: Int) -> kd_image_t {
+    var view = image.pointee
+    view.struct_size = UInt32(MemoryLayout<kd_image_t>.size)
+    view.data = image.pointee.data + y * Int(image.pointee.row_bytes) + x * Int(image.pointee.channels)
+    view.width = Int32(width)
+    view.height = Int32(height)
+    return view
+}
+
 /// See Request.start(kind:).
 public struct Start {
     public let decoder: OpaquePointer
@@ -294,12 +334,17 @@ public final class Request {
         VersionedStruct.has(server.pointee.struct_size, function)
     }
 
-    func require11<F>(_ function: KeyPath<kd_model_server_t, F>, for what: String) throws {
+    /// Refuses a host whose model server lacks `function`, new in ABI `minor` (1.1 or 1.2).
+    func require<F>(_ function: KeyPath<kd_model_server_t, F>, minor: String, for what: String) throws {
         guard serverHas(function) else {
             throw PluginFailure(
-                "\(what) needs a host whose model server speaks ABI 1.1; this one speaks 1.0",
+                "\(what) needs a host whose model server speaks ABI \(minor); this one speaks an older 1.x",
                 status: Int32(KD_ERR_UNSUPPORTED))
         }
+    }
+
+    func require11<F>(_ function: KeyPath<kd_model_server_t, F>, for what: String) throws {
+        try require(function, minor: "1.1", for: what)
     }
 
     public func string(_ key: String) -> String? { value(key)?.string_value.map { String(cString: $0) } }
@@ -625,13 +670,32 @@ public final class Request {
         return t
     }
 
-    /// Writes [1, 3, H, W] in [0, 1] as the output image: round-half-even(x * 255), as numpy_to_pil.
-    public func writeOutput(_ pixels: TensorHandle) throws {
+    /// Writes [1, 3, H, W] in [0, 1] as the output image (see writePixels) and returns it for changes in place.
+    @discardableResult
+    public func writeOutput(_ pixels: TensorHandle) throws -> UnsafeMutablePointer<kd_image_t> {
         let shape = pixels.shape
         guard shape.count == 4, shape[1] == 3 else {
             throw PluginFailure("unexpected decoder output \(shape)", status: Int32(KD_ERR_FAILED))
         }
+        let out = try allocateOutput(width: shape[3], height: shape[2])
+        try writePixels(pixels, into: out)
+        return out
+    }
+
+    /// The run's output image, width x height RGB, host-owned.
+    public func allocateOutput(width: Int, height: Int) throws -> UnsafeMutablePointer<kd_image_t> {
+        guard let out = ctx.pointee.allocate_output?(ctx, Int32(width), Int32(height), 3), out.pointee.data != nil
+        else {
+            throw PluginFailure("cannot allocate a \(width)x\(height) output", status: Int32(KD_ERR_OUT_OF_MEMORY))
+        }
+        return out
+    }
+
+    /// [1, 3, H, W] in [0, 1] -> the RGB image `image` of that size: round-half-even(x * 255), as numpy_to_pil.
+    public func writePixels(_ pixels: TensorHandle, into image: UnsafeMutablePointer<kd_image_t>) throws {
+        let shape = pixels.shape
         let (h, w) = (shape[2], shape[3])
+        precondition(image.pointee.width == w && image.pointee.height == h && image.pointee.channels == 3)
         let p = pixels.data
         let plane = w * h
         // The float-to-byte conversion below traps on NaN and values outside [0, 1]: check first, name the pixel.
@@ -642,15 +706,48 @@ public final class Request {
                     + "\(bad / plane): the MoVQ decoder produced NaN or infinity (broken weights?)",
                 status: Int32(KD_ERR_FAILED))
         }
-        guard let out = ctx.pointee.allocate_output?(ctx, Int32(w), Int32(h), 3), let data = out.pointee.data else {
-            throw PluginFailure("cannot allocate a \(w)x\(h) output", status: Int32(KD_ERR_OUT_OF_MEMORY))
-        }
         for y in 0..<h {
-            let row = data + y * Int(out.pointee.row_bytes)
+            let row = image.pointee.data + y * Int(image.pointee.row_bytes)
             for x in 0..<w {
                 for c in 0..<3 { row[x * 3 + c] = UInt8((p[c * plane + y * w + x] * 255).rounded(.toNearestOrEven)) }
             }
         }
+    }
+
+    // MARK: inpainting masks (ABI 1.2: the rules live in the server)
+
+    /// A mask picture -> keep [1, 1, height, width] (1 = keep): the server's inpaint_mask.
+    public func inpaintMask(
+        _ mask: UnsafePointer<kd_image_t>, width: Int, height: Int, inverted: Bool, grow: Int
+    ) throws -> TensorHandle {
+        try require(\.inpaint_mask, minor: "1.2", for: "mask_grow and inpaint_area")
+        var keep: OpaquePointer?
+        try check(
+            s.inpaint_mask(mask, Int32(width), Int32(height), inverted, Int32(grow), &keep),
+            "inpaint_mask on the \(mask.pointee.width)x\(mask.pointee.height) mask")
+        return try adopt(keep)
+    }
+
+    /// The crop box of inpaint_area "masked" around keep's repaint region (the server's inpaint_crop_box).
+    public func inpaintCropBox(_ keep: TensorHandle, padding: Int, aspectWidth: Int, aspectHeight: Int) throws
+        -> (x: Int, y: Int, width: Int, height: Int)
+    {
+        try require(\.inpaint_crop_box, minor: "1.2", for: "inpaint_area masked")
+        var box = [Int32](repeating: 0, count: 4)
+        let status = s.inpaint_crop_box(keep.raw, Int32(padding), Int32(aspectWidth), Int32(aspectHeight), &box)
+        guard status == KD_OK else {
+            throw PluginFailure("the mask marks nothing to repaint", status: Int32(KD_ERR_INVALID_ARGUMENT))
+        }
+        return (Int(box[0]), Int(box[1]), Int(box[2]), Int(box[3]))
+    }
+
+    /// Blends `picture` in place over `original` under `keep` with a seam of `blur` pixels (inpaint_composite).
+    public func inpaintComposite(
+        _ picture: UnsafeMutablePointer<kd_image_t>, over original: UnsafePointer<kd_image_t>, keep: TensorHandle,
+        blur: Int
+    ) throws {
+        try require(\.inpaint_composite, minor: "1.2", for: "keep_unmasked")
+        try check(s.inpaint_composite(picture, original, keep.raw, Int32(blur)), "inpaint_composite")
     }
 
     /// The run's one generator, seeded with the resolved seed.

@@ -137,13 +137,16 @@ public enum ServerABI {
         }
     }
 
+    /// The longest side of an image a plugin may hand the server (Pillow's 178 M pixel error limit is a 13k square).
+    static let maxImageSide: Int32 = 1 << 16
+
     /// kd_image_t (any row stride) -> PixelImage.
     public static func pixelImage(_ img: UnsafePointer<kd_image_t>) -> PixelImage? {
         guard
             let i: kd_image_t = VersionedStruct.read(
                 img, minimum: ABI10Size.image),
-            i.width > 0, i.height > 0, [1, 2, 3, 4].contains(i.channels), let data = i.data,
-            i.row_bytes >= Int64(i.width * i.channels)
+            i.width > 0, i.height > 0, i.width <= maxImageSide, i.height <= maxImageSide,
+            [1, 2, 3, 4].contains(i.channels), let data = i.data, i.row_bytes >= Int64(i.width) * Int64(i.channels)
         else { return nil }
         var out = PixelImage(width: Int(i.width), height: Int(i.height), channels: Int(i.channels))
         let row = Int(i.width * i.channels)
@@ -328,8 +331,9 @@ public enum ServerABI {
             return ServerABI.denoise(ctx, d, a, out)
         }
         t.image_resize = { img, w, h, filter, gap in
+            // Pillow refuses a reducing_gap below 1 (and its factor, size / gap, would overflow an Int here).
             guard let img, let px = ServerABI.pixelImage(img), w > 0, h > 0, w <= 16384, h <= 16384,
-                let f = ResampleFilter(rawValue: Int(filter))
+                let f = ResampleFilter(rawValue: Int(filter)), !(gap > 0 && gap < 1)
             else { return nil }
             return ServerABI.cImage(
                 px.resized(width: Int(w), height: Int(h), filter: f, reducingGap: gap > 0 ? gap : nil))
@@ -375,7 +379,54 @@ public enum ServerABI {
             outMask.pointee = ServerABI.handOver(mask)
             return ServerABI.ok
         }
+        t.inpaint_mask = { img, width, height, invert, grow, out in
+            guard let img, let mask = ServerABI.pixelImage(img), width > 0, height > 0,
+                width <= ServerABI.maxImageSide, height <= ServerABI.maxImageSide, abs(grow) <= 4096, let out
+            else { return ServerABI.invalid }
+            let (w, h) = (Int(width), Int(height))
+            let region = InpaintMask.grown(
+                InpaintMask.repaintRegion(of: mask, width: w, height: h, inverted: invert), width: w, height: h,
+                by: Int(grow))
+            let keep = Tensor(shape: [1, 1, h, w])
+            for (i, repaint) in region.enumerated() { keep.data[i] = repaint ? 0 : 1 }
+            out.pointee = ServerABI.handOver(keep)
+            return ServerABI.ok
+        }
+        t.inpaint_crop_box = { keep, padding, aspectWidth, aspectHeight, box in
+            guard let (region, w, h) = ServerABI.repaintRegion(keep), padding >= 0, aspectWidth > 0,
+                aspectHeight > 0, aspectWidth <= ServerABI.maxImageSide, aspectHeight <= ServerABI.maxImageSide, let box,
+                let found = InpaintMask.cropBox(
+                    region, width: w, height: h, padding: Int(padding), aspectWidth: Int(aspectWidth),
+                    aspectHeight: Int(aspectHeight))
+            else { return ServerABI.invalid }
+            for (i, v) in [found.x, found.y, found.width, found.height].enumerated() { box[i] = Int32(v) }
+            return ServerABI.ok
+        }
+        t.inpaint_composite = { picture, original, keep, blur in
+            guard let picture, let generated = ServerABI.pixelImage(picture), generated.channels == 3,
+                let original, let base = ServerABI.pixelImage(original), let (region, w, h) = ServerABI.repaintRegion(keep),
+                [base.width, base.height] == [w, h], [generated.width, generated.height] == [w, h], blur >= 0,
+                blur <= 4096
+            else { return ServerABI.invalid }
+            var blended = generated
+            InpaintMask.composite(
+                &blended, over: base.rgb(), weights: InpaintMask.blendWeights(region, width: w, height: h, blur: Int(blur)))
+            let rowBytes = Int(picture.pointee.row_bytes)
+            blended.pixels.withUnsafeBufferPointer { source in
+                for y in 0..<h {
+                    (picture.pointee.data + y * rowBytes).update(from: source.baseAddress! + y * w * 3, count: w * 3)
+                }
+            }
+            return ServerABI.ok
+        }
         return t
+    }
+
+    /// The repaint flags of a keep tensor [1, 1, H, W] (a value below 0.5 = repaint) and its size.
+    static func repaintRegion(_ keep: OpaquePointer?) -> (region: [Bool], width: Int, height: Int)? {
+        guard let keep = tensor(keep), keep.rank == 4, keep.dim(0) == 1, keep.dim(1) == 1 else { return nil }
+        let region = (0..<keep.count).map { keep.data[$0] < 0.5 }
+        return (region, keep.dim(3), keep.dim(2))
     }
 
     static func copy(

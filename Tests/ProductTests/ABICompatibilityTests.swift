@@ -10,32 +10,50 @@ import PluginABIRules
 import PluginHost
 import XCTest
 
-/// A host speaking ABI 1.0: its model server table is the 1.0 prefix of ours, followed by garbage where 1.1's
-/// functions would be.
-enum Host10 {
-    nonisolated(unsafe) static let table: UnsafeMutableRawPointer = {
-        let size = MemoryLayout<kd_model_server_t>.size
-        let raw = UnsafeMutableRawPointer.allocate(
-            byteCount: size, alignment: MemoryLayout<kd_model_server_t>.alignment)
-        raw.initializeMemory(as: UInt8.self, repeating: 0xAB, count: size)
-        raw.copyMemory(from: ServerABI.table, byteCount: Int(ABI10Size.modelServer))
-        raw.storeBytes(of: ABI10Size.modelServer, as: UInt32.self)
-        return raw
-    }()
+/// The model server table of a host of an older minor: the prefix of ours that minor defined, followed by garbage
+/// where the later functions would be.
+func olderTable(size tableSize: UInt32) -> UnsafeMutableRawPointer {
+    let size = MemoryLayout<kd_model_server_t>.size
+    let table = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: MemoryLayout<kd_model_server_t>.alignment)
+    table.initializeMemory(as: UInt8.self, repeating: 0xAB, count: size)
+    table.copyMemory(from: ServerABI.table, byteCount: Int(tableSize))
+    table.storeBytes(of: tableSize, as: UInt32.self)
+    return table
+}
 
-    static let host: UnsafePointer<kd_host_t> = {
-        let h = UnsafeMutablePointer<kd_host_t>.allocate(capacity: 1)
-        h.initialize(
-            to: kd_host_t(
-                struct_size: ABI10Size.host, abi: kd_version_t(major: 1, minor: 0, patch: 0),
-                name: UnsafePointer(strdup("host-1.0")),
-                version: UnsafePointer(strdup("1.0")), host_data: nil,
-                get_extension: { _, id in
-                    guard let id, String(cString: id) == KD_EXT_MODEL_SERVER else { return nil }
-                    return UnsafeRawPointer(Host10.table)
-                }))
-        return UnsafePointer(h)
-    }()
+/// A host struct of minor `minor` whose get_extension hands out `extension`'s table.
+func olderHost(
+    minor: UInt32, hostData: UnsafeMutableRawPointer?,
+    extension: @escaping @convention(c) (UnsafePointer<kd_host_t>?, UnsafePointer<CChar>?) -> UnsafeRawPointer?
+)
+    -> UnsafePointer<kd_host_t>
+{
+    let h = UnsafeMutablePointer<kd_host_t>.allocate(capacity: 1)
+    h.initialize(
+        to: kd_host_t(
+            struct_size: ABI10Size.host, abi: kd_version_t(major: 1, minor: minor, patch: 0),
+            name: UnsafePointer(strdup("host-1.\(minor)")), version: UnsafePointer(strdup("1.\(minor)")),
+            host_data: hostData, get_extension: `extension`))
+    return UnsafePointer(h)
+}
+
+/// A host speaking ABI 1.0 (no host_data: 1.0 functions reach the process's server).
+enum Host10 {
+    nonisolated(unsafe) static let table = olderTable(size: ABI10Size.modelServer)
+    static let host = olderHost(minor: 0, hostData: nil) { _, id in
+        guard let id, String(cString: id) == KD_EXT_MODEL_SERVER else { return nil }
+        return UnsafeRawPointer(Host10.table)
+    }
+}
+
+/// A host speaking ABI 1.1: the table ends with inpaint_condition; load_model reaches the process's server.
+enum Host11 {
+    nonisolated(unsafe) static let table = olderTable(
+        size: VersionedStruct.sizeThrough(\kd_model_server_t.inpaint_condition))
+    static let host = olderHost(minor: 1, hostData: ServerABI.processHost.pointee.host_data) { _, id in
+        guard let id, String(cString: id) == KD_EXT_MODEL_SERVER else { return nil }
+        return UnsafeRawPointer(Host11.table)
+    }
 }
 
 final class ABICompatibilityTests: XCTestCase {
@@ -75,11 +93,13 @@ final class ABICompatibilityTests: XCTestCase {
         let new = try registry(
             loading: Product.repo + "/Plugins/Outpaint/outpaint.c", name: "libkandinsky_plugin_outpaint11.so")
         XCTAssertEqual(
-            try XCTUnwrap(old.plugin(named: "outpaint")).params.count + 1,
+            try XCTUnwrap(old.plugin(named: "outpaint")).params.count + 3,
             try XCTUnwrap(new.plugin(named: "outpaint")).params.count,
-            "1.1 adds the scheduler parameter")
+            "1.1 adds the scheduler parameter, 1.2 keep_unmasked and mask_blur")
         let before = try run(old, "outpaint", outpaintParams, inputs: ["image": picture])
-        let after = try run(new, "outpaint", outpaintParams, inputs: ["image": picture])
+        // keep_unmasked off: the 1.0 plugin passed the whole canvas through the MoVQ decoder.
+        let after = try run(
+            new, "outpaint", outpaintParams.merging(["keep_unmasked": "false"]) { $1 }, inputs: ["image": picture])
         XCTAssertEqual([before.width, before.height], [120, 100])
         let differing = zip(before.pixels, after.pixels).filter { $0 != $1 }.count
         XCTAssertEqual(
@@ -129,5 +149,24 @@ final class ABICompatibilityTests: XCTestCase {
         declined.load(directories: [(lib as NSString).deletingLastPathComponent])
         XCTAssertTrue(declined.plugins.isEmpty)
         XCTAssertTrue(declined.warnings.contains { $0.contains("declined to initialise") }, "\(declined.warnings)")
+    }
+
+    func testInpaintOnA11HostRefusesTheMaskRulesItLacks() throws {
+        try Product.requirePlugins()
+        let copy = try Product.tempDir() + "/libkandinsky_plugin_inpaint_on_11.so"
+        try FileManager.default.copyItem(atPath: Product.buildDir + "/libkandinsky_plugin_inpaint.so", toPath: copy)
+        let host11 = PluginRegistry(host: Host11.host)
+        try host11.load(library: copy)
+        let params = [
+            "prompt": "a hat", "seed": "5", "num_inference_steps": "2", "prior_num_inference_steps": "2",
+            "model_name": Product.model("pipe_inpaint"), "prior_model_name": Product.model("pipe_prior"),
+        ]
+        let inputs = [
+            "image": try ImageFiles.read(Product.input("picture.png")),
+            "mask": try ImageFiles.read(Product.input("mask.png")),
+        ]
+        XCTAssertThrowsError(try run(host11, "inpaint", params, inputs: inputs)) { e in
+            XCTAssertTrue("\(e)".contains("needs a host whose model server speaks ABI 1.2"), "\(e)")
+        }
     }
 }

@@ -23,6 +23,8 @@ final class PluginParityTests: XCTestCase {
             "height": "\(c["h"]!)", "width": "\(c["w"]!)", "model_name": Product.model(decoder),
             "prior_model_name": Product.model("pipe_prior"),
         ]
+        // diffusers passes the whole picture through the MoVQ decoder: keep_unmasked off is its output.
+        if plugin == "inpaint" { params["keep_unmasked"] = "false" }
         if let p = c["prompt"] as? String { params["prompt"] = p }
         if let n = c["negative_prompt"] as? String { params["negative_prompt"] = n }
         if let s = c["strength"] { params["strength"] = "\(s)" }

@@ -1,4 +1,4 @@
-/* kandinsky_plugin.h -- the one contract between the kandinsky host and its variant plugins (ABI 1.1).
+/* kandinsky_plugin.h -- the one contract between the kandinsky host and its variant plugins (ABI 1.2).
  *
  * A plugin is a shared library exporting `kandinsky_plugin_entry`. The host dlopens it, checks `abi.major`, calls
  * `init` once with the host interface, lists its plugins through `plugin_count`/`plugin_descriptor`, and calls
@@ -44,7 +44,7 @@ typedef struct kd_version {
 } kd_version_t;
 
 #define KD_ABI_MAJOR 1u
-#define KD_ABI_MINOR 1u
+#define KD_ABI_MINOR 2u
 /* A host loads a plugin whose abi.major equals its own, whatever its abi.minor: a plugin of a newer minor finds
  * the host's older tables shorter (KD_STRUCT_HAS), and a host reads a newer plugin's structs up to its own size. */
 
@@ -329,10 +329,29 @@ typedef struct kd_model_server {
      * denoise extra_channels of the inpainting UNet (copies = 2 under classifier-free guidance). */
     kd_status (*inpaint_condition)(kd_model_t *decoder, const kd_tensor_t *keep, const kd_tensor_t *image_latents,
                                    uint32_t copies, kd_tensor_t **latent_mask, kd_tensor_t **extra_channels);
+
+    /* ---- 1.2: the inpainting mask rules, one copy for every plugin (docs/inpainting.md gives their order).
+     * Check KD_STRUCT_HAS(server, kd_model_server_t, <function>) before calling any of these. */
+    /* A mask picture (any size, 1, 3 or 4 channels; borrowed) -> *keep [1, 1, height, width] (1 = keep, 0 = repaint;
+     * plugin-owned): LANCZOS resize in the mask's own mode, Pillow's convert("L"), >= 50% grey = repaint (swapped
+     * when `invert`), then the repaint region grown by `grow` pixels (a Euclidean disc; shrunk when negative;
+     * |grow| <= 4096). */
+    kd_status (*inpaint_mask)(const kd_image_t *mask, int32_t width, int32_t height, bool invert, int32_t grow,
+                              kd_tensor_t **keep);
+    /* inpaint_area "masked": the bounding box of keep's repaint region (keep borrowed) plus `padding` pixels on
+     * every side, widened to aspect_width : aspect_height and kept inside the picture; writes x, y, width, height
+     * into box[0..3] (caller-owned, 4 entries). KD_ERR_INVALID_ARGUMENT when nothing is repainted. */
+    kd_status (*inpaint_crop_box)(const kd_tensor_t *keep, int32_t padding, int32_t aspect_width,
+                                  int32_t aspect_height, int32_t *box);
+    /* keep_unmasked: blends `picture` (RGB; plugin-owned, changed in place) over `original` (its size, 1, 3 or 4
+     * channels; borrowed) under keep [1, 1, H, W] (borrowed): every kept pixel gets the original's bytes, and the
+     * generated picture's weight rises over `blur` pixels (0 to 4096) into the repaint region to 1. */
+    kd_status (*inpaint_composite)(kd_image_t *picture, const kd_image_t *original, const kd_tensor_t *keep,
+                                   int32_t blur);
 } kd_model_server_t;
 
 /* ---------------------------------------------------------------------------------------------- 1.0 sizes */
-/* The struct_size of each struct as ABI 1.0 defined it: the least a 1.1 reader accepts. */
+/* The struct_size of each struct as ABI 1.0 defined it: the least a 1.1 or 1.2 reader accepts. */
 #define KD_VERSION_SIZE_1_0 ((uint32_t)sizeof(kd_version_t))
 #define KD_IMAGE_SIZE_1_0 KD_SIZE_THROUGH(kd_image_t, data)
 #define KD_PARAM_DESC_SIZE_1_0 KD_SIZE_THROUGH(kd_param_desc_t, default_value)
@@ -348,6 +367,8 @@ typedef struct kd_model_server {
 #define KD_MODEL_SERVER_SIZE_1_0 KD_SIZE_THROUGH(kd_model_server_t, image_release)
 /* Structs new in 1.1 */
 #define KD_SAMPLER_ARGS_SIZE_1_1 KD_SIZE_THROUGH(kd_sampler_args_t, strength)
+/* The model server table as a 1.1 host states it (1.2 grew it by the mask functions). */
+#define KD_MODEL_SERVER_SIZE_1_1 KD_SIZE_THROUGH(kd_model_server_t, inpaint_condition)
 
 #ifdef __cplusplus
 }
