@@ -188,6 +188,31 @@ final class InpaintingTests: XCTestCase {
         XCTAssertGreaterThan(changedOutside, 0, "diffusers' output kept every unmasked byte: the test proves nothing")
     }
 
+    func testOutpaintKeepsThePicturesOwnPixels() throws {
+        try Product.requirePlugins()
+        let spec = try XCTUnwrap(Product.registry.plugin(named: "outpaint"))
+        let picture = try ImageFiles.read(Product.input("picture.png"))
+        let params = [
+            "prompt": "a field", "border": "20", "seed": "3", "num_inference_steps": "3",
+            "prior_num_inference_steps": "2", "model_name": Product.model("pipe_inpaint"),
+            "prior_model_name": Product.model("pipe_prior"),
+        ]
+        let out = try PluginRunner.run(
+            RunRequest(plugin: spec, params: try spec.resolve(params), inputs: ["image": picture]),
+            registry: Product.registry)
+        // The picture sits centred on the canvas (outpaint.c: the canvas is rounded up to a multiple of 64).
+        let (left, top) = ((out.width - picture.width) / 2, (out.height - picture.height) / 2)
+        var changed = 0
+        for y in 0..<picture.height {
+            for x in 0..<picture.width {
+                for c in 0..<3 where out[x + left, y + top, c] != picture[x, y, c] { changed += 1 }
+            }
+        }
+        XCTAssertEqual(
+            changed, 0,
+            "keep_unmasked: \(changed) values of the picture changed on the \(out.width)x\(out.height) canvas")
+    }
+
     func testTheServerGrowsTheMaskAndRefusesBadArguments() throws {
         _ = Product.registry
         let (_, mask) = try fixtureInputs()
