@@ -241,7 +241,8 @@ static kd_status run(uint32_t index, const kd_run_context_t *ctx) {
             goto done;
         }
         kd_image_t original = {sizeof(kd_image_t), (int32_t)W, (int32_t)H, 3, W * 3, canvas};
-        if ((st = server->inpaint_composite(img, &original, keep_tensor, (int32_t)int_param(ctx, "mask_blur"))) != KD_OK)
+        int32_t blur = (int32_t)int_param(ctx, "mask_blur");
+        if ((st = server->inpaint_composite(img, &original, keep_tensor, blur)) != KD_OK)
             fail(ctx, st, "inpaint_composite refused the canvas");
     }
 

@@ -394,7 +394,8 @@ public enum ServerABI {
         }
         t.inpaint_crop_box = { keep, padding, aspectWidth, aspectHeight, box in
             guard let (region, w, h) = ServerABI.repaintRegion(keep), padding >= 0, aspectWidth > 0,
-                aspectHeight > 0, aspectWidth <= ServerABI.maxImageSide, aspectHeight <= ServerABI.maxImageSide, let box,
+                aspectHeight > 0, aspectWidth <= ServerABI.maxImageSide, aspectHeight <= ServerABI.maxImageSide,
+                let box,
                 let found = InpaintMask.cropBox(
                     region, width: w, height: h, padding: Int(padding), aspectWidth: Int(aspectWidth),
                     aspectHeight: Int(aspectHeight))
@@ -404,13 +405,15 @@ public enum ServerABI {
         }
         t.inpaint_composite = { picture, original, keep, blur in
             guard let picture, let generated = ServerABI.pixelImage(picture), generated.channels == 3,
-                let original, let base = ServerABI.pixelImage(original), let (region, w, h) = ServerABI.repaintRegion(keep),
+                let original, let base = ServerABI.pixelImage(original),
+                let (region, w, h) = ServerABI.repaintRegion(keep),
                 [base.width, base.height] == [w, h], [generated.width, generated.height] == [w, h], blur >= 0,
                 blur <= 4096
             else { return ServerABI.invalid }
             var blended = generated
             InpaintMask.composite(
-                &blended, over: base.rgb(), weights: InpaintMask.blendWeights(region, width: w, height: h, blur: Int(blur)))
+                &blended, over: base.rgb(),
+                weights: InpaintMask.blendWeights(region, width: w, height: h, blur: Int(blur)))
             let rowBytes = Int(picture.pointee.row_bytes)
             blended.pixels.withUnsafeBufferPointer { source in
                 for y in 0..<h {

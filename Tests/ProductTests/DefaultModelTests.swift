@@ -155,7 +155,8 @@ final class DefaultModelTests: XCTestCase {
             if top?.key != color || top!.value * 10 < area {
                 misses.append("\(color): masked part shows \(fresh.sorted { $0.value > $1.value }.map { "\($0.key) \($0.value)" }) of \(area) px")
             }
-            print("inpaint '\(color)': masked part \(fresh.sorted { $0.value > $1.value }.prefix(2).map { "\($0.key) \($0.value)" }) of \(area) px")
+            let shown = fresh.sorted { $0.value > $1.value }.prefix(2).map { "\($0.key) \($0.value)" }
+            print("inpaint '\(color)': masked part \(shown) of \(area) px")
             var changed = 0
             for y in 0..<64 { for x in 0..<64 where !inBox(x, y) {
                 for c in 0..<3 where out[x, y, c] != input[x, y, c] { changed += 1 }
@@ -203,11 +204,15 @@ final class DefaultModelTests: XCTestCase {
             } }
             XCTAssertEqual(changed, 0, "'\(color)': \(changed) values outside the mask differ from the picture")
         }
-        XCTAssertLessThanOrEqual(misses.count, 1, "the masked part took the asked colour in \(3 - misses.count) of 3:\n" + misses.joined(separator: "\n"))
+        XCTAssertLessThanOrEqual(
+            misses.count, 1,
+            "the masked part took the asked colour in \(3 - misses.count) of 3:\n" + misses.joined(separator: "\n"))
     }
 
     /// keep_unmasked off: away from the mask the picture keeps its colours and stays near the autoencoder round trip.
-    func checkDiffusersModeKeepsTheRest(_ prompt: String, inputs: [String: String], input: PixelImage, box: [Int]) throws {
+    func checkDiffusersModeKeepsTheRest(
+        _ prompt: String, inputs: [String: String], input: PixelImage, box: [Int]
+    ) throws {
         let out = try run("inpaint", ["prompt": prompt, "seed": "3", "keep_unmasked": "false"], inputs: inputs)
         let roundTrip = try autoencoderRoundTrip(input)
         // Far from the box: beyond the one-latent-pixel (8 px) growth of the pipeline's mask erosion and the
@@ -224,8 +229,11 @@ final class DefaultModelTests: XCTestCase {
         let meanDiff = Double(diff) / Double(n)
         print("inpaint, keep_unmasked off: \(sameColour) of \(pure) kept pixels keep their colour, "
               + String(format: "%.2f levels from the autoencoder round trip on average", meanDiff))
-        XCTAssertGreaterThanOrEqual(Double(sameColour), 0.95 * Double(pure), "keep_unmasked off: only \(sameColour) of \(pure) kept pixels keep their colour")
-        XCTAssertLessThanOrEqual(meanDiff, 6, "keep_unmasked off: kept part is \(meanDiff) levels from the autoencoder round trip on average")
+        XCTAssertGreaterThanOrEqual(
+            Double(sameColour), 0.95 * Double(pure),
+            "keep_unmasked off: only \(sameColour) of \(pure) kept pixels keep their colour")
+        XCTAssertLessThanOrEqual(
+            meanDiff, 6, "keep_unmasked off: kept part is \(meanDiff) levels from the autoencoder round trip")
     }
 
     /// Share of image2's colours among the pixels showing either input's colours.
