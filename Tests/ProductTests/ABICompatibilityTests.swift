@@ -121,13 +121,20 @@ final class ABICompatibilityTests: XCTestCase {
         XCTAssertEqual(out.pixels, [42], "the plugin read the host's values by their stated size")
     }
 
+    /// A second copy of the shipped library of `plugin`, loaded by a registry on `host`: dlopen gives the copy its
+    /// own globals, bound to that host.
+    func shippedCopy(_ plugin: String, on host: UnsafePointer<kd_host_t>) throws -> PluginRegistry {
+        let name = "libkandinsky_plugin_\(plugin).so"
+        let copy = try Product.tempDir() + "/" + name
+        try FileManager.default.copyItem(atPath: Product.buildDir + "/" + name, toPath: copy)
+        let registry = PluginRegistry(host: host)
+        try registry.load(library: copy)
+        return registry
+    }
+
     func testSwiftPluginOnA10HostSeesThe11FunctionsAbsent() throws {
         try Product.requirePlugins()
-        // A second copy of the shipped text2img library: dlopen gives it its own globals, bound to the 1.0 host.
-        let copy = try Product.tempDir() + "/libkandinsky_plugin_text2img_on_10.so"
-        try FileManager.default.copyItem(atPath: Product.buildDir + "/libkandinsky_plugin_text2img.so", toPath: copy)
-        let host10 = PluginRegistry(host: Host10.host)
-        try host10.load(library: copy)
+        let host10 = try shippedCopy("text2img", on: Host10.host)
         var params = [
             "prompt": "a red cat", "seed": "5", "num_inference_steps": "3", "prior_num_inference_steps": "2",
             "width": "64",
@@ -153,10 +160,7 @@ final class ABICompatibilityTests: XCTestCase {
 
     func testInpaintOnA11HostRefusesTheMaskRulesItLacks() throws {
         try Product.requirePlugins()
-        let copy = try Product.tempDir() + "/libkandinsky_plugin_inpaint_on_11.so"
-        try FileManager.default.copyItem(atPath: Product.buildDir + "/libkandinsky_plugin_inpaint.so", toPath: copy)
-        let host11 = PluginRegistry(host: Host11.host)
-        try host11.load(library: copy)
+        let host11 = try shippedCopy("inpaint", on: Host11.host)
         let params = [
             "prompt": "a hat", "seed": "5", "num_inference_steps": "2", "prior_num_inference_steps": "2",
             "model_name": Product.model("pipe_inpaint"), "prior_model_name": Product.model("pipe_prior"),
