@@ -920,6 +920,106 @@ def make_formats():
     print("formats", {k: tuple(v.shape) for k, v in io.items()})
 
 
+# ----------------------------------------------------------------------------------------------- depth estimation
+def depth_cases():
+    """(name, model class, config, processor config, fp16?, input sizes (h, w)) of tiny random depth models."""
+    from transformers import DepthAnythingConfig, Dinov2Config, DPTConfig
+    vit = dict(hidden_size=32, num_attention_heads=4, intermediate_size=37, neck_hidden_sizes=[8, 16, 24, 32],
+               fusion_hidden_size=16)
+    dpt_processor = dict(size={"height": 32, "width": 32}, keep_aspect_ratio=False, ensure_multiple_of=1,
+                         resample=3, image_mean=[0.5, 0.5, 0.5], image_std=[0.5, 0.5, 0.5])
+    anything_processor = dict(size={"height": 28, "width": 28}, keep_aspect_ratio=True, ensure_multiple_of=7,
+                              resample=3, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225],
+                              do_pad=False)
+
+    def dinov2(layers, out):
+        return Dinov2Config(hidden_size=32, num_hidden_layers=layers, num_attention_heads=4, mlp_ratio=3,
+                            image_size=28, patch_size=7, out_indices=out, reshape_hidden_states=False,
+                            apply_layernorm=True, layerscale_value=0.5)
+    return [
+        # ViT-backed DPT with the [CLS] readout projected (Intel/dpt-large's layout), at and off the trained grid.
+        ("dpt_project", "DPTForDepthEstimation",
+         DPTConfig(**vit, num_hidden_layers=4, image_size=32, patch_size=8, backbone_out_indices=[0, 1, 2, 3]),
+         dpt_processor, False, [(32, 32), (48, 48)]),
+        # The "add" readout, no qkv bias, a deeper encoder tapped at four of six layers; fp16 weights.
+        ("dpt_add", "DPTForDepthEstimation",
+         DPTConfig(**vit, num_hidden_layers=6, image_size=16, patch_size=4, backbone_out_indices=[1, 3, 4, 5],
+                   readout_type="add", qkv_bias=False),
+         dict(dpt_processor, size={"height": 24, "width": 24}), True, [(24, 24)]),
+        # Depth Anything (DINOv2 backbone): at the trained grid, then non-square (bicubic position embeddings).
+        ("depth_anything", "DepthAnythingForDepthEstimation",
+         DepthAnythingConfig(backbone_config=dinov2(4, [1, 2, 3, 4]), patch_size=7, reassemble_hidden_size=32,
+                             neck_hidden_sizes=[8, 16, 24, 32], fusion_hidden_size=16, head_hidden_size=8),
+         anything_processor, False, [(28, 28), (21, 35)]),
+        # Metric depth (sigmoid times max_depth), stages taken from six layers; fp16 weights.
+        ("depth_anything_metric", "DepthAnythingForDepthEstimation",
+         DepthAnythingConfig(backbone_config=dinov2(6, [2, 4, 5, 6]), patch_size=7, reassemble_hidden_size=32,
+                             neck_hidden_sizes=[8, 12, 16, 20], fusion_hidden_size=12, head_hidden_size=6,
+                             depth_estimation_type="metric", max_depth=20),
+         anything_processor, True, [(42, 28)]),
+    ]
+
+
+def make_depth():
+    """Tiny DPT / Depth Anything models with their outputs, DPTImageProcessor cases, and the depth-estimation
+    pipeline end to end (processor, model, post-processing, 8-bit picture)."""
+    import transformers as tf
+    from transformers.models.dpt.image_processing_pil_dpt import DPTImageProcessorPil
+    io, meta = {}, {"models": [], "processor": [], "pipeline": []}
+    for i, (name, cls, cfg, proc_cfg, half, sizes) in enumerate(depth_cases()):
+        torch.manual_seed(0)
+        model = randomize(getattr(tf, cls)(cfg), 900 + i)
+        # A positive last bias keeps most of the random depth above the final ReLU, so the maps are not mostly 0.
+        last = model.head.head[4] if cls == "DPTForDepthEstimation" else model.head.conv3
+        last.bias.fill_(0.5)
+        if half:
+            model = model.half().float()  # the fp16 file then holds exactly the weights the outputs come from
+        path = save_model(model.half() if half else model, name, **({"variant": "fp16"} if half else {}))
+        model = model.float()
+        DPTImageProcessorPil(**proc_cfg).save_pretrained(path)
+        for j, (h, w) in enumerate(sizes):
+            pix = randn((1, 3, h, w), 910 + 10 * i + j)
+            io[f"{name}.{j}.pixel_values"] = pix
+            io[f"{name}.{j}.predicted_depth"] = model(pixel_values=pix).predicted_depth
+        meta["models"].append({"name": name, "variant": "fp16" if half else None, "inputs": len(sizes)})
+        print("depth model", name)
+    rnd = np.random.default_rng(17)
+    processor_cases = [
+        dict(size={"height": 70, "width": 70}, keep_aspect_ratio=True, ensure_multiple_of=14, resample=3,
+             image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225]),
+        dict(size={"height": 48, "width": 48}, keep_aspect_ratio=False, resample=3),
+        dict(size={"height": 48, "width": 64}, keep_aspect_ratio=True, ensure_multiple_of=16, resample=2,
+             do_pad=True, size_divisor=40),
+    ]
+    for i, cfg in enumerate(processor_cases):
+        proc = DPTImageProcessorPil(**cfg)
+        folder = os.path.join(OUT, "depth_processor", str(i))
+        shutil.rmtree(folder, ignore_errors=True)
+        proc.save_pretrained(folder)
+        for j, (w, h) in enumerate([(97, 61), (40, 70), (300, 200)]):
+            arr = rnd.integers(0, 256, (h, w, 3), dtype=np.uint8)
+            io[f"processor{i}.{j}.in"] = torch.from_numpy(arr.astype(np.float32))
+            io[f"processor{i}.{j}.out"] = proc(Image.fromarray(arr), return_tensors="pt").pixel_values
+        meta["processor"].append(3)
+    for name, picture in [("depth_anything", "depth-upper-left.png"), ("dpt_project", "heldout.png")]:
+        image = Image.open(os.path.join(ROOT, "samples", "scenes", picture)).convert("RGB").resize((45, 37))
+        path = os.path.join(OUT, "models", name)
+        estimator = tf.pipeline("depth-estimation", model=path, image_processor=DPTImageProcessorPil.from_pretrained(path))
+        inputs = estimator.image_processor(images=image, return_tensors="pt")
+        result = estimator(image)
+        key = f"pipeline.{name}"
+        io[key + ".image"] = torch.from_numpy(np.asarray(image).astype(np.float32))
+        io[key + ".pixel_values"] = inputs.pixel_values
+        io[key + ".model_depth"] = estimator.model(**inputs).predicted_depth
+        io[key + ".depth"] = result["predicted_depth"]
+        io[key + ".picture"] = torch.from_numpy(np.asarray(result["depth"]).astype(np.float32))
+        meta["pipeline"].append(name)
+    save_io("depth", io, u8=[k for k in io if k.endswith((".in", ".image", ".picture"))])
+    with open(os.path.join(OUT, "depth.json"), "w") as f:
+        json.dump(meta, f)
+    print("depth pipeline", meta["pipeline"])
+
+
 # ----------------------------------------------------------------------------------------------- safetensors dtypes
 def make_dtypes():
     a = randn((3, 5), 40) * 100
@@ -933,6 +1033,6 @@ if __name__ == "__main__":
         f.write(f"torch {torch.__version__}\ndiffusers {diffusers.__version__}\ntransformers {transformers.__version__}\n"
                 f"Pillow {PIL.__version__}\nnumpy {np.__version__}\n")
     which = sys.argv[1:] or ["unets", "movqs", "priors", "clips", "schedulers", "samplers", "rng", "tokenizer", "images", "dtypes", "pipelines", "product", "sampler_pipelines", "outpaint", "formats",
-                             "default_model", "bf16_drift"]
+                             "default_model", "bf16_drift", "depth"]
     for w in which:
         globals()["make_" + w]()

@@ -48,17 +48,7 @@ public struct CLIPImageProcessor: Sendable {
         let (w, h) = rgb.width <= rgb.height ? (size, newLong) : (newLong, size)
         let resized = rgb.resized(width: w, height: h, filter: resample)
         let top = (h - cropSize) / 2, left = (w - cropSize) / 2
-        let out = Tensor(shape: [1, 3, cropSize, cropSize])
-        let plane = cropSize * cropSize
-        for y in 0..<cropSize {
-            for x in 0..<cropSize {
-                for c in 0..<3 {
-                    let v = Float(Double(resized[left + x, top + y, c]) * (1.0 / 255.0))
-                    out.data[c * plane + y * cropSize + x] = (v - mean[c]) / std[c]
-                }
-            }
-        }
-        return out
+        return resized.cropped(x: left, y: top, width: cropSize, height: cropSize).pixelValues(mean: mean, std: std)
     }
 }
 

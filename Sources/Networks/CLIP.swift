@@ -37,14 +37,8 @@ public struct CLIPConfig {
             maxPositions = try c.int("max_position_embeddings", default: 77, in: ConfigRange.size)
             eosTokenId = try c.int("eos_token_id", default: 2)
         }
-        // Training/initialisation settings and token ids used only by the tokenizer.
-        c.ignore(["attention_dropout", "dropout", "initializer_factor", "initializer_range", "bos_token_id", "pad_token_id",
-                  "architectures", "model_type", "torch_dtype", "dtype", "transformers_version", "projection_dim",
-                  "output_attentions", "output_hidden_states", "return_dict", "use_cache", "tie_word_embeddings",
-                  "chunk_size_feed_forward", "is_encoder_decoder", "id2label", "label2id", "problem_type",
-                  "tokenizer_class", "prefix", "bos_token_id", "eos_token_id", "sep_token_id", "decoder_start_token_id",
-                  "task_specific_params", "finetuning_task", "add_cross_attention", "tf_legacy_loss", "use_bfloat16",
-                  "pruned_heads", "torchscript", "is_decoder", "cross_attention_hidden_size", "name_or_path"])
+        // Training settings, metadata and token ids used only by the tokenizer.
+        TransformersConfig.ignoreBookkeeping(c)
         try c.finish()
     }
 }

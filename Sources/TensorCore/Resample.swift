@@ -66,3 +66,110 @@ public func avgPool2x2(_ x: Tensor) -> Tensor {
     }
     return out
 }
+
+/// How PyTorch's interpolation maps an output index to a source coordinate (ATen UpSample.h,
+/// `area_pixel_compute_scale` and `area_pixel_compute_source_index`), in float as its CPU kernels compute it.
+struct SourceCoordinates {
+    let scale: Float
+    let alignCorners: Bool
+    let cubic: Bool
+
+    init(input: Int, output: Int, alignCorners: Bool, cubic: Bool) {
+        if alignCorners {
+            scale = output > 1 ? Float(input - 1) / Float(output - 1) : 0
+        } else {
+            scale = Float(input) / Float(output)
+        }
+        self.alignCorners = alignCorners
+        self.cubic = cubic
+    }
+
+    func source(_ index: Int) -> Float {
+        if alignCorners { return scale * Float(index) }
+        let src = scale * (Float(index) + 0.5) - 0.5
+        // Linear modes clamp a negative coordinate to the first pixel; cubic keeps it (its taps are clamped instead).
+        return !cubic && src < 0 ? 0 : src
+    }
+}
+
+/// Per output index along one axis: the source indices (already clamped) and their weights.
+struct InterpolationTaps {
+    let taps: Int
+    var indices: [Int]
+    var weights: [Float]
+
+    /// F.interpolate(mode="bilinear"): two taps, the second clamped to the last pixel.
+    static func linear(input: Int, output: Int, alignCorners: Bool) -> InterpolationTaps {
+        let coordinates = SourceCoordinates(input: input, output: output, alignCorners: alignCorners, cubic: false)
+        var result = InterpolationTaps(taps: 2, indices: [], weights: [])
+        for index in 0..<output {
+            let real = coordinates.source(index)
+            let first = Int(real)
+            let second = first + (first < input - 1 ? 1 : 0)
+            let lambda = min(max(real - Float(first), 0), 1)
+            result.indices += [first, second]
+            result.weights += [1 - lambda, lambda]
+        }
+        return result
+    }
+
+    /// F.interpolate(mode="bicubic", align_corners=False): Keys' cubic convolution with A = -0.75 on four taps,
+    /// each clamped into the picture (ATen's `get_cubic_upsample_coefficients` and `upsample_get_value_bounded`).
+    static func cubic(input: Int, output: Int) -> InterpolationTaps {
+        let coordinates = SourceCoordinates(input: input, output: output, alignCorners: false, cubic: true)
+        let a: Float = -0.75
+        func near(_ x: Float) -> Float { ((a + 2) * x - (a + 3)) * x * x + 1 }
+        func far(_ x: Float) -> Float { ((a * x - 5 * a) * x + 8 * a) * x - 4 * a }
+        var result = InterpolationTaps(taps: 4, indices: [], weights: [])
+        for index in 0..<output {
+            let real = coordinates.source(index)
+            let first = min(Int(real.rounded(.down)), input - 1)
+            let t = min(max(real - Float(first), 0), 1)
+            result.weights += [far(t + 1), near(t), near(1 - t), far(2 - t)]
+            result.indices += (-1...2).map { min(max(first + $0, 0), input - 1) }
+        }
+        return result
+    }
+}
+
+/// F.interpolate(x, size=(height, width), mode="bilinear", align_corners=...) on a planar [B, C, H, W] map.
+public func interpolateBilinear(_ x: Tensor, height: Int, width: Int, alignCorners: Bool) -> Tensor {
+    let rows = InterpolationTaps.linear(input: x.dim(2), output: height, alignCorners: alignCorners)
+    let columns = InterpolationTaps.linear(input: x.dim(3), output: width, alignCorners: alignCorners)
+    return interpolateSeparable(x.planar(), rows: rows, columns: columns)
+}
+
+/// F.interpolate(x, size=(height, width), mode="bicubic", align_corners=False) on a planar [B, C, H, W] map.
+public func interpolateBicubic(_ x: Tensor, height: Int, width: Int) -> Tensor {
+    let rows = InterpolationTaps.cubic(input: x.dim(2), output: height)
+    let columns = InterpolationTaps.cubic(input: x.dim(3), output: width)
+    return interpolateSeparable(x.planar(), rows: rows, columns: columns)
+}
+
+/// Each output value sums its row taps of (its column taps of the input), in tap order, as ATen's generic
+/// upsampling kernel nests them (height outside, width inside).
+private func interpolateSeparable(_ x: Tensor, rows: InterpolationTaps, columns: InterpolationTaps) -> Tensor {
+    let (planes, inHeight, inWidth) = (x.dim(0) * x.dim(1), x.dim(2), x.dim(3))
+    let height = rows.indices.count / rows.taps, width = columns.indices.count / columns.taps
+    let out = Tensor(shape: [x.dim(0), x.dim(1), height, width])
+    parallelFor(planes * height, minPerThread: 16) { range in
+        for job in range {
+            let plane = job / height, oy = job % height
+            let source = x.data + plane * inHeight * inWidth
+            let destination = out.data + plane * height * width + oy * width
+            for ox in 0..<width {
+                var total: Float = 0
+                for ry in 0..<rows.taps {
+                    let line = source + rows.indices[oy * rows.taps + ry] * inWidth
+                    var along: Float = 0
+                    for rx in 0..<columns.taps {
+                        along += line[columns.indices[ox * columns.taps + rx]] * columns.weights[ox * columns.taps + rx]
+                    }
+                    total += along * rows.weights[oy * rows.taps + ry]
+                }
+                destination[ox] = total
+            }
+        }
+    }
+    return out
+}
