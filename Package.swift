@@ -14,7 +14,7 @@ let kernelFlags: [SwiftSetting] = []
 /// (and the stateless PluginSupport helpers), never the engine.
 let swiftPlugins = [("kandinsky_plugin_text2img", "Text2Img"), ("kandinsky_plugin_img2img", "Img2Img"),
                     ("kandinsky_plugin_inpaint", "Inpaint"), ("kandinsky_plugin_fusion", "Fusion"),
-                    ("kandinsky_plugin_controlnet_depth", "ControlNetDepth")]
+                    ("kandinsky_plugin_controlnet_depth", "ControlNetDepth"), ("kandinsky_plugin_depth", "Depth")]
 
 let package = Package(
     name: "kandinsky",

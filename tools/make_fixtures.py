@@ -671,7 +671,13 @@ def make_product():
               dict(plugin="fusion", seed=6, steps=3, guidance=1.0, prior_steps=2, prior_guidance=4.0, h=64, w=128, weights=[0.8, 0.2]),
               dict(plugin="controlnet-depth", prompt="a robot", seed=1, steps=3, guidance=4.0, prior_steps=2, prior_guidance=4.0, h=64, w=128),
               dict(plugin="controlnet-depth", prompt="a robot", seed=2, steps=6, guidance=4.0, prior_steps=2, prior_guidance=4.0, h=128, w=128,
-                   strength=0.5, init_image=True)]:
+                   strength=0.5, init_image=True),
+              # ControlNet from a photo, Ikomia's order: resize to the output size, transformers' depth-estimation
+              # pipeline (tiny random DPT / Depth Anything from `depth`), its 8-bit depth picture as the depth map.
+              dict(plugin="controlnet-depth", prompt="a robot", seed=11, steps=3, guidance=4.0, prior_steps=2, prior_guidance=4.0, h=64,
+                   w=128, photo=True, depth_model="depth_anything"),
+              dict(plugin="controlnet-depth", prompt="a tower", seed=12, steps=4, guidance=4.0, prior_steps=2, prior_guidance=4.0, h=128,
+                   w=128, photo=True, depth_model="dpt_project")]:
         k = len(cases)
         neg = c.get("negative_prompt")
         if c["plugin"] == "img2img":
@@ -687,7 +693,15 @@ def make_product():
         else:
             gen = g(c["seed"])
             pr = prior(c["prompt"], negative_prompt=neg, num_inference_steps=c["prior_steps"], generator=gen, guidance_scale=c["prior_guidance"])
-            hint = hint_of(depth, c["h"], c["w"])
+            if c.get("photo"):
+                import transformers as tf
+                from transformers.models.dpt.image_processing_pil_dpt import DPTImageProcessorPil
+                folder = os.path.join(models, c["depth_model"])
+                estimator = tf.pipeline("depth-estimation", model=folder,
+                                        image_processor=DPTImageProcessorPil.from_pretrained(folder))
+                hint = hint_of(estimator(picture.resize((c["w"], c["h"]), Image.BICUBIC))["depth"], c["h"], c["w"])
+            else:
+                hint = hint_of(depth, c["h"], c["w"])
             if c.get("init_image"):
                 pipe = KandinskyV22ControlnetImg2ImgPipeline(unet=cn_unet, scheduler=sched, movq=cn_movq)
                 img = pipe(image_embeds=pr.image_embeds, negative_image_embeds=pr.negative_image_embeds, image=picture, hint=hint,
@@ -1032,7 +1046,7 @@ if __name__ == "__main__":
     with open(os.path.join(OUT, "VERSIONS.txt"), "w") as f:
         f.write(f"torch {torch.__version__}\ndiffusers {diffusers.__version__}\ntransformers {transformers.__version__}\n"
                 f"Pillow {PIL.__version__}\nnumpy {np.__version__}\n")
-    which = sys.argv[1:] or ["unets", "movqs", "priors", "clips", "schedulers", "samplers", "rng", "tokenizer", "images", "dtypes", "pipelines", "product", "sampler_pipelines", "outpaint", "formats",
-                             "default_model", "bf16_drift", "depth"]
+    which = sys.argv[1:] or ["unets", "movqs", "priors", "clips", "schedulers", "samplers", "rng", "tokenizer", "images", "dtypes", "depth", "pipelines", "product", "sampler_pipelines", "outpaint", "formats",
+                             "default_model", "bf16_drift"]
     for w in which:
         globals()["make_" + w]()

@@ -20,7 +20,9 @@ import sys
 import torch
 from safetensors.torch import save_file
 from diffusers import PriorTransformer, UNet2DConditionModel, VQModel
-from transformers import CLIPTextConfig, CLIPTextModelWithProjection, CLIPVisionConfig, CLIPVisionModelWithProjection
+from transformers import (CLIPTextConfig, CLIPTextModelWithProjection, CLIPVisionConfig, CLIPVisionModelWithProjection,
+                          DepthAnythingConfig, DepthAnythingForDepthEstimation, Dinov2Config, DPTConfig,
+                          DPTForDepthEstimation)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEYS = os.path.join(ROOT, "tools", "keys")
@@ -47,6 +49,17 @@ TEXT = dict(attention_dropout=0.0, bos_token_id=0, dropout=0.0, eos_token_id=2, 
 VISION = dict(attention_dropout=0.0, dropout=0.0, hidden_act="gelu", hidden_size=1664, image_size=224, intermediate_size=8192, layer_norm_eps=1e-5,
               num_attention_heads=16, num_channels=3, num_hidden_layers=48, patch_size=14, projection_dim=1280)
 
+# Intel/dpt-large (ViT-L/16 at 384) and depth-anything/Depth-Anything-V2-Small-hf (DINOv2 ViT-S/14, stages 3, 6,
+# 9, 12), as their config.json files on the Hub state them.
+DPT_LARGE = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096, image_size=384,
+                 patch_size=16, backbone_out_indices=[5, 11, 17, 23], neck_hidden_sizes=[256, 512, 1024, 1024],
+                 fusion_hidden_size=256, readout_type="project", reassemble_factors=[4, 2, 1, 0.5], layer_norm_eps=1e-12)
+DEPTH_ANYTHING_V2_SMALL = dict(reassemble_hidden_size=384, neck_hidden_sizes=[48, 96, 192, 384], fusion_hidden_size=64,
+                               head_hidden_size=32, patch_size=14, reassemble_factors=[4, 2, 1, 0.5],
+                               depth_estimation_type="relative", max_depth=1)
+DINOV2_SMALL = dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, mlp_ratio=4, image_size=518, patch_size=14,
+                    out_indices=[3, 6, 9, 12], reshape_hidden_states=False, apply_layernorm=True, layerscale_value=1.0)
+
 
 def randn(shape, seed):
     return torch.randn(shape, generator=torch.Generator().manual_seed(seed))
@@ -60,6 +73,11 @@ def build(name):
                                                               "unet_controlnet": "keys_cn"}[name]
     if name == "movq":
         return VQModel(**MOVQ), "keys_movq"
+    if name == "dpt_large":
+        return DPTForDepthEstimation(DPTConfig(**DPT_LARGE)), None
+    if name == "depth_anything_v2_small":
+        config = DepthAnythingConfig(backbone_config=Dinov2Config(**DINOV2_SMALL), **DEPTH_ANYTHING_V2_SMALL)
+        return DepthAnythingForDepthEstimation(config), None
     if name == "prior":
         return PriorTransformer(**PRIOR), "keys_prior"
     if name == "text_encoder":
@@ -68,6 +86,8 @@ def build(name):
 
 
 def check_keys(model, keyfile):
+    if keyfile is None:  # no published key dump for the depth models: their layout is transformers' own
+        return len(model.state_dict())
     want = {}
     for line in open(os.path.join(KEYS, keyfile + ".txt")):
         m = re.match(r"^(\S+) \(([\d, ]*)\)", line)
@@ -87,6 +107,12 @@ def run(name, model):
         if name == "unet_controlnet":
             io["hint"] = kw["hint"] = torch.rand((2, 3, 64, 64), generator=torch.Generator().manual_seed(3))
         io["out_t500"] = model(io["sample"], torch.tensor(500), encoder_hidden_states=None, added_cond_kwargs=kw).sample
+    elif name == "dpt_large":
+        io = {"pixel_values": randn((1, 3, 384, 384), 13)}
+        io["predicted_depth"] = model(pixel_values=io["pixel_values"]).predicted_depth
+    elif name == "depth_anything_v2_small":
+        io = {"pixel_values": randn((1, 3, 266, 350), 14)}  # off the trained grid: bicubic position embeddings
+        io["predicted_depth"] = model(pixel_values=io["pixel_values"]).predicted_depth
     elif name == "movq":
         io = {"image": torch.rand((1, 3, 64, 64), generator=torch.Generator().manual_seed(6)) * 2 - 1, "z": randn((1, 4, 8, 8), 7)}
         io["latents"] = model.encode(io["image"]).latents
@@ -154,7 +180,8 @@ def main():
     out = sys.argv[1]
     if sys.argv[2:] == ["pipelines"]:
         return assemble_pipelines(out)
-    names = sys.argv[2:] or ["movq", "unet_decoder", "unet_inpaint", "unet_controlnet", "prior", "text_encoder", "image_encoder"]
+    names = sys.argv[2:] or ["movq", "unet_decoder", "unet_inpaint", "unet_controlnet", "prior", "text_encoder", "image_encoder",
+                             "dpt_large", "depth_anything_v2_small"]
     for name in names:
         torch.manual_seed(0)
         model, keyfile = build(name)
@@ -169,7 +196,8 @@ def main():
         io = run(name, model)
         save_file({k: v.contiguous().float() for k, v in io.items()}, os.path.join(path, "reference_io.safetensors"))
         params = sum(p.numel() for p in model.parameters())
-        print(f"{name}: {n} tensors match tools/keys/{keyfile}.txt, {params / 1e6:.1f}M parameters, saved fp16 to {path}", flush=True)
+        checked = f"match tools/keys/{keyfile}.txt" if keyfile else "(transformers' own layout)"
+        print(f"{name}: {n} tensors {checked}, {params / 1e6:.1f}M parameters, saved fp16 to {path}", flush=True)
         del model
         gc.collect()
 

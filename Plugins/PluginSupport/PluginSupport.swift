@@ -89,6 +89,11 @@ public enum CommonParams {
         "mask_blur", KD_PARAM_INT,
         help: "keep_unmasked: the seam's width in pixels, inside the repainted region (0 = a hard edge)",
         min: 0, max: 256, default: "4")
+    public static let depthModel = ParamDecl(
+        "depth_model_name", KD_PARAM_STRING,
+        help: "depth estimator for a photo: a transformers DPT or Depth Anything folder or hub id in the local "
+            + "Hugging Face cache (Ikomia uses Intel/dpt-large); default: the embedded set's",
+        flags: UInt32(KD_PARAM_OPTIONAL | KD_PARAM_MODEL))
     public static let generation = [
         prompt, negativePrompt, priorSteps, priorGuidance, steps, guidance, scheduler, seed, width,
         height, model, priorModel,
@@ -682,9 +687,10 @@ public final class Request {
         return out
     }
 
-    /// The run's output image, width x height RGB, host-owned.
-    public func allocateOutput(width: Int, height: Int) throws -> UnsafeMutablePointer<kd_image_t> {
-        guard let out = ctx.pointee.allocate_output?(ctx, Int32(width), Int32(height), 3), out.pointee.data != nil
+    /// The run's output image, width x height with `channels` (RGB unless said), host-owned.
+    public func allocateOutput(width: Int, height: Int, channels: Int = 3) throws -> UnsafeMutablePointer<kd_image_t> {
+        guard let out = ctx.pointee.allocate_output?(ctx, Int32(width), Int32(height), Int32(channels)),
+            out.pointee.data != nil
         else {
             throw PluginFailure("cannot allocate a \(width)x\(height) output", status: Int32(KD_ERR_OUT_OF_MEMORY))
         }
@@ -748,6 +754,29 @@ public final class Request {
     ) throws {
         try require(\.inpaint_composite, minor: "1.2", for: "keep_unmasked")
         try check(s.inpaint_composite(picture, original, keep.raw, Int32(blur)), "inpaint_composite")
+    }
+
+    // MARK: depth estimation (ABI 1.3)
+
+    /// The depth estimator named by depth_model_name, or the default set's.
+    public func depthEstimator() throws -> OpaquePointer {
+        try require(\.depth_estimate, minor: "1.3", for: "depth estimation from a picture")
+        return try model(kind: "depth", reference: string("depth_model_name"))
+    }
+
+    /// transformers' depth-estimation pipeline on `image` (depth_estimate): `body` sees the 8-bit one-channel depth
+    /// picture at the image's size (near = bright), which is freed afterwards.
+    public func estimatedDepth<T>(
+        _ image: UnsafePointer<kd_image_t>, estimator: OpaquePointer, _ body: (kd_image_t) throws -> T
+    ) throws -> T {
+        var picture: UnsafeMutablePointer<kd_image_t>?
+        try check(
+            s.depth_estimate(ctx, estimator, image, nil, &picture),
+            "depth estimation of the \(image.pointee.width)x\(image.pointee.height) picture",
+            reportedThroughContext: true)
+        guard let picture else { throw PluginFailure("depth_estimate returned no picture") }
+        defer { s.image_release(picture) }
+        return try body(picture.pointee)
     }
 
     /// The run's one generator, seeded with the resolved seed.

@@ -54,6 +54,8 @@ enum Defaults {
         "inpaint": pick("KANDINSKY_DECODER_INPAINT", "inpaint", hubId: "kandinsky-community/kandinsky-2-2-decoder-inpaint"),
         "controlnet": pick("KANDINSKY_DECODER_CONTROLNET", "controlnet", hubId: "kandinsky-community/kandinsky-2-2-controlnet-depth"),
     ]
+    /// Ikomia's depth estimator when the embedded set is missing.
+    static let depthEstimator = pick("KANDINSKY_DEPTH_MODEL", "depth", hubId: "Intel/dpt-large")
 }
 
 /// One line to stderr, for warnings and errors.
@@ -119,7 +121,9 @@ func startHost(precision: Precision = .fp32, skipping: Set<String> = [], willLoa
     registry.load(directories: PluginRegistry.searchPath(), skipping: skipping, willLoad: willLoad, didLoad: didLoad)
     for w in registry.warnings { report("warning: \(w)") }
     if ServerABI.server == nil {
-        ServerABI.server = ModelServer(defaultPrior: Defaults.prior, defaultDecoders: Defaults.decoders, precision: precision)
+        ServerABI.server = ModelServer(
+            defaultPrior: Defaults.prior, defaultDecoders: Defaults.decoders,
+            defaultDepthEstimator: Defaults.depthEstimator, precision: precision)
     }
     return registry
 }

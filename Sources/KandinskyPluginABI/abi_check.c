@@ -117,7 +117,7 @@ _Static_assert(offsetof(kd_sampler_args_t, struct_size) == 0, "kd_sampler_args_t
 _Static_assert(offsetof(kd_sampler_args_t, scheduler) == 8, "kd_sampler_args_t.scheduler offset");
 _Static_assert(offsetof(kd_sampler_args_t, steps) == 16, "kd_sampler_args_t.steps offset");
 _Static_assert(offsetof(kd_sampler_args_t, strength) == 24, "kd_sampler_args_t.strength offset");
-_Static_assert(sizeof(kd_model_server_t) == 240, "kd_model_server_t size");
+_Static_assert(sizeof(kd_model_server_t) == 248, "kd_model_server_t size");
 _Static_assert(offsetof(kd_model_server_t, struct_size) == 0, "kd_model_server_t.struct_size offset");
 _Static_assert(offsetof(kd_model_server_t, tensor_create) == 8, "kd_model_server_t.tensor_create offset");
 _Static_assert(offsetof(kd_model_server_t, tensor_release) == 16, "kd_model_server_t.tensor_release offset");
@@ -150,5 +150,7 @@ _Static_assert(offsetof(kd_model_server_t, inpaint_crop_box) == 224, "kd_model_s
 _Static_assert(offsetof(kd_model_server_t, inpaint_composite) == 232, "kd_model_server_t.inpaint_composite offset");
 _Static_assert(KD_MODEL_SERVER_SIZE_1_0 == 168, "1.0 model server table size");
 _Static_assert(KD_MODEL_SERVER_SIZE_1_1 == 216, "1.1 model server table size");
+_Static_assert(KD_MODEL_SERVER_SIZE_1_2 == 240, "1.2 model server table size");
+_Static_assert(offsetof(kd_model_server_t, depth_estimate) == 240, "kd_model_server_t.depth_estimate offset");
 _Static_assert(KD_DENOISE_ARGS_SIZE_1_0 == 96, "1.0 denoise arguments size");
 #endif

@@ -3,9 +3,11 @@
 import Foundation
 
 public enum DefaultModelSet {
-    /// The folder of each part inside the set: the prior pipeline and one decoder pipeline per decoder kind.
+    /// The folder of each part inside the set: the prior pipeline, one decoder pipeline per decoder kind, and the
+    /// depth estimator (a transformers model folder).
     public static let parts: KeyValuePairs<String, String> = [
         "prior": "prior", "text2img": "decoder", "inpaint": "decoder-inpaint", "controlnet": "controlnet-depth",
+        "depth": "depth",
     ]
 
     /// Where the set may be, in order: $KANDINSKY_DEFAULT_MODELS; `share/kandinsky/models/default` beside an
@@ -26,15 +28,20 @@ public enum DefaultModelSet {
         return found
     }
 
-    /// The first candidate holding every part's `model_index.json`, or nil.
+    /// The first candidate holding every part (a diffusers `model_index.json` or a transformers `config.json`), or
+    /// nil.
     public static func locate(executable: URL? = Bundle.main.executableURL,
                               environment env: [String: String] = ProcessInfo.processInfo.environment) -> String? {
         candidates(executable: executable, environment: env).first { root in
-            parts.allSatisfy { FileManager.default.fileExists(atPath: root + "/" + $0.value + "/model_index.json") }
+            parts.allSatisfy { part in
+                ["model_index.json", "config.json"].contains {
+                    FileManager.default.fileExists(atPath: root + "/" + part.value + "/" + $0)
+                }
+            }
         }
     }
 
-    /// The folder of `part` ("prior", "text2img", "inpaint", "controlnet") inside the set at `root`.
+    /// The folder of `part` ("prior", "text2img", "inpaint", "controlnet", "depth") inside the set at `root`.
     public static func folder(_ part: String, in root: String) -> String? {
         parts.first { $0.key == part }.map { root + "/" + $0.value }
     }

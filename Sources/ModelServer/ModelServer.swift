@@ -78,16 +78,31 @@ public final class LoadedDecoder {
     }
 }
 
+/// A depth estimator folder (transformers DPT or Depth Anything) and its pipeline.
+public final class LoadedDepthEstimator {
+    public let folder: String
+    public let pipeline: DepthEstimationPipeline
+    public let bytes: Int
+    init(_ folder: String, precision: Precision) throws {
+        self.folder = folder
+        pipeline = try DepthEstimationPipeline(folder: folder, precision: precision)
+        bytes = float32Bytes(folder: folder)
+    }
+}
+
 public final class ModelServer: @unchecked Sendable {
     public let defaultPrior: String
     public let defaultDecoders: [String: String]
+    /// The depth estimator of `controlnet-depth --image` and the depth plugin when a task names none.
+    public let defaultDepthEstimator: String
     /// The precision every model of this server computes in (fp32 is the parity mode).
     public let precision: Precision
     private var priors: [String: LoadedPrior] = [:]
     private var decoders: [String: LoadedDecoder] = [:]
+    private var depthEstimators: [String: LoadedDepthEstimator] = [:]
     /// Guards every field below and the caches above.
     private let lock = NSLock()
-    private var priorLoadCount = 0, decoderLoadCount = 0
+    private var priorLoadCount = 0, decoderLoadCount = 0, depthLoadCount = 0
     private var loadObserver: ((String) -> Void)?
     private var memoryBudget: Int?
     /// Folders in order of last use, oldest first.
@@ -99,9 +114,11 @@ public final class ModelServer: @unchecked Sendable {
 
     /// - defaultDecoders: the decoder to use per kind ("text2img", "inpaint", "controlnet") when a task names none.
     /// - precision: see `Precision`; front ends resolve the user's "auto" with `Precision(choice:)`.
-    public init(defaultPrior: String, defaultDecoders: [String: String], precision: Precision = .fp32) {
+    public init(defaultPrior: String, defaultDecoders: [String: String], defaultDepthEstimator: String = "",
+                precision: Precision = .fp32) {
         self.defaultPrior = defaultPrior
         self.defaultDecoders = defaultDecoders
+        self.defaultDepthEstimator = defaultDepthEstimator
         self.precision = precision
     }
 
@@ -134,6 +151,14 @@ public final class ModelServer: @unchecked Sendable {
             reference.flatMap { $0.isEmpty ? nil : $0 } ?? defaultDecoders[kind] ?? defaultDecoders["text2img"] ?? ""
         return try loadOnce(try ModelResolver.resolve(ref), \.decoders, \.decoderLoadCount, label: "decoder") {
             try LoadedDecoder($0, precision: precision)
+        }
+    }
+
+    public func depthEstimator(_ reference: String?) throws -> LoadedDepthEstimator {
+        let ref = reference.flatMap { $0.isEmpty ? nil : $0 } ?? defaultDepthEstimator
+        guard !ref.isEmpty else { throw ModelError.wrongKind("depth estimator", "none named and no default set") }
+        return try loadOnce(try ModelResolver.resolve(ref), \.depthEstimators, \.depthLoadCount, label: "depth") {
+            try LoadedDepthEstimator($0, precision: precision)
         }
     }
 
@@ -177,6 +202,7 @@ public final class ModelServer: @unchecked Sendable {
         defer { lock.unlock() }
         guard let budget = memoryBudget else { return }
         var total = priors.values.reduce(0) { $0 + $1.bytes } + decoders.values.reduce(0) { $0 + $1.bytes }
+            + depthEstimators.values.reduce(0) { $0 + $1.bytes }
         while total > budget, let oldest = lastUse.first {
             lastUse.removeFirst()
             if let p = priors.removeValue(forKey: oldest) {
@@ -188,6 +214,11 @@ public final class ModelServer: @unchecked Sendable {
                 total -= d.bytes
                 retire(d)
                 loadObserver?("dropped decoder \(oldest) (--max-memory)")
+            }
+            if let e = depthEstimators.removeValue(forKey: oldest) {
+                total -= e.bytes
+                retire(e)
+                loadObserver?("dropped depth estimator \(oldest) (--max-memory)")
             }
         }
     }

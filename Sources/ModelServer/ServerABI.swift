@@ -175,8 +175,9 @@ public enum ServerABI {
     static func loadModel(_ server: ModelServer?, kind: String, reference: String?) throws -> AnyObject {
         guard let server else { throw ModelError.wrongKind("model server", "not started") }
         if kind == "prior" { return try server.prior(reference) }
+        if kind == "depth" { return try server.depthEstimator(reference) }
         guard ["text2img", "inpaint", "controlnet"].contains(kind) else {
-            throw ModelError.wrongKind("model kind", "'\(kind)' (use prior, text2img, inpaint or controlnet)")
+            throw ModelError.wrongKind("model kind", "'\(kind)' (use prior, text2img, inpaint, controlnet or depth)")
         }
         return try server.decoder(reference, kind: kind)
     }
@@ -421,6 +422,22 @@ public enum ServerABI {
                 }
             }
             return ServerABI.ok
+        }
+        t.depth_estimate = { ctx, estimator, image, depthOut, pictureOut in
+            guard let estimator = ServerABI.model(estimator) as? LoadedDepthEstimator, let image,
+                let picture = ServerABI.pixelImage(image), depthOut != nil || pictureOut != nil
+            else { return ServerABI.fail(ctx, "depth_estimate: not a depth estimator, or no image", ServerABI.invalid) }
+            let report = ServerABI.progress(ctx, stage: "depth")
+            if let report, !report(0, 1) { return Int32(KD_CANCELLED) }
+            do {
+                let result = try estimator.pipeline(picture)
+                _ = report?(1, 1)
+                depthOut?.pointee = ServerABI.handOver(result.depth.reshaped([1, 1, picture.height, picture.width]))
+                pictureOut?.pointee = ServerABI.cImage(result.picture)
+                return ServerABI.ok
+            } catch {
+                return ServerABI.fail(ctx, "depth estimation with \(estimator.folder): \(error)")
+            }
         }
         return t
     }

@@ -59,4 +59,13 @@ final class RealSizeTests: XCTestCase {
         let model = try CLIPVisionModelWithProjection(folder: dir, variant: "fp16")
         assertClose(model(io["pixel_values"]!), io["image_embeds"]!, "image_embeds")
     }
+
+    func checkDepth(_ name: String) throws {
+        let (dir, io) = try folder(name)
+        let model = try loadDepthEstimationModel(folder: dir, variant: "fp16")
+        assertClose(model(io["pixel_values"]!), io["predicted_depth"]!, "\(name) predicted_depth")
+    }
+
+    func testDPTLarge() throws { try checkDepth("dpt_large") }
+    func testDepthAnythingV2Small() throws { try checkDepth("depth_anything_v2_small") }
 }

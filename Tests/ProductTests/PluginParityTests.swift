@@ -29,6 +29,7 @@ final class PluginParityTests: XCTestCase {
         if let n = c["negative_prompt"] as? String { params["negative_prompt"] = n }
         if let s = c["strength"] { params["strength"] = "\(s)" }
         if let s = c["scheduler"] as? String { params["scheduler"] = s }
+        if let d = c["depth_model"] as? String { params["depth_model_name"] = Product.model(d) }
         if let w = c["weights"] as? [Double] {
             params["weights"] = "[" + w.map { "\($0)" }.joined(separator: ", ") + "]"
         }
@@ -74,9 +75,12 @@ final class PluginParityTests: XCTestCase {
     func testFusionMatchesInterpolate() throws {
         try check("fusion", decoder: "pipe_decoder") { _ in ["image1": "picture.png", "image2": "picture2.png"] }
     }
+    /// A depth map, a depth map with an init image, and a photo alone: diffusers' ControlNet pipeline fed with
+    /// transformers' depth-estimation pipeline on the photo resized to the output (Ikomia's order).
     func testControlNetDepthMatchesDiffusers() throws {
         try check("controlnet-depth", decoder: "pipe_controlnet") { c in
-            c["init_image"] != nil ? ["depth": "depth.png", "image": "picture.png"] : ["depth": "depth.png"]
+            if c["photo"] != nil { return ["image": "picture.png"] }
+            return c["init_image"] != nil ? ["depth": "depth.png", "image": "picture.png"] : ["depth": "depth.png"]
         }
     }
 

@@ -1,4 +1,4 @@
-/* kandinsky_plugin.h -- the one contract between the kandinsky host and its variant plugins (ABI 1.2).
+/* kandinsky_plugin.h -- the one contract between the kandinsky host and its variant plugins (ABI 1.3).
  *
  * A plugin is a shared library exporting `kandinsky_plugin_entry`. The host dlopens it, checks `abi.major`, calls
  * `init` once with the host interface, lists its plugins through `plugin_count`/`plugin_descriptor`, and calls
@@ -44,7 +44,7 @@ typedef struct kd_version {
 } kd_version_t;
 
 #define KD_ABI_MAJOR 1u
-#define KD_ABI_MINOR 2u
+#define KD_ABI_MINOR 3u
 /* A host loads a plugin whose abi.major equals its own, whatever its abi.minor: a plugin of a newer minor finds
  * the host's older tables shorter (KD_STRUCT_HAS), and a host reads a newer plugin's structs up to its own size. */
 
@@ -308,8 +308,9 @@ typedef struct kd_model_server {
 
     /* ---- 1.1: check KD_STRUCT_HAS(server, kd_model_server_t, <function>) before calling any of these. */
     /* Models for one run: the same models as prior()/decoder() (kind "prior", "text2img", "inpaint" or
-     * "controlnet"), reached through ctx->host->host_data, and held for the run: the handle stays valid until
-     * run() returns even if another task trims memory. On failure returns NULL after ctx->set_error. */
+     * "controlnet"; a 1.3 host also "depth", see depth_estimate), reached through ctx->host->host_data, and held
+     * for the run: the handle stays valid until run() returns even if another task trims memory. On failure
+     * returns NULL after ctx->set_error. */
     kd_model_t *(*load_model)(const kd_run_context_t *ctx, const char *kind, const char *reference);
     /* One run's sampler on `decoder`: the scheduler of args->scheduler configured from the decoder's scheduler
      * config as diffusers' from_config does, and the run's timesteps (cut by args->strength). Immutable: pass it to
@@ -348,10 +349,21 @@ typedef struct kd_model_server {
      * generated picture's weight rises over `blur` pixels (0 to 4096) into the repaint region to 1. */
     kd_status (*inpaint_composite)(kd_image_t *picture, const kd_image_t *original, const kd_tensor_t *keep,
                                    int32_t blur);
+
+    /* ---- 1.3: depth estimation (docs/depth.md). Check KD_STRUCT_HAS(server, kd_model_server_t, depth_estimate).
+     * The estimator comes from load_model(ctx, "depth", reference): a transformers DPTForDepthEstimation or
+     * DepthAnythingForDepthEstimation folder or hub id; NULL or "" = the default set's. */
+    /* transformers' depth-estimation pipeline on `image` (any size, 1, 3 or 4 channels, converted as Pillow's
+     * convert("RGB"); borrowed): *depth [1, 1, H, W] the post-processed predicted depth at the image's size (larger
+     * = nearer; plugin-owned: tensor_release) and *picture the pipeline's 8-bit one-channel depth picture, 0 at
+     * the farthest point and 255 at the nearest (plugin-owned: image_release). Either output pointer may be NULL
+     * when the caller does not want it. Reports progress through ctx as stage "depth". [run] */
+    kd_status (*depth_estimate)(const kd_run_context_t *ctx, kd_model_t *estimator, const kd_image_t *image,
+                                kd_tensor_t **depth, kd_image_t **picture);
 } kd_model_server_t;
 
 /* ---------------------------------------------------------------------------------------------- 1.0 sizes */
-/* The struct_size of each struct as ABI 1.0 defined it: the least a 1.1 or 1.2 reader accepts. */
+/* The struct_size of each struct as ABI 1.0 defined it: the least a 1.1, 1.2 or 1.3 reader accepts. */
 #define KD_VERSION_SIZE_1_0 ((uint32_t)sizeof(kd_version_t))
 #define KD_IMAGE_SIZE_1_0 KD_SIZE_THROUGH(kd_image_t, data)
 #define KD_PARAM_DESC_SIZE_1_0 KD_SIZE_THROUGH(kd_param_desc_t, default_value)
@@ -369,6 +381,8 @@ typedef struct kd_model_server {
 #define KD_SAMPLER_ARGS_SIZE_1_1 KD_SIZE_THROUGH(kd_sampler_args_t, strength)
 /* The model server table as a 1.1 host states it (1.2 grew it by the mask functions). */
 #define KD_MODEL_SERVER_SIZE_1_1 KD_SIZE_THROUGH(kd_model_server_t, inpaint_condition)
+/* ... and as a 1.2 host states it (1.3 grew it by depth_estimate). */
+#define KD_MODEL_SERVER_SIZE_1_2 KD_SIZE_THROUGH(kd_model_server_t, inpaint_composite)
 
 #ifdef __cplusplus
 }
