@@ -12,7 +12,7 @@ g=docs/gallery
 mkdir -p "$g" && rm -f "$g"/default-*.png
 # The sections after the first table (the samplers, from bench/samplers.sh) are kept as they are.
 rest=$(sed -n '/^## /,$p' docs/gallery.md 2>/dev/null || true)
-cp samples/scenes/{inpaint-image,inpaint-mask,inpaint-large-image,inpaint-large-mask,fusion-1,fusion-2,depth-upper-left,depth-lower-right}.png samples/out/default-*.png "$g"/
+cp samples/scenes/{inpaint-image,inpaint-mask,inpaint-large-image,inpaint-large-mask,fusion-1,fusion-2,depth-upper-left,depth-lower-right,photo}.png samples/out/default-*.png "$g"/
 img() { echo -n "<img src=\"gallery/$1\" width=\"${2:-128}\" alt=\"$1\">"; }
 {
   echo "# Gallery: the embedded default model"
@@ -35,6 +35,7 @@ img() { echo -n "<img src=\"gallery/$1\" width=\"${2:-128}\" alt=\"$1\">"; }
   echo "| fusion, weights [1, 0] / [0.5, 0.5] / [0, 1] | $(img fusion-1.png) $(img fusion-2.png) | $(img default-fusion-0.png) $(img default-fusion-50.png) $(img default-fusion-100.png) |"
   echo "| controlnet-depth \"a red circle on a blue background\" (near = bright) | $(img depth-upper-left.png) | $(img default-controlnet-upper-left.png) |"
   echo "| controlnet-depth, same prompt and seed | $(img depth-lower-right.png) | $(img default-controlnet-lower-right.png) |"
+  echo "| controlnet-depth from a picture: depth estimated by the embedded depth model (\`kandinsky run depth\`, middle), then the same prompt and seed | $(img photo.png) $(img default-depth-photo.png) | $(img default-controlnet-photo.png) |"
   echo "| outpaint \"a white square on a green background\", border 16 | $(img inpaint-image.png) | $(img default-outpaint.png) |"
   if [ -n "$rest" ]; then echo; echo "$rest"; fi
 } > docs/gallery.md

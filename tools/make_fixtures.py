@@ -1017,6 +1017,8 @@ def make_depth():
         meta["processor"].append(3)
     for name, picture in [("depth_anything", "depth-upper-left.png"), ("dpt_project", "heldout.png")]:
         image = Image.open(os.path.join(ROOT, "samples", "scenes", picture)).convert("RGB").resize((45, 37))
+        os.makedirs(os.path.join(OUT, "inputs"), exist_ok=True)
+        image.save(os.path.join(OUT, "inputs", f"depth_photo_{name}.png"))  # the depth plugin's input, as a file
         path = os.path.join(OUT, "models", name)
         estimator = tf.pipeline("depth-estimation", model=path, image_processor=DPTImageProcessorPil.from_pretrained(path))
         inputs = estimator.image_processor(images=image, return_tensors="pt")

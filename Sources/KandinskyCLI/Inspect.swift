@@ -17,7 +17,9 @@ struct Inspect: ParsableCommand {
             print("Compute: --precision auto runs \(auto.rawValue) here; \(ComputeBackend.summary)\n")
             print("Default models (" + (Defaults.embedded.map { "embedded set \($0)" } ?? "no embedded set found; searched "
                   + DefaultModelSet.candidates(executable: Bundle.main.executableURL).joined(separator: ", ")) + "):")
-            for (kind, ref) in [("prior", Defaults.prior)] + Defaults.decoders.sorted(by: { $0.key < $1.key }) {
+            let models = [("prior", Defaults.prior)] + Defaults.decoders.sorted(by: { $0.key < $1.key })
+                + [("depth", Defaults.depthEstimator)]
+            for (kind, ref) in models {
                 print("\n[\(kind)]")
                 do { try show(ref) } catch { print("  \(error)") }
             }
@@ -30,13 +32,20 @@ struct Inspect: ParsableCommand {
         let folder = try ModelResolver.resolve(model)
         print("\(model) -> \(folder)")
         let fm = FileManager.default
-        let components = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).sorted().filter { c in
+        var components = ((try? fm.contentsOfDirectory(atPath: folder)) ?? []).sorted().filter { c in
             var d: ObjCBool = false
             return fm.fileExists(atPath: (folder as NSString).appendingPathComponent(c), isDirectory: &d) && d.boolValue
         }
-        if components.isEmpty { throw CLIError("\(folder): no component folders (not a diffusers pipeline folder)") }
-        for c in components {
-            let dir = (folder as NSString).appendingPathComponent(c)
+        // A transformers model folder (the depth estimator) is its own one component.
+        if components.isEmpty && fm.fileExists(atPath: (folder as NSString).appendingPathComponent("config.json")) {
+            components = [""]
+        }
+        if components.isEmpty {
+            throw CLIError("\(folder): no component folders and no config.json (not a diffusers or transformers model)")
+        }
+        for component in components {
+            let c = component.isEmpty ? "model" : component
+            let dir = component.isEmpty ? folder : (folder as NSString).appendingPathComponent(component)
             let cfgName = ["config.json", "scheduler_config.json", "preprocessor_config.json", "tokenizer_config.json"]
                 .first { fm.fileExists(atPath: (dir as NSString).appendingPathComponent($0)) }
             var cls = ""

@@ -16,6 +16,10 @@ public protocol DepthEstimationModel: AnyObject {
 public func loadDepthEstimationModel(folder: String, variant: String? = nil,
                                      precision: Precision = .fp32) throws -> DepthEstimationModel {
     let path = (folder as NSString).appendingPathComponent("config.json")
+    guard FileManager.default.fileExists(atPath: path) else {
+        throw CheckpointError.badConfig(
+            path: folder, reason: "not a transformers depth model (no config.json; a diffusers pipeline folder?)")
+    }
     let modelType = try ConfigReader(path: path).string("model_type", default: nil)
     switch modelType {
     case "dpt": return try DPTForDepthEstimation(folder: folder, variant: variant, precision: precision)

@@ -56,6 +56,16 @@ enum Host11 {
     }
 }
 
+/// A host speaking ABI 1.2: the table ends with inpaint_composite (no depth_estimate).
+enum Host12 {
+    nonisolated(unsafe) static let table = olderTable(
+        size: VersionedStruct.sizeThrough(\kd_model_server_t.inpaint_composite))
+    static let host = olderHost(minor: 2, hostData: ServerABI.processHost.pointee.host_data) { _, id in
+        guard let id, String(cString: id) == KD_EXT_MODEL_SERVER else { return nil }
+        return UnsafeRawPointer(Host12.table)
+    }
+}
+
 final class ABICompatibilityTests: XCTestCase {
     let outpaintParams = [
         "prompt": "a field", "border": "20", "seed": "3", "num_inference_steps": "3", "prior_num_inference_steps": "2",
@@ -172,5 +182,22 @@ final class ABICompatibilityTests: XCTestCase {
         XCTAssertThrowsError(try run(host11, "inpaint", params, inputs: inputs)) { e in
             XCTAssertTrue("\(e)".contains("needs a host whose model server speaks ABI 1.2"), "\(e)")
         }
+    }
+
+    /// Depth from a picture needs 1.3's depth_estimate; a depth map alone still runs on a 1.2 host.
+    func testControlNetFromAPhotoOnA12HostRefusesTheDepthItLacks() throws {
+        try Product.requirePlugins()
+        let host12 = try shippedCopy("controlnet_depth", on: Host12.host)
+        let params = [
+            "prompt": "a robot", "seed": "1", "num_inference_steps": "2", "prior_num_inference_steps": "2",
+            "model_name": Product.model("pipe_controlnet"), "prior_model_name": Product.model("pipe_prior"),
+            "depth_model_name": Product.model("depth_anything"),
+        ]
+        let photo = ["image": try ImageFiles.read(Product.input("picture.png"))]
+        XCTAssertThrowsError(try run(host12, "controlnet-depth", params, inputs: photo)) { e in
+            XCTAssertTrue("\(e)".contains("needs a host whose model server speaks ABI 1.3"), "\(e)")
+        }
+        let depth = ["depth": try ImageFiles.read(Product.input("depth.png"))]
+        XCTAssertNoThrow(try run(host12, "controlnet-depth", params, inputs: depth))
     }
 }

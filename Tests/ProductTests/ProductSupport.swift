@@ -39,7 +39,7 @@ enum Product {
             defaultDecoders: [
                 "text2img": model("pipe_decoder"), "inpaint": model("pipe_inpaint"),
                 "controlnet": model("pipe_controlnet"),
-            ])
+            ], defaultDepthEstimator: model("depth_anything"))
         return r
     }()
 
@@ -108,6 +108,7 @@ enum Product {
         let fixtureModels = [
             "KANDINSKY_PRIOR": "pipe_prior", "KANDINSKY_DECODER": "pipe_decoder",
             "KANDINSKY_DECODER_INPAINT": "pipe_inpaint", "KANDINSKY_DECODER_CONTROLNET": "pipe_controlnet",
+            "KANDINSKY_DEPTH_MODEL": "depth_anything",
         ]
         for (variable, name) in fixtureModels { env[variable] = defaultModels ? nil : model(name) }
         if defaultModels { env["KANDINSKY_DEFAULT_MODELS"] = nil }

@@ -15,4 +15,5 @@ pair() { "$PY" $1 >> "$(log $2)" 2>&1 & a=$!; "$PY" $3 >> "$(log $4)" 2>&1 & b=$
 pair "train_movq.py 700" movq "train_clip.py 1600" clip
 pair "train_prior.py 2800" prior "train_decoder.py text2img 7000" decoder_text2img
 pair "train_decoder.py inpaint 1500" decoder_inpaint "train_decoder.py controlnet 1500" decoder_controlnet
+"$PY" train_depth.py 2400 >> "$(log depth)" 2>&1
 "$PY" export.py

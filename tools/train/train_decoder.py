@@ -7,8 +7,13 @@ so guidance works), and per kind
   text2img:   4 latent channels;
   inpaint:    + masked image latents + mask (random rectangles/ellipses, the pipeline's nearest resize and
               prepare_mask erosion), 9 channels;
+  inpaint-objects: the inpaint UNet again, from the shipped text2img decoder (models/default), on masks that
+              cover whole objects (an object's disc or box with a margin, or the half of the picture holding it)
+              for 60% of the scenes and the random shapes for the rest: the scene's image embedding names objects
+              inside and outside the mask, so the UNet learns to draw the named object that the mask hides;
   controlnet: the depth map as a 3-channel [0, 1] hint (image_hint), 8 channels inside the UNet.
-Needs train_movq.py's and train_clip.py's outputs; inpaint and controlnet also need the text2img UNet.
+Needs train_movq.py's and train_clip.py's outputs; inpaint and controlnet also need the text2img UNet;
+inpaint-objects needs only models/default (its MoVQ, CLIP vision tower and text2img UNet).
 
     python3 tools/train/train_decoder.py KIND STEPS
 """
@@ -27,12 +32,17 @@ import common
 import scenes
 
 kind = sys.argv[1] if len(sys.argv) > 1 else "text2img"
-assert kind in ("text2img", "inpaint", "controlnet"), kind
+assert kind in ("text2img", "inpaint", "controlnet", "inpaint-objects"), kind
 steps = int(sys.argv[2]) if len(sys.argv) > 2 else 6000
-d = common.setup("decoder_" + kind, seed={"text2img": 4, "inpaint": 5, "controlnet": 6}[kind])
-movq = VQModel.from_pretrained(os.path.join(common.WORK, "movq", "model")).eval().requires_grad_(False)
-vision = CLIPVisionModelWithProjection.from_pretrained(os.path.join(common.WORK, "clip", "image_encoder")).eval().requires_grad_(False)
-unet = UNet2DConditionModel(**common.unet_config(kind))
+d = common.setup("decoder_" + kind, seed={"text2img": 4, "inpaint": 5, "controlnet": 6, "inpaint-objects": 8}[kind])
+SHIPPED = os.path.join(common.ROOT, "models", "default")
+from_shipped = kind == "inpaint-objects"
+movq_dir = os.path.join(SHIPPED, "decoder", "movq") if from_shipped else os.path.join(common.WORK, "movq", "model")
+vision_dir = (os.path.join(SHIPPED, "prior", "image_encoder") if from_shipped
+              else os.path.join(common.WORK, "clip", "image_encoder"))
+movq = VQModel.from_pretrained(movq_dir, torch_dtype=torch.float32).eval().requires_grad_(False)
+vision = CLIPVisionModelWithProjection.from_pretrained(vision_dir, dtype=torch.float32).eval().requires_grad_(False)
+unet = UNet2DConditionModel(**common.unet_config("inpaint" if from_shipped else kind))
 
 
 @torch.no_grad()
@@ -40,7 +50,8 @@ def start_from_text2img(unet):
     """The inpaint and ControlNet UNets begin as the trained text2img UNet, as the real ones were fine-tuned from the
     2.2 decoder: every tensor of equal shape is copied; conv_in keeps the 4 latent channels and starts its extra input
     channels (masked latents + mask, or the hint) at zero, so the copy behaves as text2img on its first step."""
-    source = UNet2DConditionModel.from_pretrained(os.path.join(common.WORK, "decoder_text2img", "model")).state_dict()
+    folder = os.path.join(SHIPPED, "decoder", "unet") if from_shipped else os.path.join(common.WORK, "decoder_text2img", "model")
+    source = {k: v.float() for k, v in UNet2DConditionModel.from_pretrained(folder).state_dict().items()}
     target = unet.state_dict()
     for name, value in target.items():
         if name == "conv_in.weight":
@@ -89,6 +100,30 @@ def random_keep_masks(n, rng):
     return torch.from_numpy(masks)
 
 
+def object_keep_masks(scene_list, rng):
+    """1 = keep, 0 = repaint: per scene, one of its objects hidden by its disc or box grown by a margin, or by the
+    half of the picture its centre lies in; a scene draws the random shapes instead 40% of the time."""
+    yy, xx = np.mgrid[0:common.SIZE, 0:common.SIZE]
+    masks = random_keep_masks(len(scene_list), rng).numpy()
+    for i, s in enumerate(scene_list):
+        if rng.random() < 0.4:
+            continue
+        o = s["objects"][rng.integers(len(s["objects"]))]
+        margin = o["r"] * rng.uniform(0.25, 0.6) + 2
+        style = rng.integers(3)
+        if style == 0:
+            hole = np.hypot(xx - o["x"], yy - o["y"]) < o["r"] + margin
+        elif style == 1:
+            hole = (abs(xx - o["x"]) < o["r"] + margin) & (abs(yy - o["y"]) < o["r"] + margin)
+        elif rng.random() < 0.5:
+            hole = xx >= common.SIZE // 2 if o["x"] >= common.SIZE / 2 else xx < common.SIZE // 2
+        else:
+            hole = yy >= common.SIZE // 2 if o["y"] >= common.SIZE / 2 else yy < common.SIZE // 2
+        masks[i, 0] = 1
+        masks[i, 0][hole] = 0
+    return torch.from_numpy(masks)
+
+
 def erode(mask):
     """diffusers' prepare_mask: each repaint pixel also clears (i-1,j), (i,j-1), (i-1,j-1), (i+1,j), (i,j+1), (i+1,j+1)."""
     repaint = 1 - mask
@@ -107,7 +142,7 @@ def erode(mask):
 rng = np.random.default_rng(int(start) + 7)
 t0 = time.time()
 for step in range(start + 1, steps + 1):
-    images, depth, _, _ = scenes.batch(step * 32, 32, seed=10 + len(kind), size=common.SIZE)
+    images, depth, _, scene_list = scenes.batch(step * 32, 32, seed=10 + len(kind), size=common.SIZE)
     x = torch.from_numpy(images)
     with torch.no_grad():
         latents = movq.encode(x).latents
@@ -118,8 +153,9 @@ for step in range(start + 1, steps + 1):
     t = torch.randint(0, sched.config.num_train_timesteps, (len(x),))
     model_in = sched.add_noise(latents, noise, t)
     cond = {"image_embeds": embeds}
-    if kind == "inpaint":
-        keep = erode(F.interpolate(random_keep_masks(len(x), rng), size=latents.shape[-2:], mode="nearest"))
+    if kind in ("inpaint", "inpaint-objects"):
+        pixel_keep = object_keep_masks(scene_list, rng) if from_shipped else random_keep_masks(len(x), rng)
+        keep = erode(F.interpolate(pixel_keep, size=latents.shape[-2:], mode="nearest"))
         model_in = torch.cat([model_in, latents * keep, keep], dim=1)
     if kind == "controlnet":
         cond["hint"] = torch.from_numpy(depth).repeat(1, 3, 1, 1)
