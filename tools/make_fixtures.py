@@ -674,10 +674,10 @@ def make_product():
                    strength=0.5, init_image=True),
               # ControlNet from a photo, Ikomia's order: resize to the output size, transformers' depth-estimation
               # pipeline (tiny random DPT / Depth Anything from `depth`), its 8-bit depth picture as the depth map.
-              dict(plugin="controlnet-depth", prompt="a robot", seed=11, steps=3, guidance=4.0, prior_steps=2, prior_guidance=4.0, h=64,
-                   w=128, photo=True, depth_model="depth_anything"),
-              dict(plugin="controlnet-depth", prompt="a tower", seed=12, steps=4, guidance=4.0, prior_steps=2, prior_guidance=4.0, h=128,
-                   w=128, photo=True, depth_model="dpt_project")]:
+              dict(plugin="controlnet-depth", prompt="a robot", seed=11, steps=3, guidance=4.0, prior_steps=2,
+                   prior_guidance=4.0, h=64, w=128, photo=True, depth_model="depth_anything"),
+              dict(plugin="controlnet-depth", prompt="a tower", seed=12, steps=4, guidance=4.0, prior_steps=2,
+                   prior_guidance=4.0, h=128, w=128, photo=True, depth_model="dpt_project")]:
         k = len(cases)
         neg = c.get("negative_prompt")
         if c["plugin"] == "img2img":
@@ -1020,7 +1020,8 @@ def make_depth():
         os.makedirs(os.path.join(OUT, "inputs"), exist_ok=True)
         image.save(os.path.join(OUT, "inputs", f"depth_photo_{name}.png"))  # the depth plugin's input, as a file
         path = os.path.join(OUT, "models", name)
-        estimator = tf.pipeline("depth-estimation", model=path, image_processor=DPTImageProcessorPil.from_pretrained(path))
+        estimator = tf.pipeline("depth-estimation", model=path,
+                                image_processor=DPTImageProcessorPil.from_pretrained(path))
         inputs = estimator.image_processor(images=image, return_tensors="pt")
         result = estimator(image)
         key = f"pipeline.{name}"

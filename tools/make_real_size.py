@@ -51,14 +51,16 @@ VISION = dict(attention_dropout=0.0, dropout=0.0, hidden_act="gelu", hidden_size
 
 # Intel/dpt-large (ViT-L/16 at 384) and depth-anything/Depth-Anything-V2-Small-hf (DINOv2 ViT-S/14, stages 3, 6,
 # 9, 12), as their config.json files on the Hub state them.
-DPT_LARGE = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096, image_size=384,
-                 patch_size=16, backbone_out_indices=[5, 11, 17, 23], neck_hidden_sizes=[256, 512, 1024, 1024],
-                 fusion_hidden_size=256, readout_type="project", reassemble_factors=[4, 2, 1, 0.5], layer_norm_eps=1e-12)
+DPT_LARGE = dict(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
+                 image_size=384, patch_size=16, backbone_out_indices=[5, 11, 17, 23],
+                 neck_hidden_sizes=[256, 512, 1024, 1024], fusion_hidden_size=256, readout_type="project",
+                 reassemble_factors=[4, 2, 1, 0.5], layer_norm_eps=1e-12)
 DEPTH_ANYTHING_V2_SMALL = dict(reassemble_hidden_size=384, neck_hidden_sizes=[48, 96, 192, 384], fusion_hidden_size=64,
                                head_hidden_size=32, patch_size=14, reassemble_factors=[4, 2, 1, 0.5],
                                depth_estimation_type="relative", max_depth=1)
-DINOV2_SMALL = dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, mlp_ratio=4, image_size=518, patch_size=14,
-                    out_indices=[3, 6, 9, 12], reshape_hidden_states=False, apply_layernorm=True, layerscale_value=1.0)
+DINOV2_SMALL = dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, mlp_ratio=4, image_size=518,
+                    patch_size=14, out_indices=[3, 6, 9, 12], reshape_hidden_states=False, apply_layernorm=True,
+                    layerscale_value=1.0)
 
 
 def randn(shape, seed):

@@ -32,7 +32,8 @@ func run(_ req: Request) throws {
     let depthMap = req.input("depth")
     let picture = req.input("image")
     guard depthMap != nil || picture != nil else {
-        throw PluginFailure("controlnet-depth needs --depth (a depth map) or --image (a picture to estimate depth from)")
+        throw PluginFailure(
+            "controlnet-depth needs --depth (a depth map) or --image (a picture to estimate depth from)")
     }
     // Loaded before the prior runs, so that a missing depth model fails at once.
     let estimator = depthMap == nil ? try req.depthEstimator() : nil

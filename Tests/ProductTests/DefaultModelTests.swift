@@ -296,7 +296,8 @@ final class DefaultModelTests: XCTestCase {
             let keptAfter = Self.palette.counts(out) { !inMask($0, $1) }[kept] ?? 0
             print("inpaint \(c["prompt"]!): \(asked) on \(String(format: "%.1f", 100 * share))% of the mask, "
                   + "\(keptAfter) of \(keptBefore) \(kept) pixels kept")
-            XCTAssertGreaterThanOrEqual(Double(keptAfter), 0.9 * Double(keptBefore), "\(image): the kept \(kept) object")
+            XCTAssertGreaterThanOrEqual(
+                Double(keptAfter), 0.9 * Double(keptBefore), "\(image): the kept \(kept) object")
             if share >= 0.03 { drawn += 1 }
         }
         XCTAssertGreaterThanOrEqual(drawn, 5, "the asked object drawn in the mask for \(drawn) of 6 prompts")
@@ -361,10 +362,13 @@ final class DefaultModelTests: XCTestCase {
         } }
         print("controlnet from a photo: \(inside) of \(total) red pixels on the photo's objects")
         XCTAssertGreaterThanOrEqual(total, 30, "only \(total) red pixels")
-        XCTAssertGreaterThanOrEqual(Double(inside), 0.8 * Double(total), "\(inside) of \(total) red pixels on the objects")
+        XCTAssertGreaterThanOrEqual(
+            Double(inside), 0.8 * Double(total), "\(inside) of \(total) red pixels on the objects")
     }
 
-    private func dirOutput(_ name: String) -> String { ((try? Product.tempDir()) ?? NSTemporaryDirectory()) + "/" + name }
+    private func dirOutput(_ name: String) -> String {
+        ((try? Product.tempDir()) ?? NSTemporaryDirectory()) + "/" + name
+    }
 
     /// CLIP zero-shot on held-out scenes: the caption with the right object colour (and, separately, the right
     /// background colour) must score highest among the captions differing only in that colour.

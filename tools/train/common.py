@@ -129,10 +129,10 @@ def record(d, **facts):
 
 
 # The depth estimator (train_depth.py): Depth Anything's layout at a small size, 8-pixel patches on 64x64 scenes.
-DEPTH_BACKBONE = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, mlp_ratio=4, image_size=SIZE, patch_size=8,
-                      out_indices=[1, 2, 3, 4], reshape_hidden_states=False, apply_layernorm=True)
+DEPTH_BACKBONE = dict(hidden_size=64, num_hidden_layers=4, num_attention_heads=4, mlp_ratio=4, image_size=SIZE,
+                      patch_size=8, out_indices=[1, 2, 3, 4], reshape_hidden_states=False, apply_layernorm=True)
 DEPTH = dict(patch_size=8, reassemble_hidden_size=64, neck_hidden_sizes=[16, 32, 48, 64], fusion_hidden_size=32,
              head_hidden_size=16, depth_estimation_type="relative", max_depth=1)
 # Depth-Anything-V2's processor settings at the default set's size: keep the aspect ratio, multiples of the patch.
-DEPTH_PROCESSOR = dict(size={"height": SIZE, "width": SIZE}, keep_aspect_ratio=True, ensure_multiple_of=8, resample=3,
-                       image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225], do_pad=False)
+DEPTH_PROCESSOR = dict(size={"height": SIZE, "width": SIZE}, keep_aspect_ratio=True, ensure_multiple_of=8,
+                       resample=3, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225], do_pad=False)

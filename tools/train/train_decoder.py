@@ -50,7 +50,8 @@ def start_from_text2img(unet):
     """The inpaint and ControlNet UNets begin as the trained text2img UNet, as the real ones were fine-tuned from the
     2.2 decoder: every tensor of equal shape is copied; conv_in keeps the 4 latent channels and starts its extra input
     channels (masked latents + mask, or the hint) at zero, so the copy behaves as text2img on its first step."""
-    folder = os.path.join(SHIPPED, "decoder", "unet") if from_shipped else os.path.join(common.WORK, "decoder_text2img", "model")
+    folder = (os.path.join(SHIPPED, "decoder", "unet") if from_shipped
+              else os.path.join(common.WORK, "decoder_text2img", "model"))
     source = {k: v.float() for k, v in UNet2DConditionModel.from_pretrained(folder).state_dict().items()}
     target = unet.state_dict()
     for name, value in target.items():
