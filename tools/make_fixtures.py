@@ -661,10 +661,11 @@ def make_product():
     for c in [dict(plugin="img2img", prompt="a blue cat", seed=3, steps=5, guidance=4.0, prior_steps=2, prior_guidance=4.0, h=64, w=64, strength=0.6),
               dict(plugin="img2img", prompt="a red house", negative_prompt="blurry", seed=9, steps=10, guidance=1.0, prior_steps=3, prior_guidance=1.0,
                    h=128, w=128, strength=0.35),
-              # Guidance 3: at 2 and 4 this tiny random decoder's image is ill-conditioned in its latents. Measured at 2
-              # with float32 noise in both runs: diffusers in float32 is 18 levels from diffusers in float64 at its
-              # worst value, we are 11 from float64 and 29 from float32; such a case measures rounding, not the engine.
-              dict(plugin="inpaint", prompt="a yellow star", seed=5, steps=3, guidance=3.0, prior_steps=2, prior_guidance=4.0, h=64, w=128),
+              # Guided inpainting on this tiny random decoder is ill-conditioned for most seeds: the image moves by
+              # more than the product bar when PyTorch itself only changes its thread count. Measured 2026-12-02
+              # (AVX2 CPU), diffusers with 1 vs 2 torch threads at guidance 3, 3 steps: seed 5 (this case until
+              # then) 13.7 levels, seed 6 16.1, seed 7 2.3; such a case measures rounding, not the engine. Seed 7.
+              dict(plugin="inpaint", prompt="a yellow star", seed=7, steps=3, guidance=3.0, prior_steps=2, prior_guidance=4.0, h=64, w=128),
               dict(plugin="inpaint", prompt="a hat", negative_prompt="", seed=8, steps=4, guidance=1.0, prior_steps=2, prior_guidance=4.0, h=128, w=64),
               dict(plugin="fusion", prompt="a green tree", seed=4, steps=3, guidance=4.0, prior_steps=2, prior_guidance=4.0, h=64, w=64,
                    weights=[0.3, 0.3, 0.4]),

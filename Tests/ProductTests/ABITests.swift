@@ -12,7 +12,7 @@ final class ABITests: XCTestCase {
     func testAllPluginsLoadThroughDlopen() throws {
         try Product.requirePlugins()
         let ids = Set(Product.registry.plugins.map(\.id))
-        XCTAssertEqual(ids, ["text2img", "img2img", "inpaint", "fusion", "controlnet-depth", "outpaint"])
+        XCTAssertEqual(ids, ["text2img", "img2img", "inpaint", "fusion", "controlnet-depth", "outpaint", "depth"])
         for alias in [
             "infer_kandinsky_2", "infer_kandinsky_2_img2img", "infer_kandinsky_2_inpaint",
             "infer_kandinsky_2_image_mixing",
