@@ -44,9 +44,6 @@ if decoders:
     sched = DDPMScheduler.from_config(common.DECODER_SCHEDULER)
     for name, cls, kind in decoders:
         unet_dir = f"{W}/decoder_{kind}/model"
-        # The inpaint UNet retrained on whole-object masks (train_decoder.py inpaint-objects) replaces the first.
-        if kind == "inpaint" and os.path.isdir(f"{W}/decoder_inpaint-objects/model"):
-            unet_dir = f"{W}/decoder_inpaint-objects/model"
         if os.path.isdir(unet_dir):
             pipes[name] = cls(unet=UNet2DConditionModel.from_pretrained(unet_dir), scheduler=sched, movq=movq)
 for name, pipe in pipes.items():
