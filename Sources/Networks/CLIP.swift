@@ -172,15 +172,7 @@ public final class CLIPVisionModelWithProjection {
         let b = pixelValues.dim(0), d = config.hiddenSize
         let p = patchEmbedding(pixelValues)                       // [B, d, g, g]
         let n = p.dim(2) * p.dim(3)
-        let patches = transposeLastTwo(p.planar().reshaped([b, d, n]))    // [B, n, d]
-        let x = Tensor(shape: [b, n + 1, d])
-        for bi in 0..<b {
-            let dst = x.data + bi * (n + 1) * d
-            dst.update(from: classEmbedding.data, count: d)
-            (dst + d).update(from: patches.data + bi * n * d, count: n * d)
-            for i in 0..<((n + 1) * d) { dst[i] += positionEmbedding.data[i] }
-        }
-        var h = preLN(x)
+        var h = preLN(classAndPatchTokens(p, classEmbedding: classEmbedding, positions: positionEmbedding))
         for l in layers { h = l(h, mask: nil) }
         let cls = Tensor(shape: [b, d])
         for bi in 0..<b { (cls.data + bi * d).update(from: h.data + bi * (n + 1) * d, count: d) }

@@ -5,11 +5,9 @@ import Foundation
 import TensorCore
 
 public struct DPTConfig {
-    public var hiddenSize = 768, layers = 12, heads = 12, intermediateSize = 3072
-    public var act = Activation.gelu
-    public var layerNormEps: Float = 1e-12
-    public var imageSize = 384, patchSize = 16, channels = 3
-    public var qkvBias = true
+    public var encoder = ViTEncoderConfig(hiddenSize: 768, layers: 12, heads: 12, layerNormEps: 1e-12, imageSize: 384,
+                                          patchSize: 16)
+    public var intermediateSize = 3072
     public var backboneOutIndices = [2, 5, 8, 11]
     public var readout = DPTReadout.project
     public var reassembleFactors: [Double] = [4, 2, 1, 0.5]
@@ -21,21 +19,9 @@ public struct DPTConfig {
     public init() {}
 
     public init(_ c: ConfigReader) throws {
-        hiddenSize = try c.int("hidden_size", default: hiddenSize, in: ConfigRange.size)
-        layers = try c.int("num_hidden_layers", default: layers, in: ConfigRange.count)
-        heads = try c.int("num_attention_heads", default: heads, in: ConfigRange.count)
+        encoder = try ViTEncoderConfig(c, defaults: encoder)
         intermediateSize = try c.int("intermediate_size", default: intermediateSize, in: ConfigRange.size)
-        let actName = try c.string("hidden_act", default: "gelu")!
-        guard let act = Activation(configName: actName) else {
-            throw CheckpointError.unsupportedConfig(path: c.path, key: "hidden_act", value: actName)
-        }
-        self.act = act
-        layerNormEps = Float(try c.double("layer_norm_eps", default: 1e-12, in: ConfigRange.epsilon))
-        imageSize = try c.int("image_size", default: imageSize, in: ConfigRange.size)
-        patchSize = try c.int("patch_size", default: patchSize, in: 1...imageSize)
-        channels = try c.int("num_channels", default: channels, in: ConfigRange.count)
-        qkvBias = try c.bool("qkv_bias", default: true)
-        backboneOutIndices = try c.ints("backbone_out_indices", default: backboneOutIndices, in: 0...(layers - 1))
+        backboneOutIndices = try c.ints("backbone_out_indices", default: backboneOutIndices, in: 0...(encoder.layers - 1))
         readout = try c.choice("readout_type", default: "project")
         reassembleFactors = try DPTConfig.factors(c)
         neckHiddenSizes = try c.ints("neck_hidden_sizes", default: neckHiddenSizes, in: ConfigRange.size)
@@ -92,12 +78,13 @@ struct DPTViTLayer {
     let intermediate: Linear, output: Linear
     let act: Activation
 
-    init(_ w: WeightScope, _ c: DPTConfig) throws {
+    init(_ w: WeightScope, _ config: DPTConfig) throws {
+        let c = config.encoder
         layernormBefore = try LayerNorm(w.scope("layernorm_before"), dim: c.hiddenSize, eps: c.layerNormEps)
         layernormAfter = try LayerNorm(w.scope("layernorm_after"), dim: c.hiddenSize, eps: c.layerNormEps)
-        attention = try ViTAttention(w.scope("attention"), hiddenSize: c.hiddenSize, heads: c.heads, qkvBias: c.qkvBias)
-        intermediate = try Linear(w.scope("intermediate.dense"), in: c.hiddenSize, out: c.intermediateSize)
-        output = try Linear(w.scope("output.dense"), in: c.intermediateSize, out: c.hiddenSize)
+        attention = try ViTAttention(w.scope("attention"), c)
+        intermediate = try Linear(w.scope("intermediate.dense"), in: c.hiddenSize, out: config.intermediateSize)
+        output = try Linear(w.scope("output.dense"), in: config.intermediateSize, out: c.hiddenSize)
         act = c.act
     }
 
@@ -144,16 +131,15 @@ public final class DPTForDepthEstimation: DepthEstimationModel {
     public init(config: DPTConfig, weights store: WeightStore) throws {
         self.config = config
         let dpt = store.scope("dpt")
-        embeddings = try ViTEmbeddings(dpt.scope("embeddings"), hiddenSize: config.hiddenSize,
-                                       imageSize: config.imageSize, patchSize: config.patchSize,
-                                       channels: config.channels)
-        layers = try (0..<config.layers).map { try DPTViTLayer(dpt.scope("encoder.layer", $0), config) }
+        let encoder = config.encoder
+        embeddings = try ViTEmbeddings(dpt.scope("embeddings"), encoder)
+        layers = try (0..<encoder.layers).map { try DPTViTLayer(dpt.scope("encoder.layer", $0), config) }
         // DPTModel's final LayerNorm feeds only the pooler, which the depth model does not have.
-        _ = try LayerNorm(dpt.scope("layernorm"), dim: config.hiddenSize, eps: config.layerNormEps)
+        _ = try LayerNorm(dpt.scope("layernorm"), dim: encoder.hiddenSize, eps: encoder.layerNormEps)
         let neckConfig = DPTNeckConfig(
-            hiddenSize: config.hiddenSize, neckHiddenSizes: config.neckHiddenSizes,
+            hiddenSize: encoder.hiddenSize, neckHiddenSizes: config.neckHiddenSizes,
             reassembleFactors: config.reassembleFactors, fusionHiddenSize: config.fusionHiddenSize,
-            readout: config.readout, readoutActivation: config.act, residualBias: config.residualBias,
+            readout: config.readout, readoutActivation: encoder.act, residualBias: config.residualBias,
             upsampleToNextMap: false)
         neck = try DPTNeck(store.scope("neck"), neckConfig)
         head = try DPTDepthEstimationHead(store.scope("head"), features: config.fusionHiddenSize)
@@ -165,12 +151,12 @@ public final class DPTForDepthEstimation: DepthEstimationModel {
         try self.init(config: config, weights: WeightStore(folder: folder, variant: variant, precision: precision))
     }
 
-    public var patchSize: Int { config.patchSize }
+    public var patchSize: Int { config.encoder.patchSize }
     /// transformers reshapes the tokens to a square grid, so DPT's own backbone takes square inputs only.
     public var needsSquareInput: Bool { true }
 
     public func callAsFunction(_ pixelValues: Tensor) -> Tensor {
-        let grid = (height: pixelValues.dim(2) / config.patchSize, width: pixelValues.dim(3) / config.patchSize)
+        let grid = (height: pixelValues.dim(2) / patchSize, width: pixelValues.dim(3) / patchSize)
         shapeCheck(grid.height == grid.width, "DPT needs a square patch grid, not \(pixelValues.shape)")
         // DPTViTEmbeddings._resize_pos_embed: bilinear, align_corners=False (an identity at the trained size).
         let positions = grid.height == embeddings.trainedGrid

@@ -28,7 +28,7 @@ public struct DepthAnythingConfig {
         try backboneReader.require("model_type", in: ["dinov2"])
         backbone = try Dinov2Config(backboneReader)
         patchSize = try c.int("patch_size", default: patchSize, in: ConfigRange.kernel)
-        reassembleHiddenSize = try c.int("reassemble_hidden_size", default: backbone.hiddenSize, in: ConfigRange.size)
+        reassembleHiddenSize = try c.int("reassemble_hidden_size", default: backbone.encoder.hiddenSize, in: ConfigRange.size)
         reassembleFactors = try DPTConfig.factors(c)
         neckHiddenSizes = try c.ints("neck_hidden_sizes", default: neckHiddenSizes, in: ConfigRange.size)
         fusionHiddenSize = try c.int("fusion_hidden_size", default: fusionHiddenSize, in: ConfigRange.size)
@@ -42,7 +42,7 @@ public struct DepthAnythingConfig {
         maxDepth = Float(try c.double("max_depth", default: 1, in: 1e-6...1e6))
         let stages = neckHiddenSizes.count
         guard backbone.outIndices.count == stages, reassembleFactors.count == stages,
-            reassembleHiddenSize == backbone.hiddenSize, (-stages..<stages).contains(headInIndex)
+            reassembleHiddenSize == backbone.encoder.hiddenSize, (-stages..<stages).contains(headInIndex)
         else {
             throw CheckpointError.badConfig(
                 path: c.path, reason: "the backbone's out_features, neck_hidden_sizes and reassemble_factors need one"
@@ -97,7 +97,7 @@ public final class DepthAnythingForDepthEstimation: DepthEstimationModel {
         let neckConfig = DPTNeckConfig(
             hiddenSize: config.reassembleHiddenSize, neckHiddenSizes: config.neckHiddenSizes,
             reassembleFactors: config.reassembleFactors, fusionHiddenSize: config.fusionHiddenSize,
-            readout: .ignore, readoutActivation: config.backbone.act, residualBias: true, upsampleToNextMap: true)
+            readout: .ignore, readoutActivation: config.backbone.encoder.act, residualBias: true, upsampleToNextMap: true)
         neck = try DPTNeck(store.scope("neck"), neckConfig)
         head = try DepthAnythingDepthEstimationHead(store.scope("head"), config)
         try store.finish()
@@ -109,7 +109,7 @@ public final class DepthAnythingForDepthEstimation: DepthEstimationModel {
         try self.init(config: config, weights: WeightStore(folder: folder, variant: variant, precision: precision))
     }
 
-    public var patchSize: Int { config.backbone.patchSize }
+    public var patchSize: Int { config.backbone.encoder.patchSize }
     public var needsSquareInput: Bool { false }
 
     public func callAsFunction(_ pixelValues: Tensor) -> Tensor {

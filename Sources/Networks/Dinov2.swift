@@ -5,12 +5,9 @@ import TensorCore
 
 /// Dinov2Config, as a DepthAnythingConfig's backbone_config.
 public struct Dinov2Config {
-    public var hiddenSize = 384, layers = 12, heads = 6
+    public var encoder = ViTEncoderConfig(hiddenSize: 384, layers: 12, heads: 6, layerNormEps: 1e-6, imageSize: 518,
+                                          patchSize: 14)
     public var mlpRatio = 4.0
-    public var act = Activation.gelu
-    public var layerNormEps: Float = 1e-6
-    public var imageSize = 518, patchSize = 14, channels = 3
-    public var qkvBias = true
     public var applyLayernorm = true
     /// Encoder layers whose outputs the backbone returns (1-based: stage N is layer N's output).
     public var outIndices = [9, 10, 11, 12]
@@ -18,29 +15,17 @@ public struct Dinov2Config {
     public init() {}
 
     public init(_ c: ConfigReader) throws {
-        hiddenSize = try c.int("hidden_size", default: hiddenSize, in: ConfigRange.size)
-        layers = try c.int("num_hidden_layers", default: layers, in: ConfigRange.count)
-        heads = try c.int("num_attention_heads", default: heads, in: ConfigRange.count)
+        encoder = try ViTEncoderConfig(c, defaults: encoder)
         mlpRatio = try c.double("mlp_ratio", default: 4, in: 0.01...64)
-        let actName = try c.string("hidden_act", default: "gelu")!
-        guard let act = Activation(configName: actName) else {
-            throw CheckpointError.unsupportedConfig(path: c.path, key: "hidden_act", value: actName)
-        }
-        self.act = act
-        layerNormEps = Float(try c.double("layer_norm_eps", default: 1e-6, in: ConfigRange.epsilon))
-        imageSize = try c.int("image_size", default: imageSize, in: ConfigRange.size)
-        patchSize = try c.int("patch_size", default: patchSize, in: 1...imageSize)
-        channels = try c.int("num_channels", default: channels, in: ConfigRange.count)
-        qkvBias = try c.bool("qkv_bias", default: true)
         applyLayernorm = try c.bool("apply_layernorm", default: true)
         // out_indices wins when both are written (transformers keeps them in step); else stage names.
         if c.values["out_indices"] is [Any] {
-            outIndices = try c.ints("out_indices", in: 0...layers)
+            outIndices = try c.ints("out_indices", in: 0...encoder.layers)
             c.ignore(["out_features"])
         } else {
             let names = try c.strings("out_features", default: outIndices.map { "stage\($0)" })
             outIndices = try names.map { name in
-                guard name.hasPrefix("stage"), let index = Int(name.dropFirst(5)), (0...layers).contains(index) else {
+                guard name.hasPrefix("stage"), let index = Int(name.dropFirst(5)), (0...encoder.layers).contains(index) else {
                     throw CheckpointError.unsupportedConfig(path: c.path, key: "out_features", value: name)
                 }
                 return index
@@ -56,7 +41,7 @@ public struct Dinov2Config {
         try c.finish()
     }
 
-    var mlpWidth: Int { Int(Double(hiddenSize) * mlpRatio) }
+    var mlpWidth: Int { Int(Double(encoder.hiddenSize) * mlpRatio) }
 }
 
 /// Dinov2Layer: pre-LN attention and MLP, each scaled per channel (layer_scale) before its residual add.
@@ -67,14 +52,15 @@ struct Dinov2Layer {
     let fc1: Linear, fc2: Linear
     let act: Activation
 
-    init(_ w: WeightScope, _ c: Dinov2Config) throws {
+    init(_ w: WeightScope, _ config: Dinov2Config) throws {
+        let c = config.encoder
         norm1 = try LayerNorm(w.scope("norm1"), dim: c.hiddenSize, eps: c.layerNormEps)
         norm2 = try LayerNorm(w.scope("norm2"), dim: c.hiddenSize, eps: c.layerNormEps)
-        attention = try ViTAttention(w.scope("attention"), hiddenSize: c.hiddenSize, heads: c.heads, qkvBias: c.qkvBias)
+        attention = try ViTAttention(w.scope("attention"), c)
         layerScale1 = try w.tensor("layer_scale1.lambda1", [c.hiddenSize])
         layerScale2 = try w.tensor("layer_scale2.lambda1", [c.hiddenSize])
-        fc1 = try Linear(w.scope("mlp.fc1"), in: c.hiddenSize, out: c.mlpWidth)
-        fc2 = try Linear(w.scope("mlp.fc2"), in: c.mlpWidth, out: c.hiddenSize)
+        fc1 = try Linear(w.scope("mlp.fc1"), in: c.hiddenSize, out: config.mlpWidth)
+        fc2 = try Linear(w.scope("mlp.fc2"), in: config.mlpWidth, out: c.hiddenSize)
         act = c.act
     }
 
@@ -106,20 +92,21 @@ struct Dinov2Backbone {
     let layers: [Dinov2Layer]
     let layernorm: LayerNorm
 
-    init(_ w: WeightScope, _ c: Dinov2Config) throws {
-        config = c
+    init(_ w: WeightScope, _ config: Dinov2Config) throws {
+        self.config = config
+        let c = config.encoder
         let e = w.scope("embeddings")
-        embeddings = try ViTEmbeddings(e, hiddenSize: c.hiddenSize, imageSize: c.imageSize, patchSize: c.patchSize,
-                                       channels: c.channels)
+        embeddings = try ViTEmbeddings(e, c)
         // The mask token replaces masked patches in self-supervised training only.
         if e.has("mask_token") { _ = try e.tensor("mask_token", [1, c.hiddenSize]) }
-        layers = try (0..<c.layers).map { try Dinov2Layer(w.scope("encoder.layer", $0), c) }
+        layers = try (0..<c.layers).map { try Dinov2Layer(w.scope("encoder.layer", $0), config) }
         layernorm = try LayerNorm(w.scope("layernorm"), dim: c.hiddenSize, eps: c.layerNormEps)
     }
 
     func callAsFunction(_ pixelValues: Tensor) -> [Tensor] {
         let (height, width) = (pixelValues.dim(2), pixelValues.dim(3))
-        let grid = (height: height / config.patchSize, width: width / config.patchSize)
+        let patch = config.encoder.patchSize
+        let grid = (height: height / patch, width: width / patch)
         let trained = embeddings.trainedGrid
         // Dinov2Embeddings.interpolate_pos_encoding: bicubic (align_corners=False) unless the patch count matches
         // the trained one and the picture is square.

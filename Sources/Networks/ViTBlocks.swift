@@ -3,17 +3,53 @@
 import Checkpoint
 import TensorCore
 
+/// The encoder settings every ViT-family config states under the same keys (transformers ViTConfig's names), read
+/// once for DPT's and DINOv2's configs; `defaults` are the family's own when a key is absent.
+public struct ViTEncoderConfig {
+    public var hiddenSize: Int, layers: Int, heads: Int
+    public var act = Activation.gelu
+    public var layerNormEps: Float
+    public var imageSize: Int, patchSize: Int, channels = 3
+    public var qkvBias = true
+
+    init(hiddenSize: Int, layers: Int, heads: Int, layerNormEps: Float, imageSize: Int, patchSize: Int) {
+        self.hiddenSize = hiddenSize
+        self.layers = layers
+        self.heads = heads
+        self.layerNormEps = layerNormEps
+        self.imageSize = imageSize
+        self.patchSize = patchSize
+    }
+
+    init(_ c: ConfigReader, defaults d: ViTEncoderConfig) throws {
+        hiddenSize = try c.int("hidden_size", default: d.hiddenSize, in: ConfigRange.size)
+        layers = try c.int("num_hidden_layers", default: d.layers, in: ConfigRange.count)
+        heads = try c.int("num_attention_heads", default: d.heads, in: ConfigRange.count)
+        let actName = try c.string("hidden_act", default: "gelu")!
+        guard let act = Activation(configName: actName) else {
+            throw CheckpointError.unsupportedConfig(path: c.path, key: "hidden_act", value: actName)
+        }
+        self.act = act
+        layerNormEps = Float(try c.double("layer_norm_eps", default: Double(d.layerNormEps), in: ConfigRange.epsilon))
+        imageSize = try c.int("image_size", default: d.imageSize, in: ConfigRange.size)
+        patchSize = try c.int("patch_size", default: d.patchSize, in: 1...imageSize)
+        channels = try c.int("num_channels", default: d.channels, in: ConfigRange.count)
+        qkvBias = try c.bool("qkv_bias", default: d.qkvBias)
+    }
+}
+
 /// ViTAttention: `attention.query/key/value` and `output.dense`, no mask, scale 1/sqrt(head_dim).
 struct ViTAttention {
     let query: Linear, key: Linear, value: Linear, output: Linear
     let heads: Int
 
-    init(_ w: WeightScope, hiddenSize: Int, heads: Int, qkvBias: Bool) throws {
-        query = try Linear(w.scope("attention.query"), in: hiddenSize, out: hiddenSize, bias: qkvBias)
-        key = try Linear(w.scope("attention.key"), in: hiddenSize, out: hiddenSize, bias: qkvBias)
-        value = try Linear(w.scope("attention.value"), in: hiddenSize, out: hiddenSize, bias: qkvBias)
-        output = try Linear(w.scope("output.dense"), in: hiddenSize, out: hiddenSize)
-        self.heads = heads
+    init(_ w: WeightScope, _ c: ViTEncoderConfig) throws {
+        let d = c.hiddenSize
+        query = try Linear(w.scope("attention.query"), in: d, out: d, bias: c.qkvBias)
+        key = try Linear(w.scope("attention.key"), in: d, out: d, bias: c.qkvBias)
+        value = try Linear(w.scope("attention.value"), in: d, out: d, bias: c.qkvBias)
+        output = try Linear(w.scope("output.dense"), in: d, out: d)
+        heads = c.heads
     }
 
     func callAsFunction(_ x: Tensor) -> Tensor {
@@ -34,30 +70,18 @@ struct ViTEmbeddings {
     /// The side of the square grid the position embeddings were trained on.
     var trainedGrid: Int { Int(Double(positionEmbeddings.dim(1) - 1).squareRoot()) }
 
-    init(_ w: WeightScope, hiddenSize: Int, imageSize: Int, patchSize: Int, channels: Int) throws {
-        let grid = imageSize / patchSize
-        clsToken = try w.tensor("cls_token", [1, 1, hiddenSize])
-        projection = try Conv2d(w.scope("patch_embeddings.projection"), in: channels, out: hiddenSize,
-                                kernel: patchSize, stride: patchSize, padding: .symmetric(0))
-        positionEmbeddings = try w.tensor("position_embeddings", [1, grid * grid + 1, hiddenSize])
-        self.patchSize = patchSize
+    init(_ w: WeightScope, _ c: ViTEncoderConfig) throws {
+        let grid = c.imageSize / c.patchSize
+        clsToken = try w.tensor("cls_token", [1, 1, c.hiddenSize])
+        projection = try Conv2d(w.scope("patch_embeddings.projection"), in: c.channels, out: c.hiddenSize,
+                                kernel: c.patchSize, stride: c.patchSize, padding: .symmetric(0))
+        positionEmbeddings = try w.tensor("position_embeddings", [1, grid * grid + 1, c.hiddenSize])
+        patchSize = c.patchSize
     }
 
     /// pixelValues [B, C, H, W] -> tokens [B, 1 + h*w, D], with `positions` [1, 1 + h*w, D] added.
     func callAsFunction(_ pixelValues: Tensor, positions: Tensor) -> Tensor {
-        let patches = projection(pixelValues).planar()
-        let (batch, dim) = (patches.dim(0), patches.dim(1))
-        let count = patches.dim(2) * patches.dim(3)
-        shapeCheck(positions.dim(1) == count + 1, "position embeddings \(positions.shape) for \(count) patches")
-        let tokens = transposeLastTwo(patches.reshaped([batch, dim, count]))
-        let out = Tensor(shape: [batch, count + 1, dim])
-        for b in 0..<batch {
-            let destination = out.data + b * (count + 1) * dim
-            destination.update(from: clsToken.data, count: dim)
-            (destination + dim).update(from: tokens.data + b * count * dim, count: count * dim)
-            for i in 0..<((count + 1) * dim) { destination[i] += positions.data[i] }
-        }
-        return out
+        classAndPatchTokens(projection(pixelValues), classEmbedding: clsToken, positions: positions)
     }
 
     /// The position embeddings resampled to an h x w grid by `resample` ([CLS]'s own embedding is kept).
@@ -72,4 +96,22 @@ struct ViTEmbeddings {
         (out.data + dim).update(from: resizedTokens.data, count: height * width * dim)
         return out
     }
+}
+
+/// A patch embedding map [B, D, h, w] as tokens [B, 1 + h*w, D]: the class embedding (D values) first, then the
+/// patches in row order, each plus its position embedding ([1 + h*w, D] values). ViT's and CLIP's vision towers.
+func classAndPatchTokens(_ patchMap: Tensor, classEmbedding: Tensor, positions: Tensor) -> Tensor {
+    let patches = patchMap.planar()
+    let (batch, dim) = (patches.dim(0), patches.dim(1))
+    let count = patches.dim(2) * patches.dim(3)
+    shapeCheck(positions.count == (count + 1) * dim, "position embeddings \(positions.shape) for \(count) patches")
+    let tokens = transposeLastTwo(patches.reshaped([batch, dim, count]))
+    let out = Tensor(shape: [batch, count + 1, dim])
+    for b in 0..<batch {
+        let destination = out.data + b * (count + 1) * dim
+        destination.update(from: classEmbedding.data, count: dim)
+        (destination + dim).update(from: tokens.data + b * count * dim, count: count * dim)
+        for i in 0..<((count + 1) * dim) { destination[i] += positions.data[i] }
+    }
+    return out
 }
