@@ -60,8 +60,10 @@ let package = Package(
                                "Schedulers", "TensorCore", "TorchRandom", "ImageProcessing"],
                 swiftSettings: kernelFlags),
 
+        // Plugin schemas and the rule that checks values against them: no engine, so front ends share it.
+        .target(name: "PluginSchema", dependencies: ["KandinskyPluginABI", "PluginABIRules"]),
         .target(name: "PluginHost",
-                dependencies: ["KandinskyPluginABI", "PluginABIRules", "ModelServer", "ImageProcessing"]),
+                dependencies: ["KandinskyPluginABI", "PluginABIRules", "PluginSchema", "ModelServer", "ImageProcessing"]),
 
         // The worker process and its supervisor (no engine: front ends link this, the worker links the engine).
         .target(name: "Supervisor"),
@@ -75,7 +77,7 @@ let package = Package(
                 linkerSettings: [.linkedLibrary("m"), .unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Plugins/exports.map"])]),
 
         .executableTarget(name: "kandinsky", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser"), "PluginHost",
-                                                            "ModelServer", "ImageIO", "ImageProcessing", "Checkpoint",
+                                                            "ModelServer", "ImageIO", "ImageProcessing", "Checkpoint", "PluginSchema",
                                                             "TensorCore", "CPUFeatures", "Supervisor",
                                                             "WorkflowFormat"],
                           path: "Sources/KandinskyCLI"),
@@ -84,7 +86,7 @@ let package = Package(
         .testTarget(
             name: "ProductTests",
             dependencies: ["PluginHost", "ModelServer", "ImageIO", "ImageProcessing", "KandinskyPluginABI", "Checkpoint", "TensorCore",
-                           "Networks", "Pipelines"],
+                           "Networks", "Pipelines", "PluginSupport", "PluginSchema"],
             exclude: ["Plugins", "ABI-1.0"]
         ),
         .testTarget(

@@ -495,6 +495,29 @@ def make_images():
     print("images")
 
 
+def make_wide():
+    """Pillow's resize of 16-bit grey images (mode I;16) on seeded random and smooth arrays."""
+    rnd = np.random.default_rng(17)
+    io, meta = {}, []
+    cases = [((37, 41), (64, 64), Image.BICUBIC), ((80, 60), (128, 64), Image.BICUBIC),
+             ((150, 100), (32, 48), Image.BICUBIC), ((60, 150), (50, 30), Image.BICUBIC),
+             ((60, 45), (25, 35), Image.LANCZOS), ((64, 48), (100, 33), Image.BILINEAR),
+             ((61, 47), (20, 90), Image.NEAREST)]
+    for i, (src, dst, flt) in enumerate(cases):
+        arr = rnd.integers(0, 65536, (src[1], src[0]), dtype=np.uint16)
+        if i % 2 == 0:  # smooth with noise: the bicubic overshoot stays inside the range
+            yy, xx = np.mgrid[0:src[1], 0:src[0]]
+            arr = np.clip(xx * 401 + yy * 157 + rnd.integers(-300, 300, arr.shape), 0, 65535).astype(np.uint16)
+        out = np.asarray(Image.fromarray(arr).resize(dst, resample=flt))
+        io[f"resize{i}.in"] = torch.from_numpy(arr.astype(np.float32))
+        io[f"resize{i}.out"] = torch.from_numpy(out.astype(np.float32))
+        meta.append({"filter": int(flt), "size": list(dst)})
+    save_io("wide", io)
+    with open(os.path.join(OUT, "wide.json"), "w") as f:
+        json.dump(meta, f)
+    print("wide")
+
+
 # ----------------------------------------------------------------------------------------------- pipelines
 def make_pipelines():
     """A tiny prior + decoder model set in the kandinsky-community layouts, and diffusers' combined text2img on it."""
@@ -598,9 +621,20 @@ def write_defaults(folder, **values):
 
 
 def hint_of(d, h, w):
-    """The controlnet-depth plugin's documented preprocessing: grey, bicubic to the output size, 3 channels, / 255."""
-    a = np.asarray(d.convert("L").resize((w, h), Image.BICUBIC)).astype(np.float32)
-    return torch.from_numpy(np.repeat(a[None], 3, 0) / 255.0)[None].float()
+    """The controlnet-depth plugin's documented preprocessing: grey, bicubic to the output size, 3 channels, / 255;
+    a 16-bit grey map (mode I;16) is resized as I;16 and divided by 65535 (Pillow's convert("L") would clip it)."""
+    wide = d.mode == "I;16"
+    a = np.asarray((d if wide else d.convert("L")).resize((w, h), Image.BICUBIC)).astype(np.float32)
+    return torch.from_numpy(np.repeat(a[None], 3, 0) / (65535.0 if wide else 255.0))[None].float()
+
+
+def depth16_image():
+    """A 16-bit grey depth map (Pillow's mode I;16): a near disc on a slope, with detail in the low bytes that an
+    8-bit map cannot hold."""
+    yy, xx = np.mgrid[0:60, 0:80]
+    disc = ((xx - 40) ** 2 + (yy - 30) ** 2) < 15 ** 2
+    d = 30000 - yy * 97 + disc * 900 + (xx * 37 + yy * 11) % 251
+    return Image.fromarray(np.clip(d, 0, 65535).astype(np.uint16))
 
 
 def make_product():
@@ -642,7 +676,9 @@ def make_product():
     os.makedirs(idir, exist_ok=True)
     sdir = os.path.join(ROOT, "samples", "inputs")
     os.makedirs(sdir, exist_ok=True)
-    for img, name in ((picture, "picture.png"), (picture2, "picture2.png"), (mask, "mask.png"), (depth, "depth.png")):
+    depth16 = depth16_image()
+    for img, name in ((picture, "picture.png"), (picture2, "picture2.png"), (mask, "mask.png"), (depth, "depth.png"),
+                      (depth16, "depth16.png")):
         img.save(os.path.join(idir, name))
         img.save(os.path.join(sdir, name))
 
@@ -678,7 +714,10 @@ def make_product():
               dict(plugin="controlnet-depth", prompt="a robot", seed=11, steps=3, guidance=4.0, prior_steps=2,
                    prior_guidance=4.0, h=64, w=128, photo=True, depth_model="depth_anything"),
               dict(plugin="controlnet-depth", prompt="a tower", seed=12, steps=4, guidance=4.0, prior_steps=2,
-                   prior_guidance=4.0, h=128, w=128, photo=True, depth_model="dpt_project")]:
+                   prior_guidance=4.0, h=128, w=128, photo=True, depth_model="dpt_project"),
+              # A 16-bit depth map: its 16 bits reach the hint.
+              dict(plugin="controlnet-depth", prompt="a robot", seed=13, steps=3, guidance=4.0, prior_steps=2,
+                   prior_guidance=4.0, h=64, w=128, depth16=True)]:
         k = len(cases)
         neg = c.get("negative_prompt")
         if c["plugin"] == "img2img":
@@ -702,7 +741,7 @@ def make_product():
                                         image_processor=DPTImageProcessorPil.from_pretrained(folder))
                 hint = hint_of(estimator(picture.resize((c["w"], c["h"]), Image.BICUBIC))["depth"], c["h"], c["w"])
             else:
-                hint = hint_of(depth, c["h"], c["w"])
+                hint = hint_of(depth16 if c.get("depth16") else depth, c["h"], c["w"])
             if c.get("init_image"):
                 pipe = KandinskyV22ControlnetImg2ImgPipeline(unet=cn_unet, scheduler=sched, movq=cn_movq)
                 img = pipe(image_embeds=pr.image_embeds, negative_image_embeds=pr.negative_image_embeds, image=picture, hint=hint,
@@ -712,6 +751,8 @@ def make_product():
                 img = cn(image_embeds=pr.image_embeds, negative_image_embeds=pr.negative_image_embeds, hint=hint, height=c["h"], width=c["w"],
                          num_inference_steps=c["steps"], guidance_scale=c["guidance"], generator=gen, output_type="np").images
         io[f"case{k}.image"] = torch.from_numpy(img)
+        if c.get("depth16"):
+            io[f"case{k}.hint"] = hint
         cases.append(c)
     save_io("product", io)
     with open(os.path.join(OUT, "product.json"), "w") as f:
@@ -1050,7 +1091,7 @@ if __name__ == "__main__":
     with open(os.path.join(OUT, "VERSIONS.txt"), "w") as f:
         f.write(f"torch {torch.__version__}\ndiffusers {diffusers.__version__}\ntransformers {transformers.__version__}\n"
                 f"Pillow {PIL.__version__}\nnumpy {np.__version__}\n")
-    which = sys.argv[1:] or ["unets", "movqs", "priors", "clips", "schedulers", "samplers", "rng", "tokenizer", "images", "dtypes", "depth", "pipelines", "product", "sampler_pipelines", "outpaint", "formats",
+    which = sys.argv[1:] or ["unets", "movqs", "priors", "clips", "schedulers", "samplers", "rng", "tokenizer", "images", "wide", "dtypes", "depth", "pipelines", "product", "sampler_pipelines", "outpaint", "formats",
                              "default_model", "bf16_drift"]
     for w in which:
         globals()["make_" + w]()

@@ -17,8 +17,10 @@ public func kandinsky_plugin_entry() -> UnsafePointer<kd_plugin_entry_t> {
             aliases: ["infer_kandinsky_2_controlnet_depth"],
             inputs: [
                 InputDecl(
-                    "depth", KD_INPUT_DEPTH, help: "depth map, near = bright (any size: stretched to the output)",
-                    flags: UInt32(KD_INPUT_OPTIONAL)),
+                    "depth", KD_INPUT_DEPTH,
+                    help: "depth map, near = bright (any size: stretched to the output; a 16-bit grey PNG keeps its "
+                        + "16 bits)",
+                    flags: UInt32(KD_INPUT_OPTIONAL | KD_INPUT_WIDE)),
                 InputDecl(
                     "image", KD_INPUT_IMAGE,
                     help: "a picture: alone, its estimated depth drives the layout; with --depth, the init image",
@@ -69,19 +71,13 @@ func run(_ req: Request) throws {
     try req.writeOutput(try req.decode(r.decoder, out))
 }
 
-/// The hint [1, 3, H, W]: the depth map's grey (Pillow's convert("L")) resized bicubic to the output, / 255.
+/// The hint [1, 3, H, W]: the depth map's grey (Pillow's convert("L")) resized bicubic to the output, / 255; a
+/// 16-bit grey map (Pillow's mode I;16) resized as I;16 and / 65535, so its precision reaches the hint.
 func depthHint(_ req: Request, _ depth: UnsafePointer<kd_image_t>, width w: Int, height h: Int) throws -> TensorHandle {
     let hint = try req.tensor([1, 3, h, w])
     try req.resized(depth, width: w, height: h, filter: KD_RESAMPLE_BICUBIC, reducingGap: 0) { d in
-        let ch = Int(d.channels)
-        let plane = h * w
-        for y in 0..<h {
-            let row = d.data! + y * Int(d.row_bytes)
-            for x in 0..<w {
-                let grey = greyValue(row, x: x, channels: ch)
-                for c in 0..<3 { hint.data[c * plane + y * w + x] = Float(grey) / 255 }
-            }
-        }
+        depthHintPlane(d, into: hint.data)
     }
+    for c in 1..<3 { (hint.data + c * h * w).update(from: hint.data, count: h * w) }
     return hint
 }

@@ -240,7 +240,7 @@ static kd_status run(uint32_t index, const kd_run_context_t *ctx) {
             st = fail(ctx, KD_ERR_UNSUPPORTED, "keep_unmasked needs a host whose model server speaks ABI 1.2");
             goto done;
         }
-        kd_image_t original = {sizeof(kd_image_t), (int32_t)W, (int32_t)H, 3, W * 3, canvas};
+        kd_image_t original = {sizeof(kd_image_t), (int32_t)W, (int32_t)H, 3, W * 3, canvas, 8};
         int32_t blur = (int32_t)int_param(ctx, "mask_blur");
         if ((st = server->inpaint_composite(img, &original, keep_tensor, blur)) != KD_OK)
             fail(ctx, st, "inpaint_composite refused the canvas");

@@ -253,7 +253,7 @@ public final class OwnedImage {
             to: kd_image_t(
                 struct_size: UInt32(MemoryLayout<kd_image_t>.size), width: Int32(width), height: Int32(height),
                 channels: Int32(channels), row_bytes: Int64(width * channels),
-                data: .allocate(capacity: width * height * channels)))
+                data: .allocate(capacity: width * height * channels), bits_per_sample: 8))
         image.pointee.data.initialize(repeating: 0, count: width * height * channels)
     }
 
@@ -654,7 +654,11 @@ public final class Request {
                 "cannot resize a \(img.pointee.width)x\(img.pointee.height) image to \(width)x\(height)")
         }
         defer { s.image_release(r) }
-        return try body(r.pointee)
+        // Read as the host sized it: a 1.3 host's image ends before bits_per_sample.
+        guard let image: kd_image_t = VersionedStruct.read(r, minimum: ABI10Size.image) else {
+            throw PluginFailure("image_resize returned an image of struct_size \(r.pointee.struct_size)")
+        }
+        return try body(image)
     }
 
     /// An RGB picture as [1, 3, H, W] in [-1, 1] (v / 127.5 - 1 in float32, as diffusers), resized with
@@ -787,6 +791,23 @@ public final class Request {
 }
 
 /// Pillow's convert("L") of one pixel: ITU-R 601-2 luma in fixed point for colour, the first channel otherwise.
+/// One plane of the ControlNet hint from a depth map already at the output size (width x height floats into
+/// `plane`): a 16-bit grey sample / 65535, so its precision reaches the hint, else the 8-bit grey (Pillow's
+/// convert("L"), greyValue) / 255.
+public func depthHintPlane(_ depth: kd_image_t, into plane: UnsafeMutablePointer<Float>) {
+    let width = Int(depth.width)
+    for y in 0..<Int(depth.height) {
+        let row = depth.data! + y * Int(depth.row_bytes)
+        for x in 0..<width {
+            if depth.bits_per_sample == 16 {
+                plane[y * width + x] = Float(UnsafeRawPointer(row).load(fromByteOffset: x * 2, as: UInt16.self)) / 65535
+            } else {
+                plane[y * width + x] = Float(greyValue(row, x: x, channels: Int(depth.channels))) / 255
+            }
+        }
+    }
+}
+
 public func greyValue(_ row: UnsafeMutablePointer<UInt8>, x: Int, channels ch: Int) -> UInt32 {
     guard ch >= 3 else { return UInt32(row[x * ch]) }
     return (UInt32(row[x * ch]) * 19595 + UInt32(row[x * ch + 1]) * 38470 + UInt32(row[x * ch + 2]) * 7471 + 0x8000)

@@ -1,5 +1,6 @@
 // PNG through libpng's simplified API (png_image), which reports errors in the struct instead of longjmp-ing,
-// so Swift can call it directly. Reads every PNG libpng reads (1-16 bit, grey, palette, alpha) as 8-bit.
+// so Swift can call it directly. Reads every PNG libpng reads (1-16 bit, grey, palette, alpha) as 8-bit; a 16-bit grey
+// PNG without alpha (Pillow's mode I;16, the usual depth map format) also keeps its 16-bit samples.
 import CPNG
 import Foundation
 import ImageProcessing
@@ -53,6 +54,7 @@ enum PNGCodec {
             var wide = [UInt16](repeating: 0, count: w * h * channels)
             let done = wide.withUnsafeMutableBytes { png_image_finish_read(&image, nil, $0.baseAddress, Int32(w * channels), nil) }
             guard done != 0 else { throw ImageIOError.unreadable(path, message(&image)) }
+            if channels == 1 { return PixelImage(width: w, height: h, wideSamples: wide) }
             for px in 0..<(w * h) {
                 let base = px * channels
                 let alpha = hasAlpha ? UInt32(wide[base + channels - 1]) : 65535

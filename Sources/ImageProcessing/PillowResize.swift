@@ -1,6 +1,7 @@
-// Pillow's Image.resize for 8-bit images, bit-exact with Pillow >= 13.0 (src/libImaging/Resample.c, Reduce.c and
-// Image.resize in src/PIL/Image.py): the optional reduce() pre-step for reducing_gap, float32
-// boxes, fixed-point (22-bit) separable passes with a uint8 intermediate, and Pillow 13's choice of pass order.
+// Pillow's Image.resize, bit-exact with Pillow >= 13.0 (src/libImaging/Resample.c, Reduce.c and Image.resize in
+// src/PIL/Image.py). 8-bit images: the optional reduce() pre-step for reducing_gap, float32 boxes, fixed-point
+// (22-bit) separable passes with a uint8 intermediate, and Pillow 13's choice of pass order. 16-bit grey (mode
+// I;16): the same coefficients kept in double, each sum rounded half up and clipped to 0...65535 after each pass.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -40,6 +41,10 @@ extension PixelImage {
     public func resized(width w: Int, height h: Int, filter: ResampleFilter, reducingGap: Double? = nil) -> PixelImage {
         precondition(w > 0 && h > 0, "resize to \(w)x\(h)")
         if w == width && h == height { return self }
+        if let wideSamples {
+            precondition(reducingGap == nil, "reducing_gap on a 16-bit image")
+            return PixelImage(width: w, height: h, wideSamples: Self.resizedWide(wideSamples, width, height, w, h, filter))
+        }
         var source = self
         var box: (Float, Float, Float, Float) = (0, 0, Float(width), Float(height))
         if let gap = reducingGap, filter != .nearest {
@@ -86,18 +91,20 @@ extension PixelImage {
         return out
     }
 
-    func nearest(_ w: Int, _ h: Int, _ box: (Float, Float, Float, Float)) -> PixelImage {
-        func indices(_ n: Int, _ b0: Float, _ b1: Float, _ limit: Int) -> [Int] {
-            let a = Double(Float(b1 - b0)) / Double(n)
-            var pos = Double(b0) + a * 0.5
-            var out: [Int] = []
-            for _ in 0..<n {
-                out.append(pos < 0 ? -1 : min(Int(pos), limit - 1))
-                pos += a
-            }
-            return out
+    /// The source index of each of `n` outputs under nearest-neighbour sampling of [b0, b1); -1 = none.
+    static func nearestIndices(_ n: Int, _ b0: Float, _ b1: Float, _ limit: Int) -> [Int] {
+        let a = Double(Float(b1 - b0)) / Double(n)
+        var pos = Double(b0) + a * 0.5
+        var out: [Int] = []
+        for _ in 0..<n {
+            out.append(pos < 0 ? -1 : min(Int(pos), limit - 1))
+            pos += a
         }
-        let xs = indices(w, box.0, box.2, width), ys = indices(h, box.1, box.3, height)
+        return out
+    }
+
+    func nearest(_ w: Int, _ h: Int, _ box: (Float, Float, Float, Float)) -> PixelImage {
+        let xs = Self.nearestIndices(w, box.0, box.2, width), ys = Self.nearestIndices(h, box.1, box.3, height)
         var out = PixelImage(width: w, height: h, channels: channels)
         for (oy, sy) in ys.enumerated() where sy >= 0 {
             for (ox, sx) in xs.enumerated() where sx >= 0 {
@@ -107,8 +114,10 @@ extension PixelImage {
         return out
     }
 
-    /// One axis' fixed-point coefficients: (first source index, weights) per output index.
-    static func coefficients(inSize: Int, in0: Float, in1: Float, outSize: Int, filter: ResampleFilter) -> [(Int, [Int32])] {
+    /// One axis' normalised weights (Resample.c's precompute_coeffs): (first source index, weights) per output.
+    static func weights(
+        inSize: Int, in0: Float, in1: Float, outSize: Int, filter: ResampleFilter
+    ) -> [(Int, [Double])] {
         let scale = Double(Float(in1 - in0)) / Double(outSize)
         let fs = max(scale, 1)
         let support = filter.support * fs
@@ -121,21 +130,119 @@ extension PixelImage {
             var total = 0.0
             for v in w { total += v }
             if total != 0 { w = w.map { $0 / total } }
-            let k = w.map { v -> Int32 in Int32(v < 0 ? (v * 4_194_304 - 0.5).rounded(.towardZero) : (v * 4_194_304 + 0.5).rounded(.towardZero)) }
-            return (xmin, k)
+            return (xmin, w)
         }
     }
 
+    /// One axis' fixed-point (22-bit) coefficients, as normalize_coeffs_8bpc rounds the weights.
+    static func coefficients(
+        inSize: Int, in0: Float, in1: Float, outSize: Int, filter: ResampleFilter
+    ) -> [(Int, [Int32])] {
+        weights(inSize: inSize, in0: in0, in1: in1, outSize: outSize, filter: filter).map { start, w in
+            let k = w.map { v -> Int32 in
+                Int32(v < 0 ? (v * 4_194_304 - 0.5).rounded(.towardZero) : (v * 4_194_304 + 0.5).rounded(.towardZero))
+            }
+            return (start, k)
+        }
+    }
+
+    /// Which passes Pillow 13 runs, and whether the vertical one first (when it removes more than twice as many
+    /// rows as the horizontal pass removes columns).
+    static func passPlan(
+        from size: (width: Int, height: Int), to w: Int, _ h: Int, box: (Float, Float, Float, Float)
+    ) -> (horizontal: Bool, vertical: Bool, verticalFirst: Bool) {
+        let needH = w != size.width || box.0 != 0 || box.2 != Float(w)
+        let needV = h != size.height || box.1 != 0 || box.3 != Float(h)
+        let dh = size.height - h
+        let dw = size.width - w
+        return (needH, needV, dh > 0 && dh > 2 * dw)
+    }
+
     func resampled(_ w: Int, _ h: Int, _ box: (Float, Float, Float, Float), _ filter: ResampleFilter) -> PixelImage {
-        let needH = w != width || box.0 != 0 || box.2 != Float(w)
-        let needV = h != height || box.1 != 0 || box.3 != Float(h)
-        let dh = height - h, dw = width - w
-        let verticalFirst = dh > 0 && dh > 2 * dw
+        let plan = Self.passPlan(from: (width, height), to: w, h, box: box)
         var img = self
-        func horizontal() { if needH { img = img.pass(horizontal: true, Self.coefficients(inSize: img.width, in0: box.0, in1: box.2, outSize: w, filter: filter)) } }
-        func vertical() { if needV { img = img.pass(horizontal: false, Self.coefficients(inSize: img.height, in0: box.1, in1: box.3, outSize: h, filter: filter)) } }
-        if verticalFirst { vertical(); horizontal() } else { horizontal(); vertical() }
+        func horizontal() {
+            guard plan.horizontal else { return }
+            let k = Self.coefficients(inSize: img.width, in0: box.0, in1: box.2, outSize: w, filter: filter)
+            img = img.pass(horizontal: true, k)
+        }
+        func vertical() {
+            guard plan.vertical else { return }
+            let k = Self.coefficients(inSize: img.height, in0: box.1, in1: box.3, outSize: h, filter: filter)
+            img = img.pass(horizontal: false, k)
+        }
+        if plan.verticalFirst {
+            vertical()
+            horizontal()
+        } else {
+            horizontal()
+            vertical()
+        }
         return img
+    }
+
+    /// Image.resize of a mode I;16 image (no box, no reducing_gap): nearest picks samples; the other filters run
+    /// Resample.c's _16bpc passes.
+    static func resizedWide(
+        _ samples: [UInt16], _ width: Int, _ height: Int, _ w: Int, _ h: Int, _ filter: ResampleFilter
+    ) -> [UInt16] {
+        let box: (Float, Float, Float, Float) = (0, 0, Float(width), Float(height))
+        if filter == .nearest {
+            let xs = nearestIndices(w, box.0, box.2, width)
+            let ys = nearestIndices(h, box.1, box.3, height)
+            var out = [UInt16](repeating: 0, count: w * h)
+            for (oy, sy) in ys.enumerated() where sy >= 0 {
+                for (ox, sx) in xs.enumerated() where sx >= 0 { out[oy * w + ox] = samples[sy * width + sx] }
+            }
+            return out
+        }
+        let plan = passPlan(from: (width, height), to: w, h, box: box)
+        var current = (samples: samples, width: width, height: height)
+        func horizontal() {
+            guard plan.horizontal else { return }
+            let k = weights(inSize: current.width, in0: box.0, in1: box.2, outSize: w, filter: filter)
+            current = (widePass(current.samples, current.width, current.height, horizontal: true, k), w, current.height)
+        }
+        func vertical() {
+            guard plan.vertical else { return }
+            let k = weights(inSize: current.height, in0: box.1, in1: box.3, outSize: h, filter: filter)
+            current = (widePass(current.samples, current.width, current.height, horizontal: false, k), current.width, h)
+        }
+        if plan.verticalFirst {
+            vertical()
+            horizontal()
+        } else {
+            horizontal()
+            vertical()
+        }
+        return current.samples
+    }
+
+    /// One separable pass over 16-bit samples, as _ImagingResampleHorizontal/Vertical_16bpc: a double sum in
+    /// source order, ROUND_UP (half away from zero, truncated), clipped to 16 bits.
+    static func widePass(
+        _ samples: [UInt16], _ width: Int, _ height: Int, horizontal: Bool, _ coeffs: [(Int, [Double])]
+    ) -> [UInt16] {
+        let ow = horizontal ? coeffs.count : width
+        let oh = horizontal ? height : coeffs.count
+        var out = [UInt16](repeating: 0, count: ow * oh)
+        samples.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                for y in 0..<oh {
+                    for x in 0..<ow {
+                        let (start, k) = coeffs[horizontal ? x : y]
+                        var sum = 0.0
+                        for (j, kj) in k.enumerated() {
+                            let index = horizontal ? y * width + start + j : (start + j) * width + x
+                            sum += Double(src[index]) * kj
+                        }
+                        let rounded = sum >= 0 ? Int(sum + 0.5) : Int(sum - 0.5)
+                        dst[y * ow + x] = UInt16(clamping: rounded)
+                    }
+                }
+            }
+        }
+        return out
     }
 
     /// One separable pass writing uint8, as Pillow's ImagingResampleHorizontal/Vertical_8bpc.

@@ -3,10 +3,20 @@
 public struct PixelImage: Equatable, Sendable {
     public var width: Int, height: Int, channels: Int
     public var pixels: [UInt8]
+    /// A 16-bit grey image's own samples (a 16-bit grey PNG, which Pillow opens as mode I;16), one per pixel; nil
+    /// for an 8-bit image. `pixels` then holds their high bytes, so 8-bit code reads the image as before.
+    public var wideSamples: [UInt16]?
 
     public init(width: Int, height: Int, channels: Int, pixels: [UInt8]) {
         precondition(pixels.count == width * height * channels, "\(pixels.count) bytes for \(width)x\(height)x\(channels)")
         self.width = width; self.height = height; self.channels = channels; self.pixels = pixels
+    }
+
+    /// A 16-bit grey image (channels 1).
+    public init(width: Int, height: Int, wideSamples: [UInt16]) {
+        precondition(wideSamples.count == width * height, "\(wideSamples.count) samples for \(width)x\(height)")
+        self.init(width: width, height: height, channels: 1, pixels: wideSamples.map { UInt8($0 >> 8) })
+        self.wideSamples = wideSamples
     }
 
     public init(width: Int, height: Int, channels: Int, filledWith v: UInt8 = 0) {

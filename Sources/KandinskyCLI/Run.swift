@@ -5,6 +5,7 @@ import ImageIO
 import ImageProcessing
 import ModelServer
 import PluginHost
+import PluginSchema
 import Supervisor
 import TensorCore
 

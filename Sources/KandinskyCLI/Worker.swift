@@ -5,6 +5,7 @@ import ArgumentParser
 import Foundation
 import ModelServer
 import PluginHost
+import PluginSchema
 import Supervisor
 
 struct WorkerCommand: ParsableCommand {

@@ -140,14 +140,29 @@ public enum ServerABI {
     /// The longest side of an image a plugin may hand the server (Pillow's 178 M pixel error limit is a 13k square).
     static let maxImageSide: Int32 = 1 << 16
 
-    /// kd_image_t (any row stride) -> PixelImage.
-    public static func pixelImage(_ img: UnsafePointer<kd_image_t>) -> PixelImage? {
+    /// kd_image_t (any row stride) -> PixelImage. A 16-bit one keeps its samples (wideSamples) only when asked
+    /// (image_resize); every other service reads it by the high bytes, as the header says.
+    public static func pixelImage(_ img: UnsafePointer<kd_image_t>, keepingWide: Bool = false) -> PixelImage? {
         guard
             let i: kd_image_t = VersionedStruct.read(
                 img, minimum: ABI10Size.image),
             i.width > 0, i.height > 0, i.width <= maxImageSide, i.height <= maxImageSide,
-            [1, 2, 3, 4].contains(i.channels), let data = i.data, i.row_bytes >= Int64(i.width) * Int64(i.channels)
+            [1, 2, 3, 4].contains(i.channels), let data = i.data, [0, 8, 16].contains(i.bits_per_sample),
+            i.bits_per_sample != 16 || i.channels == 1,
+            i.row_bytes >= Int64(i.width) * Int64(i.channels) * (i.bits_per_sample == 16 ? 2 : 1)
         else { return nil }
+        if i.bits_per_sample == 16 {
+            var samples = [UInt16](repeating: 0, count: Int(i.width) * Int(i.height))
+            samples.withUnsafeMutableBytes { dst in
+                for y in 0..<Int(i.height) {
+                    let row = UnsafeRawPointer(data + y * Int(i.row_bytes))
+                    (dst.baseAddress! + y * Int(i.width) * 2).copyMemory(from: row, byteCount: Int(i.width) * 2)
+                }
+            }
+            var wide = PixelImage(width: Int(i.width), height: Int(i.height), wideSamples: samples)
+            if !keepingWide { wide.wideSamples = nil }
+            return wide
+        }
         var out = PixelImage(width: Int(i.width), height: Int(i.height), channels: Int(i.channels))
         let row = Int(i.width * i.channels)
         for y in 0..<Int(i.height) {
@@ -158,16 +173,22 @@ public enum ServerABI {
         return out
     }
 
-    /// A malloc'ed kd_image_t with malloc'ed pixels, released by image_release.
+    /// A malloc'ed kd_image_t with malloc'ed pixels (16-bit samples when `p` has them), released by image_release.
     static func cImage(_ p: PixelImage) -> UnsafeMutablePointer<kd_image_t> {
-        let data = malloc(max(p.pixels.count, 1))!.assumingMemoryBound(to: UInt8.self)
-        p.pixels.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: p.pixels.count) }
+        let bytes = p.wideSamples.map { $0.count * 2 } ?? p.pixels.count
+        let data = malloc(max(bytes, 1))!
+        if let samples = p.wideSamples {
+            samples.withUnsafeBytes { data.copyMemory(from: $0.baseAddress!, byteCount: bytes) }
+        } else {
+            p.pixels.withUnsafeBytes { data.copyMemory(from: $0.baseAddress!, byteCount: bytes) }
+        }
         let img = malloc(MemoryLayout<kd_image_t>.size)!.assumingMemoryBound(to: kd_image_t.self)
         img.initialize(
             to: kd_image_t(
                 struct_size: VersionedStruct.size(of: kd_image_t.self), width: Int32(p.width),
                 height: Int32(p.height), channels: Int32(p.channels),
-                row_bytes: Int64(p.width * p.channels), data: data))
+                row_bytes: Int64(bytes / p.height), data: data.assumingMemoryBound(to: UInt8.self),
+                bits_per_sample: p.wideSamples == nil ? 8 : 16))
         return img
     }
 
@@ -333,8 +354,9 @@ public enum ServerABI {
         }
         t.image_resize = { img, w, h, filter, gap in
             // Pillow refuses a reducing_gap below 1 (and its factor, size / gap, would overflow an Int here).
-            guard let img, let px = ServerABI.pixelImage(img), w > 0, h > 0, w <= 16384, h <= 16384,
-                let f = ResampleFilter(rawValue: Int(filter)), !(gap > 0 && gap < 1)
+            guard let img, let px = ServerABI.pixelImage(img, keepingWide: true), w > 0, h > 0, w <= 16384, h <= 16384,
+                let f = ResampleFilter(rawValue: Int(filter)), !(gap > 0 && gap < 1),
+                gap <= 0 || px.wideSamples == nil
             else { return nil }
             return ServerABI.cImage(
                 px.resized(width: Int(w), height: Int(h), filter: f, reducingGap: gap > 0 ? gap : nil))

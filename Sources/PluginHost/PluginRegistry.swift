@@ -5,6 +5,7 @@ import Foundation
 import KandinskyPluginABI
 import ModelServer
 import PluginABIRules
+import PluginSchema
 
 public final class PluginRegistry {
     public private(set) var plugins: [PluginSpec] = []

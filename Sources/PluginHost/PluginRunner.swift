@@ -4,6 +4,7 @@ import Foundation
 import ImageProcessing
 import KandinskyPluginABI
 import ModelServer
+import PluginSchema
 
 public struct RunRequest {
     public var plugin: PluginSpec
@@ -28,46 +29,6 @@ public enum RunError: Error, CustomStringConvertible {
         case .cancelled(let id): return "\(id): cancelled"
         }
     }
-}
-
-/// Seeds drawn for seed = -1 lie in [0, 191965535], as in the original tool.
-public let maxRandomSeed: Int64 = 191_965_535
-
-extension PluginSpec {
-    /// Checks names and values given as text (CLI or workflow), fills defaults and a random seed for -1.
-    public func resolve(_ given: [String: String], randomSeed: () -> Int64 = { Int64.random(in: 0...maxRandomSeed) })
-        throws -> [String: ParamValue]
-    {
-        var out: [String: ParamValue] = [:]
-        for (k, v) in given {
-            guard let p = params.first(where: { $0.key == k }) else {
-                throw ParamError.unknown(k, closestName(k, in: params.map(\.key)), id)
-            }
-            out[k] = try ParamValue.parse(v, for: p).get()
-        }
-        for p in params where out[p.key] == nil {
-            if let d = p.defaultText {
-                out[p.key] = try ParamValue.parse(d, for: p).get()
-            } else if !p.optional {
-                throw ParamError.missingParam(p.key, id)
-            }
-        }
-        for p in params where p.kind == .seed {
-            if case .int(-1)? = out[p.key] { out[p.key] = .int(randomSeed()) }
-        }
-        return out
-    }
-
-    /// Checks the given input names against the schema (repeated inputs take numbered keys: image1, image2, ...).
-    public func checkInputs(_ keys: [String]) throws {
-        for k in keys where !takesInput(k) { throw ParamError.unknownInput(k, id) }
-        for i in inputs where !i.optional && !keys.contains(where: { i.accepts($0) }) {
-            throw ParamError.missingInput(i.repeated ? i.key + "1" : i.key, id)
-        }
-    }
-
-    /// Whether `key` names one of this plugin's inputs (image, or image1, image2, ... for a repeated one).
-    public func takesInput(_ key: String) -> Bool { inputs.contains { $0.accepts(key) } }
 }
 
 /// State of one run, reached from the C callbacks through host_data.
@@ -136,16 +97,26 @@ public enum PluginRunner {
             keys.append(k)
             images.append(img)
         }
-        let pixelBuffers = images.map { img -> UnsafeMutablePointer<UInt8> in
-            let b = UnsafeMutablePointer<UInt8>.allocate(capacity: max(img.pixels.count, 1))
-            b.initialize(from: img.pixels, count: img.pixels.count)
+        // 16-bit samples go only to inputs that declared they take them; every other input sees 8 bits.
+        let wideInputs = Set(keys.filter { key in spec.inputs.contains { $0.wide && $0.accepts(key) } })
+        let pixelBuffers = zip(keys, images).map { key, img -> UnsafeMutableRawBufferPointer in
+            if wideInputs.contains(key), let samples = img.wideSamples {
+                let b = UnsafeMutableRawBufferPointer.allocate(byteCount: max(samples.count, 1) * 2, alignment: 2)
+                samples.withUnsafeBytes { b.copyMemory(from: $0) }
+                return b
+            }
+            let b = UnsafeMutableRawBufferPointer.allocate(byteCount: max(img.pixels.count, 1), alignment: 1)
+            img.pixels.withUnsafeBytes { b.copyMemory(from: $0) }
             return b
         }
         defer { pixelBuffers.forEach { $0.deallocate() } }
-        var cImages = zip(images, pixelBuffers).map { img, buf in
-            kd_image_t(
+        var cImages = (0..<images.count).map { i in
+            let img = images[i]
+            let bits: UInt32 = wideInputs.contains(keys[i]) && img.wideSamples != nil ? 16 : 8
+            return kd_image_t(
                 struct_size: UInt32(MemoryLayout<kd_image_t>.size), width: Int32(img.width), height: Int32(img.height),
-                channels: Int32(img.channels), row_bytes: Int64(img.width * img.channels), data: buf)
+                channels: Int32(img.channels), row_bytes: Int64(img.width * img.channels) * Int64(bits / 8),
+                data: pixelBuffers[i].baseAddress!.assumingMemoryBound(to: UInt8.self), bits_per_sample: bits)
         }
         let entry = registry.entry(for: spec)
         // Model handles the plugin obtains stay valid for the whole run, whatever other tasks trim meanwhile.
@@ -190,7 +161,8 @@ public enum PluginRunner {
                         img.initialize(
                             to: kd_image_t(
                                 struct_size: UInt32(MemoryLayout<kd_image_t>.size), width: w, height: h, channels: ch,
-                                row_bytes: Int64(w) * Int64(ch), data: data.assumingMemoryBound(to: UInt8.self)))
+                                row_bytes: Int64(w) * Int64(ch), data: data.assumingMemoryBound(to: UInt8.self),
+                                bits_per_sample: 8))
                         s.output = img
                         return img
                     }

@@ -21,6 +21,22 @@ final class ImageProcessingTests: XCTestCase {
         }
     }
 
+    func testPillowResizeOf16BitGreyIsBitExact() throws {
+        let io = try Fixtures.tensors("wide")
+        let cases = try Fixtures.json("wide.json") as! [[String: Any]]
+        for (i, c) in cases.enumerated() {
+            let size = c["size"] as! [Int]
+            let filter = ResampleFilter(rawValue: c["filter"] as! Int)!
+            let source = io["resize\(i).in"]!
+            let image = PixelImage(width: source.dim(1), height: source.dim(0), wideSamples: source.array.map { UInt16($0) })
+            let out = image.resized(width: size[0], height: size[1], filter: filter)
+            let samples = try XCTUnwrap(out.wideSamples, "16-bit resize case \(i) lost its 16 bits")
+            let got = Tensor(shape: [out.height, out.width], values: samples.map(Float.init))
+            assertClose(got, io["resize\(i).out"]!, "16-bit resize case \(i) (\(filter), to \(size))", relTol: 0)
+            XCTAssertEqual(out.pixels, samples.map { UInt8($0 >> 8) }, "16-bit resize case \(i): 8-bit view")
+        }
+    }
+
     func testCLIPImageProcessorIsBitExact() throws {
         let io = try Fixtures.tensors("images")
         let proc = CLIPImageProcessor()

@@ -131,6 +131,24 @@ final class ABICompatibilityTests: XCTestCase {
         XCTAssertEqual(out.pixels, [42], "the plugin read the host's values by their stated size")
     }
 
+    /// ABI 1.4: a 16-bit grey file reaches an input declared KD_INPUT_WIDE with its 16 bits, and any other input
+    /// with 8 (the high bytes), as before.
+    func testSixteenBitSamplesReachOnlyInputsDeclaredWide() throws {
+        let r = try registry(
+            loading: Product.repo + "/Tests/ProductTests/Plugins/wide_probe.c", name: "libkandinsky_plugin_wide.so")
+        XCTAssertEqual(try XCTUnwrap(r.plugin(named: "wide-probe")).inputs.map(\.wide), [true, false])
+        let depth = try ImageFiles.read(Product.input("depth16.png"))
+        let samples = try XCTUnwrap(depth.wideSamples, "depth16.png read without its 16 bits")
+        let wide = try run(r, "wide-probe", [:], inputs: ["wide": depth])
+        XCTAssertEqual([wide.width, wide.height], [depth.width * 2, depth.height], "the wide input's row bytes")
+        let littleEndian = samples.flatMap { [UInt8($0 & 0xFF), UInt8($0 >> 8)] }
+        let wrong = zip(wide.pixels, littleEndian).filter { $0 != $1 }.count
+        XCTAssertEqual(wrong, 0, "\(wrong) of \(littleEndian.count) bytes of the 16-bit samples differ")
+        let narrow = try run(r, "wide-probe", [:], inputs: ["narrow": depth])
+        XCTAssertEqual([narrow.width, narrow.height], [depth.width, depth.height], "the narrow input's row bytes")
+        XCTAssertEqual(narrow.pixels, depth.pixels, "the narrow input is not the 16-bit file's high bytes")
+    }
+
     /// A second copy of the shipped library of `plugin`, loaded by a registry on `host`: dlopen gives the copy its
     /// own globals, bound to that host.
     func shippedCopy(_ plugin: String, on host: UnsafePointer<kd_host_t>) throws -> PluginRegistry {

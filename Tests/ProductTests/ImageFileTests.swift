@@ -5,6 +5,7 @@ import Foundation
 import ImageIO
 import ImageProcessing
 import PluginHost
+import PluginSchema
 import XCTest
 
 final class ImageFileTests: XCTestCase {

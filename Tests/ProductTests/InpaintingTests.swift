@@ -222,7 +222,7 @@ final class InpaintingTests: XCTestCase {
         try pixels.withUnsafeMutableBufferPointer { buffer in
             var image = kd_image_t(
                 struct_size: UInt32(MemoryLayout<kd_image_t>.size), width: 64, height: 64, channels: 1, row_bytes: 64,
-                data: buffer.baseAddress)
+                data: buffer.baseAddress, bits_per_sample: 8)
             for grow in [-4, 0, 6] {
                 var keep: OpaquePointer?
                 XCTAssertEqual(server.inpaint_mask(&image, 64, 64, true, Int32(grow), &keep), Int32(KD_OK))
@@ -242,7 +242,7 @@ final class InpaintingTests: XCTestCase {
         try pixels.withUnsafeMutableBufferPointer { buffer in
             var image = kd_image_t(
                 struct_size: UInt32(MemoryLayout<kd_image_t>.size), width: 64, height: 64, channels: 1, row_bytes: 64,
-                data: buffer.baseAddress)
+                data: buffer.baseAddress, bits_per_sample: 8)
             XCTAssertNil(server.image_resize(&image, 8, 8, kd_resample(KD_RESAMPLE_LANCZOS), 1e-300))
             let resized = try XCTUnwrap(server.image_resize(&image, 8, 8, kd_resample(KD_RESAMPLE_LANCZOS), 2))
             server.image_release(resized)

@@ -17,6 +17,12 @@ final class PluginParityTests: XCTestCase {
     }
 
     func run(_ plugin: String, _ c: [String: Any], inputs: [String: String], decoder: String) throws -> PixelImage {
+        try Product.runPlugin(
+            plugin, parameters(plugin, c, decoder: decoder), inputFiles: inputs.mapValues(Product.input))
+    }
+
+    /// A fixture case's settings as the plugin's parameters.
+    func parameters(_ plugin: String, _ c: [String: Any], decoder: String) -> [String: String] {
         var params: [String: String] = [
             "seed": "\(c["seed"]!)", "num_inference_steps": "\(c["steps"]!)", "guidance_scale": "\(c["guidance"]!)",
             "prior_num_inference_steps": "\(c["prior_steps"]!)", "prior_guidance_scale": "\(c["prior_guidance"]!)",
@@ -33,7 +39,7 @@ final class PluginParityTests: XCTestCase {
         if let w = c["weights"] as? [Double] {
             params["weights"] = "[" + w.map { "\($0)" }.joined(separator: ", ") + "]"
         }
-        return try Product.runPlugin(plugin, params, inputFiles: inputs.mapValues(Product.input))
+        return params
     }
 
     func testText2ImgMatchesCombinedPipeline() throws {
@@ -75,11 +81,13 @@ final class PluginParityTests: XCTestCase {
     func testFusionMatchesInterpolate() throws {
         try check("fusion", decoder: "pipe_decoder") { _ in ["image1": "picture.png", "image2": "picture2.png"] }
     }
-    /// A depth map, a depth map with an init image, and a photo alone: diffusers' ControlNet pipeline fed with
-    /// transformers' depth-estimation pipeline on the photo resized to the output (Ikomia's order).
+    /// A depth map, a depth map with an init image, a photo alone (diffusers' ControlNet pipeline fed with
+    /// transformers' depth-estimation pipeline on the photo resized to the output, Ikomia's order) and a 16-bit
+    /// depth map (resized as Pillow's I;16, / 65535).
     func testControlNetDepthMatchesDiffusers() throws {
         try check("controlnet-depth", decoder: "pipe_controlnet") { c in
             if c["photo"] != nil { return ["image": "picture.png"] }
+            if c["depth16"] != nil { return ["depth": "depth16.png"] }
             return c["init_image"] != nil ? ["depth": "depth.png", "image": "picture.png"] : ["depth": "depth.png"]
         }
     }

@@ -1,4 +1,4 @@
-/* kandinsky_plugin.h -- the one contract between the kandinsky host and its variant plugins (ABI 1.3).
+/* kandinsky_plugin.h -- the one contract between the kandinsky host and its variant plugins (ABI 1.4).
  *
  * A plugin is a shared library exporting `kandinsky_plugin_entry`. The host dlopens it, checks `abi.major`, calls
  * `init` once with the host interface, lists its plugins through `plugin_count`/`plugin_descriptor`, and calls
@@ -44,7 +44,7 @@ typedef struct kd_version {
 } kd_version_t;
 
 #define KD_ABI_MAJOR 1u
-#define KD_ABI_MINOR 3u
+#define KD_ABI_MINOR 4u
 /* A host loads a plugin whose abi.major equals its own, whatever its abi.minor: a plugin of a newer minor finds
  * the host's older tables shorter (KD_STRUCT_HAS), and a host reads a newer plugin's structs up to its own size. */
 
@@ -69,12 +69,16 @@ enum {
 };
 
 /* ---------------------------------------------------------------------------------------------- images */
-/* 8-bit pixels, rows top to bottom, channels interleaved: 1 grey, 3 RGB, 4 RGBA. */
+/* 8-bit pixels, rows top to bottom, channels interleaved: 1 grey, 3 RGB, 4 RGBA. Since 1.4 an image may hold 16-bit
+ * grey instead (bits_per_sample 16): the host hands one over only to an input declared KD_INPUT_WIDE, and
+ * image_resize keeps it 16-bit; every other service reads such an image by the high byte of each sample. */
 typedef struct kd_image {
     uint32_t struct_size;
     int32_t width, height, channels;
-    int64_t row_bytes;  /* >= width * channels */
-    uint8_t *data;      /* owner stated where the image is handed over */
+    int64_t row_bytes;  /* >= width * channels * (bits_per_sample / 8) */
+    uint8_t *data;      /* owner stated where the image is handed over; 16-bit samples are native-endian uint16 */
+    /* ABI 1.4 */
+    uint32_t bits_per_sample; /* 8, or 16 with channels = 1; 0 or absent = 8 */
 } kd_image_t;
 
 /* ---------------------------------------------------------------------------------------------- schema */
@@ -113,14 +117,15 @@ enum {
 
 enum {
     KD_INPUT_OPTIONAL = 1u << 0,
-    KD_INPUT_REPEATED = 1u << 1 /* key1, key2, ... (fusion's image1, image2, ...) */
+    KD_INPUT_REPEATED = 1u << 1, /* key1, key2, ... (fusion's image1, image2, ...) */
+    KD_INPUT_WIDE = 1u << 2      /* 1.4: a 16-bit grey file arrives with its 16 bits (bits_per_sample 16) */
 };
 
 typedef struct kd_input_desc {
     uint32_t struct_size;
     const char *key;  /* "image", "mask", "depth"; plugin-owned, valid while loaded */
     kd_input_kind kind; /* KD_INPUT_IMAGE ... */
-    uint32_t flags;     /* KD_INPUT_OPTIONAL | KD_INPUT_REPEATED */
+    uint32_t flags;     /* KD_INPUT_OPTIONAL | KD_INPUT_REPEATED | KD_INPUT_WIDE */
     const char *help; /* plugin-owned, valid while loaded */
 } kd_input_desc_t;
 
@@ -302,7 +307,9 @@ typedef struct kd_model_server {
     kd_status (*movq_encode)(kd_model_t *decoder, const kd_tensor_t *pixels, kd_tensor_t **latents); /* [-1,1] -> latents */
     kd_status (*movq_decode)(kd_model_t *decoder, const kd_tensor_t *latents, kd_tensor_t **pixels);  /* -> [0,1] */
     kd_status (*denoise)(const kd_run_context_t *ctx, kd_model_t *decoder, const kd_denoise_args_t *args, kd_tensor_t **latents);
-    /* Pillow's Image.resize (bit-exact); the result is plugin-owned: free it with image_release. */
+    /* Pillow's Image.resize (bit-exact); a 16-bit image is resized as Pillow resizes mode I;16 and stays 16-bit
+     * (reducing_gap must then be 0). NULL on bad arguments. The result is plugin-owned: free it with
+     * image_release. */
     kd_image_t *(*image_resize)(const kd_image_t *image, int32_t width, int32_t height, kd_resample filter, double reducing_gap);
     void (*image_release)(kd_image_t *image);
 

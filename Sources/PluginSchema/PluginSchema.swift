@@ -1,10 +1,11 @@
-// Swift views of the C descriptors, copied out once at load time and checked for sanity.
+// Swift views of the C descriptors, copied out once at load time and checked for sanity. They are plain values
+// (Codable): the worker sends them to front ends, which check requests with the same rules (Resolve.swift).
 import Foundation
 import KandinskyPluginABI
 import PluginABIRules
 
-public struct ParamSpec: Sendable {
-    public enum Kind: String, Sendable {
+public struct ParamSpec: Sendable, Codable {
+    public enum Kind: String, Sendable, Codable {
         case int, float, string, bool
         case floatList = "float list"
         case seed
@@ -18,12 +19,14 @@ public struct ParamSpec: Sendable {
     public let defaultText: String?
 }
 
-public struct InputSpec: Sendable {
-    public enum Kind: String, Sendable { case image, mask, depth }
+public struct InputSpec: Sendable, Codable {
+    public enum Kind: String, Sendable, Codable { case image, mask, depth }
     public let key: String
     public let kind: Kind
     public let optional: Bool
     public let repeated: Bool
+    /// KD_INPUT_WIDE: a 16-bit grey file reaches the plugin with its 16 bits.
+    public let wide: Bool
     public let help: String
 
     /// Whether `name` is this input: its key, or for a repeated input its key and a number (image1, image2, ...).
@@ -32,7 +35,7 @@ public struct InputSpec: Sendable {
     }
 }
 
-public struct PluginSpec: Sendable {
+public struct PluginSpec: Sendable, Codable {
     public let id: String
     public let name: String
     public let version: String
@@ -44,9 +47,9 @@ public struct PluginSpec: Sendable {
     public let index: UInt32
 }
 
-enum DescriptorError: Error, CustomStringConvertible {
+public enum DescriptorError: Error, CustomStringConvertible {
     case bad(String)
-    var description: String {
+    public var description: String {
         if case .bad(let s) = self { return s }
         return ""
     }
@@ -55,7 +58,7 @@ enum DescriptorError: Error, CustomStringConvertible {
 extension PluginSpec {
     /// Copies and validates a C descriptor; any malformation is an error (the library is then skipped).
     /// Read as the header's rules say: any struct_size from the 1.0 size up, arrays walked by their elements' size.
-    init(_ d: UnsafePointer<kd_plugin_desc_t>, library: String, index: UInt32) throws {
+    public init(_ d: UnsafePointer<kd_plugin_desc_t>, library: String, index: UInt32) throws {
         guard
             let desc: kd_plugin_desc_t = VersionedStruct.read(
                 d, minimum: ABI10Size.pluginDesc)
@@ -110,7 +113,8 @@ extension PluginSpec {
             }
             return InputSpec(
                 key: try str(x.key, "input key"), kind: kind, optional: x.flags & UInt32(KD_INPUT_OPTIONAL) != 0,
-                repeated: x.flags & UInt32(KD_INPUT_REPEATED) != 0, help: try str(x.help, "help", required: false))
+                repeated: x.flags & UInt32(KD_INPUT_REPEATED) != 0, wide: x.flags & UInt32(KD_INPUT_WIDE) != 0,
+                help: try str(x.help, "help", required: false))
         }
         let paramDescs = try elements(desc.params, desc.param_count, minimum: ABI10Size.paramDesc, "parameter")
         let params = try paramDescs.enumerated().map { i, p in
