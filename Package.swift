@@ -25,6 +25,9 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.0.0"),
     ],
     targets: [
         // MARK: - System libraries
@@ -66,7 +69,12 @@ let package = Package(
                 dependencies: ["KandinskyPluginABI", "PluginABIRules", "PluginSchema", "ModelServer", "ImageProcessing"]),
 
         // The worker process and its supervisor (no engine: front ends link this, the worker links the engine).
-        .target(name: "Supervisor"),
+        .target(name: "Supervisor", dependencies: ["PluginSchema"]),
+        // `kandinsky serve`: HTTP API, durable job queue (SQLite), jobs run on the supervisor's worker.
+        .target(name: "Server",
+                dependencies: [.product(name: "Hummingbird", package: "hummingbird"),
+                               .product(name: "GRDB", package: "GRDB.swift"),
+                               .product(name: "HTTPTypes", package: "swift-http-types"), "Supervisor", "PluginSchema", "ImageIO"]),
         // The workflow file format, decoded strictly (the CLI and the workflow fuzzer).
         .target(name: "WorkflowFormat"),
 
@@ -77,7 +85,7 @@ let package = Package(
                 linkerSettings: [.linkedLibrary("m"), .unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Plugins/exports.map"])]),
 
         .executableTarget(name: "kandinsky", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser"), "PluginHost",
-                                                            "ModelServer", "ImageIO", "ImageProcessing", "Checkpoint", "PluginSchema",
+                                                            "ModelServer", "ImageIO", "ImageProcessing", "Checkpoint", "PluginSchema", "Server",
                                                             "TensorCore", "CPUFeatures", "Supervisor",
                                                             "WorkflowFormat"],
                           path: "Sources/KandinskyCLI"),

@@ -78,8 +78,9 @@ struct Task {
 
     func path(_ p: String) -> String { absolutePath(p, in: baseFolder) }
 
-    /// Runs the task in this process (the worker's); returns the line that says what was written.
-    func execute(registry: PluginRegistry, events: TaskEvents) throws -> String {
+    /// Runs the task in this process (the worker's); returns the line that says what was written and the
+    /// parameters the plugin ran with (as the output's metadata records them).
+    func execute(registry: PluginRegistry, events: TaskEvents) throws -> (message: String, parameters: [String: String]) {
         let outPath = path(output)
         let ext = (outPath as NSString).pathExtension.lowercased()
         guard ["png", "jpg", "jpeg"].contains(ext) else {
@@ -129,7 +130,8 @@ struct Task {
         try ImageFiles.write(image, to: outPath, text: text)
         let seconds = Date().timeIntervalSince(started)
         if Profile.enabled { events.note(Profile.report(wallSeconds: seconds)) }
-        return String(format: "wrote %@ (%dx%d) in %.1f s", output, image.width, image.height, seconds)
+        let message = String(format: "wrote %@ (%dx%d) in %.1f s", output, image.width, image.height, seconds)
+        return (message, values.mapValues(\.description))
     }
 }
 

@@ -5,10 +5,15 @@ import Supervisor
 
 /// A supervisor whose worker is this program run as `kandinsky worker` with the same compute options.
 func makeSupervisor(_ compute: ComputeOptions, maxMemory: String? = nil) -> Supervisor {
+    Supervisor(executable: currentExecutable(), arguments: workerArguments(compute, maxMemory: maxMemory))
+}
+
+/// The worker's arguments for these options.
+func workerArguments(_ compute: ComputeOptions, maxMemory: String?) -> [String] {
     var arguments = ["worker", "--precision", compute.precision]
     if compute.verbose { arguments.append("--verbose") }
     if let maxMemory { arguments += ["--max-memory", maxMemory] }
-    return Supervisor(executable: currentExecutable(), arguments: arguments)
+    return arguments
 }
 
 /// This program's own file (CommandLine.arguments[0] may be a bare name found on PATH).
@@ -24,7 +29,7 @@ func runTask(_ request: WorkerRequest, on supervisor: Supervisor, display: Event
     let outcome = supervisor.perform(request, onEvent: display.show)
     display.finish()
     switch outcome {
-    case .done(let written): return written
+    case .done(let written, _): return written
     case .failed(let reason): throw CLIError(reason)
     }
 }

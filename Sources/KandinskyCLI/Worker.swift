@@ -28,13 +28,17 @@ struct WorkerCommand: ParsableCommand {
                                      willLoad: { channel.send(WorkerEvent(kind: .loading, library: $0)) },
                                      didLoad: { channel.send(WorkerEvent(kind: .loaded, library: $0)) })
         ServerABI.server?.maxMemory = try maxMemory.map(parseBytes)
-        channel.send(WorkerEvent(kind: .ready))
+        watchSupervisor()
+        channel.send(WorkerEvent(kind: .ready, plugins: registry.plugins))
         let requests = LineReader(descriptor: STDIN_FILENO)
         while let line = requests.nextLine() {
+            // A cancel is meant for the task that was running when it came; the next task starts afresh.
+            Interrupt.requested = false
             let answer: WorkerEvent
             do {
                 let request = try JSONDecoder().decode(WorkerRequest.self, from: Data(line.utf8))
-                answer = WorkerEvent(kind: .done, message: try perform(request, registry: registry, channel: channel))
+                let (message, parameters) = try perform(request, registry: registry, channel: channel)
+                answer = WorkerEvent(kind: .done, message: message, parameters: parameters)
             } catch {
                 answer = WorkerEvent(kind: .failed, message: "\(error)")
             }
@@ -43,7 +47,19 @@ struct WorkerCommand: ParsableCommand {
         }
     }
 
-    private func perform(_ request: WorkerRequest, registry: PluginRegistry, channel: EventChannel) throws -> String {
+    /// Ends this process when its supervisor is gone (a kill -9 of the server leaves no one to read the result,
+    /// and a restarted server runs the job again): the parent changes when the supervisor dies.
+    private func watchSupervisor() {
+        let supervisor = getppid()
+        Thread.detachNewThread {
+            while getppid() == supervisor { usleep(200_000) }
+            _exit(70)
+        }
+    }
+
+    private func perform(_ request: WorkerRequest, registry: PluginRegistry, channel: EventChannel) throws
+        -> (message: String, parameters: [String: String])
+    {
         guard let spec = registry.plugin(named: request.plugin) else {
             let names = registry.plugins.flatMap { [$0.id] + $0.aliases }
             let suggestion = closestName(request.plugin, in: names).map { "; did you mean '\($0)'?" } ?? ""

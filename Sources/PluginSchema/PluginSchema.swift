@@ -4,7 +4,7 @@ import Foundation
 import KandinskyPluginABI
 import PluginABIRules
 
-public struct ParamSpec: Sendable, Codable {
+public struct ParamSpec: Sendable, Codable, Equatable {
     public enum Kind: String, Sendable, Codable {
         case int, float, string, bool
         case floatList = "float list"
@@ -19,7 +19,7 @@ public struct ParamSpec: Sendable, Codable {
     public let defaultText: String?
 }
 
-public struct InputSpec: Sendable, Codable {
+public struct InputSpec: Sendable, Codable, Equatable {
     public enum Kind: String, Sendable, Codable { case image, mask, depth }
     public let key: String
     public let kind: Kind
@@ -35,7 +35,7 @@ public struct InputSpec: Sendable, Codable {
     }
 }
 
-public struct PluginSpec: Sendable, Codable {
+public struct PluginSpec: Sendable, Codable, Equatable {
     public let id: String
     public let name: String
     public let version: String

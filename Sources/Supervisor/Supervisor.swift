@@ -5,6 +5,7 @@
 // worker is told with KANDINSKY_SKIP_PLUGINS) and start-up is tried again. The CLI's `run` and `workflow` use it;
 // a long-running server can keep one supervisor for its life.
 import Foundation
+import PluginSchema
 
 #if canImport(Glibc)
     import Glibc
@@ -12,8 +13,8 @@ import Foundation
 
 public final class Supervisor {
     public enum Outcome: Equatable, Sendable {
-        /// The worker's `done` message (what it wrote).
-        case done(String)
+        /// The worker's `done` message (what it wrote) and the parameters the plugin ran with.
+        case done(String, parameters: [String: String])
         /// Why the task failed: the plugin's or the host's error, or how the worker died.
         case failed(String)
     }
@@ -39,6 +40,8 @@ public final class Supervisor {
     private let executable: String
     private let arguments: [String]
     private let environment: [String: String]
+    /// The plugins the current (or last) worker loaded, from its `ready` event.
+    public private(set) var plugins: [PluginSpec] = []
     /// Libraries left out because their init crashed a worker, with why; in the order found.
     public private(set) var skipped: [(library: String, reason: String)] = []
     private var worker: WorkerProcess?
@@ -78,7 +81,7 @@ public final class Supervisor {
         if writeLine(request, to: current.input) {
             while let event = current.nextEvent() {
                 switch event.kind {
-                case .done: return .done(event.message ?? "")
+                case .done: return .done(event.message ?? "", parameters: event.parameters ?? [:])
                 case .failed: return .failed(event.message ?? "failed")
                 case .started:
                     plugin = event.message ?? plugin
@@ -115,7 +118,9 @@ public final class Supervisor {
                 switch event.kind {
                 case .loading: initialising = event.library
                 case .loaded: initialising = nil
-                case .ready: return candidate
+                case .ready:
+                    plugins = event.plugins ?? []
+                    return candidate
                 default: onEvent(event)
                 }
             }
@@ -148,6 +153,20 @@ final class WorkerProcess {
             throw Supervisor.StartError(
                 description: "cannot make pipes for the worker: \(String(cString: strerror(errno)))")
         }
+        // The worker starts with every signal unblocked and at its default action: a thread of a front end's
+        // thread pool (libdispatch blocks signals in its workers) would otherwise pass its mask on, and SIGINT, the
+        // cancel of a running task, would never arrive.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        var handledSignals = sigset_t()
+        sigemptyset(&handledSignals)
+        for signalNumber in [SIGINT, SIGTERM, SIGHUP, SIGPIPE] { sigaddset(&handledSignals, signalNumber) }
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setsigdefault(&attributes, &handledSignals)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -161,7 +180,7 @@ final class WorkerProcess {
             for p in envp { free(p) }
         }
         var child: pid_t = 0
-        let status = posix_spawn(&child, executable, &actions, nil, argv, envp)
+        let status = posix_spawn(&child, executable, &actions, &attributes, argv, envp)
         close(toWorker[0])
         close(fromWorker[1])
         guard status == 0 else {

@@ -2,6 +2,7 @@
 // supervisor writes requests to the worker's standard input; the worker answers on its standard output (which it
 // keeps for the protocol alone: anything a plugin prints goes to standard error).
 import Foundation
+import PluginSchema
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -48,15 +49,21 @@ public struct WorkerEvent: Codable, Sendable, Equatable {
     public var total: Int?
     /// `status`, `note`, `started` (the plugin id), `done` (what was written) and `failed` (why).
     public var message: String?
+    /// `ready`: the schemas of every plugin the worker loaded (front ends check requests against them).
+    public var plugins: [PluginSpec]?
+    /// `done`: every parameter the plugin ran with, as text (defaults and a drawn seed included).
+    public var parameters: [String: String]?
 
     public init(kind: Kind, library: String? = nil, stage: String? = nil, step: Int? = nil, total: Int? = nil,
-                message: String? = nil) {
+                message: String? = nil, plugins: [PluginSpec]? = nil, parameters: [String: String]? = nil) {
         self.kind = kind
         self.library = library
         self.stage = stage
         self.step = step
         self.total = total
         self.message = message
+        self.plugins = plugins
+        self.parameters = parameters
     }
 }
 

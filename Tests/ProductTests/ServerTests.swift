@@ -1,0 +1,255 @@
+// `kandinsky serve` as a client sees it: the real binary on a free loopback port with the embedded default model,
+// spoken to with curl (docs/server.md).
+import Foundation
+import XCTest
+
+/// One server process on a data folder; stopped (or killed) by the test.
+final class ServeProcess {
+    let process = Process()
+    let data: String
+    private(set) var port = 0
+    let errors: String
+
+    init(data: String, extraArguments: [String] = []) throws {
+        self.data = data
+        errors = data + ".stderr-\(UUID().uuidString)"
+        process.executableURL = URL(fileURLWithPath: Product.buildDir + "/kandinsky")
+        process.arguments = ["serve", "--port", "0", "--data", data] + extraArguments
+        var env = ProcessInfo.processInfo.environment
+        env["HOME"] = NSTemporaryDirectory()
+        env["KANDINSKY_PLUGIN_PATH"] = nil
+        process.environment = env
+        let out = Pipe()
+        process.standardOutput = out
+        _ = FileManager.default.createFile(atPath: errors, contents: nil)
+        process.standardError = FileHandle(forWritingAtPath: errors)
+        try process.run()
+        // The first line says where it listens.
+        var line = Data()
+        while !line.contains(0x0A) {
+            let byte = out.fileHandleForReading.readData(ofLength: 1)
+            if byte.isEmpty { break }
+            line.append(byte)
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        guard let range = text.range(of: #"127\.0\.0\.1:(\d+)"#, options: .regularExpression),
+            let port = Int(text[range].split(separator: ":").last!)
+        else {
+            throw SetupError(description: "serve did not say where it listens: '\(text)' \(stderrText)")
+        }
+        self.port = port
+    }
+
+    var stderrText: String { (try? String(contentsOfFile: errors, encoding: .utf8)) ?? "" }
+
+    func stop(signal: Int32 = SIGTERM) {
+        kill(process.processIdentifier, signal)
+        process.waitUntilExit()
+    }
+
+    struct Reply {
+        let status: Int
+        let body: Data
+        var json: [String: Any] { (try? JSONSerialization.jsonObject(with: body) as? [String: Any]) ?? [:] }
+        var text: String { String(decoding: body, as: UTF8.self) }
+    }
+
+    /// One request through curl; `body` is JSON text, or a file to send with --data-binary @file.
+    func request(
+        _ method: String, _ path: String, json: String? = nil, file: String? = nil, headers: [String] = [],
+        timeout: Int = 60
+    ) throws -> Reply {
+        let out = data + ".reply-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        var args = ["-s", "-m", "\(timeout)", "-o", out, "-w", "%{http_code}", "-X", method]
+        for header in headers { args += ["-H", header] }
+        if let json { args += ["-H", "Content-Type: application/json", "--data-binary", json] }
+        if let file { args += ["--data-binary", "@" + file] }
+        args.append("http://127.0.0.1:\(port)" + path)
+        let curl = Process()
+        curl.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        curl.arguments = args
+        let status = Pipe()
+        curl.standardOutput = status
+        try curl.run()
+        let code = status.fileHandleForReading.readDataToEndOfFile()
+        curl.waitUntilExit()
+        return Reply(
+            status: Int(String(decoding: code, as: UTF8.self)) ?? 0,
+            body: FileManager.default.contents(atPath: out) ?? Data())
+    }
+
+    /// Polls a job until it has ended; its last view.
+    func waitForEnd(_ id: String, seconds: Double = 120) throws -> [String: Any] {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline {
+            let job = try request("GET", "/v1/jobs/\(id)").json
+            if ["succeeded", "failed", "cancelled"].contains(job["state"] as? String ?? "") { return job }
+            usleep(100_000)
+        }
+        throw SetupError(description: "job \(id) did not end within \(seconds) s")
+    }
+
+    func submit(_ params: String, plugin: String = "text2img", inputs: String = "{}", headers: [String] = [])
+        throws -> Reply
+    {
+        try request(
+            "POST", "/v1/jobs", json: #"{"plugin": "\#(plugin)", "params": \#(params), "inputs": \#(inputs)}"#,
+            headers: headers)
+    }
+}
+
+final class ServerTests: XCTestCase {
+    static let quick = #"{"prompt": "a red circle", "num_inference_steps": 2, "prior_num_inference_steps": 2, "seed": 4}"#
+    static let slow = #"{"prompt": "a red circle", "num_inference_steps": 150, "prior_num_inference_steps": 2}"#
+
+    func server(_ data: String? = nil) throws -> ServeProcess {
+        try Product.requirePlugins()
+        return try ServeProcess(data: data ?? (try Product.tempDir() + "/data"))
+    }
+
+    func testImagesJobsAndIdempotency() throws {
+        let serve = try server()
+        defer { serve.stop() }
+        XCTAssertEqual(try serve.request("GET", "/healthz").json["status"] as? String, "ok")
+        let plugins = try serve.request("GET", "/v1/plugins").json["plugins"] as? [[String: Any]] ?? []
+        XCTAssertEqual(
+            Set(plugins.compactMap { $0["id"] as? String }),
+            ["text2img", "img2img", "inpaint", "fusion", "controlnet-depth", "depth", "outpaint"])
+
+        // An image's id is the SHA-256 of its bytes (checked against coreutils).
+        let picture = Product.repo + "/samples/inputs/picture.png"
+        let upload = try serve.request("POST", "/v1/images", file: picture)
+        XCTAssertEqual(upload.status, 201, upload.text)
+        let digest = try Product.cli([], launcher: ["/usr/bin/sha256sum", picture]).stdout.prefix(64)
+        XCTAssertEqual(upload.json["id"] as? String, String(digest))
+        let back = try serve.request("GET", "/v1/images/\(digest)")
+        XCTAssertEqual(back.body, FileManager.default.contents(atPath: picture), "the stored image differs")
+        let notImage = try serve.request("POST", "/v1/images", json: "{}")
+        XCTAssertEqual(notImage.status, 422, notImage.text)
+        XCTAssertEqual(try serve.request("GET", "/v1/images/../../etc/passwd").status, 404)
+
+        let first = try serve.submit(Self.quick, headers: ["Idempotency-Key: once"])
+        XCTAssertEqual(first.status, 202, first.text)
+        let again = try serve.submit(Self.quick, headers: ["Idempotency-Key: once"])
+        XCTAssertEqual(again.status, 200)
+        let id = try XCTUnwrap(first.json["id"] as? String)
+        XCTAssertEqual(again.json["id"] as? String, id, "a repeated Idempotency-Key made a second job")
+        let done = try serve.waitForEnd(id)
+        XCTAssertEqual(done["state"] as? String, "succeeded", "\(done)")
+        XCTAssertEqual(done["seed"] as? Int, 4)
+        let result = try XCTUnwrap((done["results"] as? [String])?.first)
+        let png = try serve.request("GET", "/v1/images/\(result)")
+        XCTAssertEqual(Array(png.body.prefix(4)), [0x89, 0x50, 0x4E, 0x47], "the result is not a PNG")
+        XCTAssertTrue(png.text.contains("kandinsky:seed"), "the result PNG lacks its parameters")
+        XCTAssertEqual(try serve.request("DELETE", "/v1/jobs/\(id)").status, 409, "cancel of an ended job")
+
+        // Inpainting with uploaded inputs; a bad parameter is answered 422 naming the field.
+        let mask = try serve.request("POST", "/v1/images", file: Product.repo + "/samples/inputs/mask.png")
+        let inputs = #"{"image": "\#(digest)", "mask": "\#(mask.json["id"] as? String ?? "")"}"#
+        let inpaint = try serve.submit(Self.quick, plugin: "inpaint", inputs: inputs)
+        XCTAssertEqual(try serve.waitForEnd(inpaint.json["id"] as? String ?? "")["state"] as? String, "succeeded")
+        let bad = try serve.submit(#"{"prompt": "x", "num_inference_steps": -3}"#)
+        XCTAssertEqual(bad.status, 422, bad.text)
+        XCTAssertEqual((bad.json["error"] as? [String: Any])?["field"] as? String, "num_inference_steps")
+        let missing = try serve.submit(Self.quick, plugin: "inpaint", inputs: #"{"image": "\#(digest)"}"#)
+        XCTAssertEqual((missing.json["error"] as? [String: Any])?["field"] as? String, "mask", missing.text)
+
+        // The list pages with a cursor.
+        let page = try serve.request("GET", "/v1/jobs?limit=1").json
+        XCTAssertEqual((page["jobs"] as? [[String: Any]])?.count, 1)
+        let cursor = try XCTUnwrap(page["next_cursor"] as? String)
+        let next = try serve.request("GET", "/v1/jobs?limit=5&cursor=\(cursor)").json["jobs"] as? [[String: Any]]
+        XCTAssertEqual(next?.first?["id"] as? String, inpaint.json["id"] as? String)
+
+        let metrics = try serve.request("GET", "/metrics").text
+        XCTAssertTrue(metrics.contains("kandinsky_jobs{state=\"succeeded\"} 2"), metrics)
+        XCTAssertTrue(serve.stderrText.contains("\"job\":\"\(id)\""), "no log line names the job")
+    }
+
+    func testHostOriginAndTokenChecks() throws {
+        let serve = try server()
+        defer { serve.stop() }
+        let rebinding = try serve.request("GET", "/v1/jobs", headers: ["Host: attacker.example"])
+        XCTAssertEqual(rebinding.status, 421, rebinding.text)
+        let crossSite = try serve.submit(Self.quick, headers: ["Origin: http://attacker.example"])
+        XCTAssertEqual(crossSite.status, 403, crossSite.text)
+        let sameSite = try serve.submit(Self.quick, headers: ["Origin: http://127.0.0.1:\(serve.port)"])
+        XCTAssertEqual(sameSite.status, 202, sameSite.text)
+
+        let exposed = try Product.cli(["serve", "--host", "0.0.0.0", "--port", "0", "--data", try Product.tempDir()])
+        XCTAssertNotEqual(exposed.status, 0)
+        XCTAssertTrue(exposed.stderr.contains("--token"), exposed.stderr)
+
+        let guarded = try ServeProcess(data: try Product.tempDir() + "/data", extraArguments: ["--token", "s3cret-token"])
+        defer { guarded.stop() }
+        XCTAssertEqual(try guarded.request("GET", "/v1/jobs").status, 401)
+        XCTAssertEqual(try guarded.request("GET", "/v1/jobs", headers: ["Authorization: Bearer wrong"]).status, 401)
+        XCTAssertEqual(
+            try guarded.request("GET", "/v1/jobs", headers: ["Authorization: Bearer s3cret-token"]).status, 200)
+        XCTAssertEqual(try guarded.request("GET", "/healthz").status, 200)
+    }
+
+    func testCancelQueuedAndRunningJobsAndResumeEvents() throws {
+        let serve = try server()
+        defer { serve.stop() }
+        let running = try XCTUnwrap(try serve.submit(Self.slow).json["id"] as? String)
+        let queued = try XCTUnwrap(try serve.submit(Self.quick).json["id"] as? String)
+        XCTAssertEqual(try serve.request("DELETE", "/v1/jobs/\(queued)").status, 200)
+        XCTAssertEqual(try serve.request("GET", "/v1/jobs/\(queued)").json["state"] as? String, "cancelled")
+        // Wait until the slow one is denoising, then read its events twice: the second read resumes.
+        let deadline = Date().addingTimeInterval(60)
+        while try serve.request("GET", "/v1/jobs/\(running)").json["stage"] as? String != "decoder",
+            Date() < deadline
+        {
+            usleep(100_000)
+        }
+        XCTAssertEqual(try serve.request("DELETE", "/v1/jobs/\(running)").status, 202)
+        let ended = try serve.waitForEnd(running)
+        XCTAssertEqual(ended["state"] as? String, "cancelled", "\(ended)")
+        let all = try serve.request("GET", "/v1/jobs/\(running)/events").text
+        let ids = all.split(separator: "\n").filter { $0.hasPrefix("id: ") }.compactMap { Int($0.dropFirst(4)) }
+        XCTAssertGreaterThan(ids.count, 3, all)
+        XCTAssertEqual(ids, Array(1...ids.count), "event ids are not 1, 2, 3, ...")
+        let resumed = try serve.request("GET", "/v1/jobs/\(running)/events", headers: ["Last-Event-ID: 2"]).text
+        let resumedIDs = resumed.split(separator: "\n").filter { $0.hasPrefix("id: ") }.compactMap {
+            Int($0.dropFirst(4))
+        }
+        XCTAssertEqual(resumedIDs.first, 3, resumed)
+        XCTAssertTrue(resumed.contains("\"state\":\"cancelled\""), resumed)
+        // The next job runs normally after a cancel.
+        let after = try XCTUnwrap(try serve.submit(Self.quick).json["id"] as? String)
+        XCTAssertEqual(try serve.waitForEnd(after)["state"] as? String, "succeeded")
+    }
+
+    /// kill -9 with one job running and two queued: after a restart all three succeed, the interrupted one on its
+    /// second attempt with one result (the old worker died with the server: it cannot finish the job a second time).
+    func testQueueSurvivesKill9() throws {
+        let data = try Product.tempDir() + "/data"
+        let first = try server(data)
+        let running = try XCTUnwrap(try first.submit(Self.slow).json["id"] as? String)
+        let queued = try (0..<2).map { _ in try XCTUnwrap(try first.submit(Self.quick).json["id"] as? String) }
+        let deadline = Date().addingTimeInterval(60)
+        while try first.request("GET", "/v1/jobs/\(running)").json["state"] as? String != "running", Date() < deadline {
+            usleep(100_000)
+        }
+        first.stop(signal: SIGKILL)
+        let second = try server(data)
+        defer { second.stop() }
+        // The interrupted job runs first again (it is the oldest), then the queued ones.
+        let retried = try second.waitForEnd(running, seconds: 300)
+        XCTAssertEqual(retried["state"] as? String, "succeeded", "\(retried)")
+        XCTAssertEqual(retried["attempts"] as? Int, 2, "the interrupted job was not retried exactly once")
+        XCTAssertEqual((retried["results"] as? [String])?.count, 1)
+        for id in queued { XCTAssertEqual(try second.waitForEnd(id, seconds: 300)["state"] as? String, "succeeded") }
+    }
+
+    func testQueueBoundAnswers429() throws {
+        try Product.requirePlugins()
+        let serve = try ServeProcess(data: try Product.tempDir() + "/data", extraArguments: ["--max-queue", "2"])
+        defer { serve.stop() }
+        let statuses = try (0..<5).map { _ in try serve.submit(Self.slow).status }
+        XCTAssertTrue(statuses.contains(429), "\(statuses)")
+        XCTAssertEqual(statuses.filter { $0 == 202 }.count, 3, "one running and two queued: \(statuses)")
+    }
+}
