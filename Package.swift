@@ -66,7 +66,8 @@ let package = Package(
         // Plugin schemas and the rule that checks values against them: no engine, so front ends share it.
         .target(name: "PluginSchema", dependencies: ["KandinskyPluginABI", "PluginABIRules"]),
         .target(name: "PluginHost",
-                dependencies: ["KandinskyPluginABI", "PluginABIRules", "PluginSchema", "ModelServer", "ImageProcessing"]),
+                dependencies: ["KandinskyPluginABI", "PluginABIRules", "PluginSchema", "ModelServer",
+                               "ImageProcessing"]),
 
         // The worker process and its supervisor (no engine: front ends link this, the worker links the engine).
         .target(name: "Supervisor", dependencies: ["PluginSchema"]),
@@ -74,7 +75,8 @@ let package = Package(
         .target(name: "Server",
                 dependencies: [.product(name: "Hummingbird", package: "hummingbird"),
                                .product(name: "GRDB", package: "GRDB.swift"),
-                               .product(name: "HTTPTypes", package: "swift-http-types"), "Supervisor", "PluginSchema", "ImageIO"]),
+                               .product(name: "HTTPTypes", package: "swift-http-types"), "Supervisor", "PluginSchema",
+                               "ImageIO"]),
         // The workflow file format, decoded strictly (the CLI and the workflow fuzzer).
         .target(name: "WorkflowFormat"),
 
@@ -85,7 +87,8 @@ let package = Package(
                 linkerSettings: [.linkedLibrary("m"), .unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Plugins/exports.map"])]),
 
         .executableTarget(name: "kandinsky", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser"), "PluginHost",
-                                                            "ModelServer", "ImageIO", "ImageProcessing", "Checkpoint", "PluginSchema", "Server",
+                                                            "ModelServer", "ImageIO", "ImageProcessing", "Checkpoint",
+                                                            "PluginSchema", "Server",
                                                             "TensorCore", "CPUFeatures", "Supervisor",
                                                             "WorkflowFormat"],
                           path: "Sources/KandinskyCLI"),

@@ -43,7 +43,8 @@ extension PixelImage {
         if w == width && h == height { return self }
         if let wideSamples {
             precondition(reducingGap == nil, "reducing_gap on a 16-bit image")
-            return PixelImage(width: w, height: h, wideSamples: Self.resizedWide(wideSamples, width, height, w, h, filter))
+            let samples = Self.resizedWide(wideSamples, width, height, w, h, filter)
+            return PixelImage(width: w, height: h, wideSamples: samples)
         }
         var source = self
         var box: (Float, Float, Float, Float) = (0, 0, Float(width), Float(height))

@@ -80,7 +80,9 @@ struct Task {
 
     /// Runs the task in this process (the worker's); returns the line that says what was written and the
     /// parameters the plugin ran with (as the output's metadata records them).
-    func execute(registry: PluginRegistry, events: TaskEvents) throws -> (message: String, parameters: [String: String]) {
+    func execute(registry: PluginRegistry, events: TaskEvents) throws
+        -> (message: String, parameters: [String: String])
+    {
         let outPath = path(output)
         let ext = (outPath as NSString).pathExtension.lowercased()
         guard ["png", "jpg", "jpeg"].contains(ext) else {

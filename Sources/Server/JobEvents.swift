@@ -25,7 +25,8 @@ public final class JobEvents: @unchecked Sendable {
     public init() {}
 
     public func publish(_ jobID: String, name: String, payload: [String: Any]) {
-        let data = (try? JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys]))
+        let data =
+            (try? JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys]))
             .map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         let listeners: [AsyncStream<JobEvent>.Continuation] = lock.withLock {
             let sequence = nextSequence[jobID, default: 1]

@@ -183,7 +183,9 @@ public final class JobRunner: @unchecked Sendable {
         } catch {
             log("cannot record the end of the job: \(error)", id)
         }
-        log(state == .succeeded ? "succeeded: \(results.joined(separator: ", "))" : "\(state.rawValue): \(error ?? "")", id)
+        log(
+            state == .succeeded ? "succeeded: \(results.joined(separator: ", "))" : "\(state.rawValue): \(error ?? "")",
+            id)
         publishState(id)
     }
 

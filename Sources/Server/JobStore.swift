@@ -69,15 +69,19 @@ public final class JobStore: @unchecked Sendable {
             let queued = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM job WHERE state = 'queued'") ?? 0
             guard queued < maxQueued else { throw SubmitError.queueFull(limit: maxQueued) }
             var random = SystemRandomNumberGenerator()
-            let id = "job_" + (0..<10).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &random)) }
+            let id =
+                "job_"
+                + (0..<10).map { _ in String(format: "%02x", UInt8.random(in: 0...255, using: &random)) }
                 .joined()
             try db.execute(
                 sql: """
                     INSERT INTO job (id, plugin, params, inputs, state, idempotency_key, created_at)
                     VALUES (?, ?, ?, ?, 'queued', ?, ?)
                     """,
-                arguments: [id, plugin, try Self.text(params), try Self.text(inputs), idempotencyKey,
-                            Date().timeIntervalSince1970])
+                arguments: [
+                    id, plugin, try Self.text(params), try Self.text(inputs), idempotencyKey,
+                    Date().timeIntervalSince1970,
+                ])
             let row = try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [id])!
             return (try Self.job(row), true)
         }
@@ -147,8 +151,10 @@ public final class JobStore: @unchecked Sendable {
                     UPDATE job SET state = ?, error = ?, results = ?, resolved_params = ?, seed = ?, finished_at = ?
                     WHERE id = ?
                     """,
-                arguments: [state.rawValue, error, try Self.text(results), try resolvedParams.map(Self.text), seed,
-                            Date().timeIntervalSince1970, id])
+                arguments: [
+                    state.rawValue, error, try Self.text(results), try resolvedParams.map(Self.text), seed,
+                    Date().timeIntervalSince1970, id,
+                ])
             return try Row.fetchOne(db, sql: "SELECT * FROM job WHERE id = ?", arguments: [id]).map(Self.job)
         }
     }
@@ -201,8 +207,10 @@ public final class JobStore: @unchecked Sendable {
                         : "the server stopped while this job ran, twice (attempt \(job.attempts)); not retried again"
                     try db.execute(
                         sql: "UPDATE job SET state = ?, error = ?, finished_at = ? WHERE id = ?",
-                        arguments: [job.cancelRequested ? "cancelled" : "failed", reason, Date().timeIntervalSince1970,
-                                    job.id])
+                        arguments: [
+                            job.cancelRequested ? "cancelled" : "failed", reason, Date().timeIntervalSince1970,
+                            job.id,
+                        ])
                     failed.append(job)
                 } else {
                     try db.execute(
@@ -234,16 +242,22 @@ public final class JobStore: @unchecked Sendable {
     public func addImage(_ record: ImageRecord) throws {
         try database.write { db in
             try db.execute(
-                sql: "INSERT OR IGNORE INTO image (id, file, width, height, bytes, created_at) VALUES (?, ?, ?, ?, ?, ?)",
-                arguments: [record.id, record.file, record.width, record.height, record.bytes,
-                            Date().timeIntervalSince1970])
+                sql: """
+                    INSERT OR IGNORE INTO image (id, file, width, height, bytes, created_at)
+                    VALUES (?, ?, ?, ?, ?, ?)
+                    """,
+                arguments: [
+                    record.id, record.file, record.width, record.height, record.bytes,
+                    Date().timeIntervalSince1970,
+                ])
         }
     }
 
     public func image(_ id: String) throws -> ImageRecord? {
         try database.read { db in
             try Row.fetchOne(db, sql: "SELECT * FROM image WHERE id = ?", arguments: [id]).map {
-                ImageRecord(id: $0["id"], file: $0["file"], width: $0["width"], height: $0["height"], bytes: $0["bytes"])
+                ImageRecord(
+                    id: $0["id"], file: $0["file"], width: $0["width"], height: $0["height"], bytes: $0["bytes"])
             }
         }
     }

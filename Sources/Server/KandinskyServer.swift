@@ -48,7 +48,8 @@ public enum KandinskyServer {
         let images = try ImageStore(dataFolder: data, store: store, maxBytes: configuration.maxUploadBytes)
         for job in try store.recover() { log("not retried: \(job.error ?? "interrupted twice")", job: job.id) }
         let events = JobEvents()
-        let supervisor = Supervisor(executable: configuration.workerExecutable, arguments: configuration.workerArguments)
+        let supervisor = Supervisor(
+            executable: configuration.workerExecutable, arguments: configuration.workerArguments)
         let runner = JobRunner(
             store: store, images: images, events: events, supervisor: supervisor, dataFolder: data,
             log: { message, job in log(message, job: job) })

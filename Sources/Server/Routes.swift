@@ -238,7 +238,8 @@ struct Routes: Sendable {
 
     func eventStream(_ id: String, request: Request) throws -> Response {
         guard let job = try store.job(id) else { throw APIError(.notFound, "no job \(id)") }
-        let lastSeen = request.headers[HTTPField.Name("Last-Event-ID")!].flatMap { Int($0) }
+        let lastSeen =
+            request.headers[HTTPField.Name("Last-Event-ID")!].flatMap { Int($0) }
             ?? request.uri.queryParameters.get("last_event_id").flatMap { Int($0) } ?? 0
         let (backlog, stream, cancel) = events.subscribe(id, after: lastSeen)
         // Nothing logged newer than what the client saw: a snapshot of the job now (numbered after its id).
@@ -278,7 +279,9 @@ struct Routes: Sendable {
             "kandinsky_queue_depth \(counts[.queued] ?? 0)",
             "# HELP kandinsky_jobs Jobs by state.", "# TYPE kandinsky_jobs gauge",
         ]
-        for state in JobState.allCases { lines.append("kandinsky_jobs{state=\"\(state.rawValue)\"} \(counts[state] ?? 0)") }
+        for state in JobState.allCases {
+            lines.append("kandinsky_jobs{state=\"\(state.rawValue)\"} \(counts[state] ?? 0)")
+        }
         lines += [
             "# HELP kandinsky_step_seconds Time per denoising step.", "# TYPE kandinsky_step_seconds summary",
             "kandinsky_step_seconds_sum \(runnerMetrics.stepSeconds)",

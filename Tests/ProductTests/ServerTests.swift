@@ -100,7 +100,8 @@ final class ServeProcess {
 }
 
 final class ServerTests: XCTestCase {
-    static let quick = #"{"prompt": "a red circle", "num_inference_steps": 2, "prior_num_inference_steps": 2, "seed": 4}"#
+    static let quick =
+        #"{"prompt": "a red circle", "num_inference_steps": 2, "prior_num_inference_steps": 2, "seed": 4}"#
     static let slow = #"{"prompt": "a red circle", "num_inference_steps": 150, "prior_num_inference_steps": 2}"#
 
     func server(_ data: String? = nil) throws -> ServeProcess {
@@ -181,7 +182,8 @@ final class ServerTests: XCTestCase {
         XCTAssertNotEqual(exposed.status, 0)
         XCTAssertTrue(exposed.stderr.contains("--token"), exposed.stderr)
 
-        let guarded = try ServeProcess(data: try Product.tempDir() + "/data", extraArguments: ["--token", "s3cret-token"])
+        let guarded = try ServeProcess(
+            data: try Product.tempDir() + "/data", extraArguments: ["--token", "s3cret-token"])
         defer { guarded.stop() }
         XCTAssertEqual(try guarded.request("GET", "/v1/jobs").status, 401)
         XCTAssertEqual(try guarded.request("GET", "/v1/jobs", headers: ["Authorization: Bearer wrong"]).status, 401)

@@ -6,7 +6,8 @@
 #include "kandinsky_plugin.h"
 
 static const kd_input_desc_t inputs[] = {
-    {sizeof(kd_input_desc_t), "wide", KD_INPUT_DEPTH, KD_INPUT_OPTIONAL | KD_INPUT_WIDE, "16 bits if the file has them"},
+    {sizeof(kd_input_desc_t), "wide", KD_INPUT_DEPTH, KD_INPUT_OPTIONAL | KD_INPUT_WIDE,
+     "16 bits if the file has them"},
     {sizeof(kd_input_desc_t), "narrow", KD_INPUT_DEPTH, KD_INPUT_OPTIONAL, "always 8 bits"},
 };
 static const kd_plugin_desc_t descriptor = {
