@@ -28,8 +28,8 @@ final class ImageProcessingTests: XCTestCase {
             let size = c["size"] as! [Int]
             let filter = ResampleFilter(rawValue: c["filter"] as! Int)!
             let source = io["resize\(i).in"]!
-            let samples = source.array.map { UInt16($0) }
-            let image = PixelImage(width: source.dim(1), height: source.dim(0), wideSamples: samples)
+            let sourceSamples = source.array.map { UInt16($0) }
+            let image = PixelImage(width: source.dim(1), height: source.dim(0), wideSamples: sourceSamples)
             let out = image.resized(width: size[0], height: size[1], filter: filter)
             let samples = try XCTUnwrap(out.wideSamples, "16-bit resize case \(i) lost its 16 bits")
             let got = Tensor(shape: [out.height, out.width], values: samples.map(Float.init))
