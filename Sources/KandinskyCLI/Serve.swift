@@ -9,7 +9,7 @@ struct Serve: ParsableCommand {
         discussion: """
             Jobs are kept in SQLite under --data and survive a restart. Loopback only unless --host names another
             address, which needs --token (clients send 'Authorization: Bearer T') or --insecure. Routes and curl
-            examples: docs/server.md; the OpenAPI document: docs/openapi.yaml.
+            examples: docs/server.md; the OpenAPI document: docs/openapi.json.
             """)
 
     @Option(help: "Address to listen on.") var host = "127.0.0.1"

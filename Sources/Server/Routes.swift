@@ -1,4 +1,4 @@
-// The HTTP API (docs/openapi.yaml describes every route): plugins, images, jobs and their events, health and
+// The HTTP API (docs/openapi.json describes every route): plugins, images, jobs and their events, health and
 // metrics. Handlers check what they are given against the plugin's own schema before anything is queued.
 import Foundation
 import HTTPTypes

@@ -246,6 +246,58 @@ final class ServerTests: XCTestCase {
         for id in queued { XCTAssertEqual(try second.waitForEnd(id, seconds: 300)["state"] as? String, "succeeded") }
     }
 
+    /// Every operation of docs/openapi.json, called with a valid and an invalid request, answers a status the
+    /// document lists for it, and its JSON has the fields the document requires of that answer.
+    func testTheServerAnswersAsItsOpenAPIDocumentSays() throws {
+        let serve = try server()
+        defer { serve.stop() }
+        let url = URL(fileURLWithPath: Product.repo + "/docs/openapi.json")
+        let document = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        let schemas = ((document["components"] as? [String: Any])?["schemas"] as? [String: Any]) ?? [:]
+        let paths = try XCTUnwrap(document["paths"] as? [String: [String: Any]])
+        let image = try serve.request("POST", "/v1/images", file: Product.repo + "/samples/inputs/picture.png")
+        let job = try serve.submit(Self.quick)
+        let imageID = image.json["id"] as? String ?? ""
+        let jobID = job.json["id"] as? String ?? ""
+        _ = try serve.waitForEnd(jobID)
+        // (method, path with values, body, file) per documented operation: a valid call and a broken one.
+        var calls: [(String, String, String, String?, String?)] = []
+        for (template, operations) in paths {
+            for method in operations.keys where ["get", "post", "delete"].contains(method) {
+                for (id, body, file) in [
+                    (
+                        template.contains("images") ? imageID : jobID, "{\"plugin\": \"text2img\", \"params\": {}}",
+                        Product.repo + "/samples/inputs/mask.png"
+                    ),
+                    ("no-such-id", "{\"plugin\": 5}", Product.repo + "/README.md"),
+                ] {
+                    let path = template.replacingOccurrences(of: "{id}", with: id)
+                    let isUpload = template == "/v1/images" && method == "post"
+                    calls.append((template, method, path, isUpload ? nil : body, isUpload ? file : nil))
+                }
+            }
+        }
+        XCTAssertEqual(calls.count, 2 * 10, "documented operations")
+        for (template, method, path, body, file) in calls {
+            let operation = try XCTUnwrap(paths[template]?[method] as? [String: Any])
+            let responses = try XCTUnwrap(operation["responses"] as? [String: Any])
+            let reply = try serve.request(
+                method.uppercased(), path, json: method == "post" && file == nil ? body : nil, file: file, timeout: 10)
+            let status = String(reply.status)
+            XCTAssertNotNil(responses[status], "\(method) \(path): \(status) is not documented (\(reply.text))")
+            guard let documented = responses[status] as? [String: Any] else { continue }
+            let content = (documented["content"] as? [String: Any])?["application/json"] as? [String: Any]
+            var schema = content?["schema"] as? [String: Any]
+            if let reference = schema?["$ref"] as? String {
+                schema = schemas[reference.components(separatedBy: "/").last!] as? [String: Any]
+            }
+            if documented["$ref"] != nil { schema = schemas["Error"] as? [String: Any] }
+            for field in schema?["required"] as? [String] ?? [] {
+                XCTAssertNotNil(reply.json[field], "\(method) \(path) \(status): no '\(field)' in \(reply.text)")
+            }
+        }
+    }
+
     func testQueueBoundAnswers429() throws {
         try Product.requirePlugins()
         let serve = try ServeProcess(data: try Product.tempDir() + "/data", extraArguments: ["--max-queue", "2"])
