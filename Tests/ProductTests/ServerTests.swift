@@ -10,7 +10,7 @@ final class ServeProcess {
     private(set) var port = 0
     let errors: String
 
-    init(data: String, extraArguments: [String] = []) throws {
+    init(data: String, extraArguments: [String] = [], environment: [String: String] = [:]) throws {
         self.data = data
         errors = data + ".stderr-\(UUID().uuidString)"
         process.executableURL = URL(fileURLWithPath: Product.buildDir + "/kandinsky")
@@ -18,6 +18,7 @@ final class ServeProcess {
         var env = ProcessInfo.processInfo.environment
         env["HOME"] = NSTemporaryDirectory()
         env["KANDINSKY_PLUGIN_PATH"] = nil
+        env.merge(environment) { $1 }
         process.environment = env
         let out = Pipe()
         process.standardOutput = out
@@ -296,6 +297,29 @@ final class ServerTests: XCTestCase {
                 XCTAssertNotNil(reply.json[field], "\(method) \(path) \(status): no '\(field)' in \(reply.text)")
             }
         }
+    }
+
+    /// A plugin that segfaults fails its own job with the cause; the next job gets a fresh worker and succeeds.
+    func testASegfaultingPluginFailsOnlyItsJob() throws {
+        try Product.requirePlugins()
+        let plugins = try Product.tempDir()
+        _ = try Product.compileC(
+            Product.repo + "/Tests/ProductTests/Plugins/crashing.c", to: plugins,
+            name: "libkandinsky_plugin_crash_segv.so", defines: ["PLUGIN_ID=\"crash_segv\"", "DIE_SEGV"])
+        let serve = try ServeProcess(
+            data: try Product.tempDir() + "/data", environment: ["KANDINSKY_PLUGIN_PATH": plugins])
+        defer { serve.stop() }
+        let crash = try serve.submit("{}", plugin: "crash_segv")
+        XCTAssertEqual(crash.status, 202, crash.text)
+        let good = try XCTUnwrap(try serve.submit(Self.quick).json["id"] as? String)
+        let crashed = try serve.waitForEnd(crash.json["id"] as? String ?? "")
+        XCTAssertEqual(crashed["state"] as? String, "failed")
+        XCTAssertTrue(
+            (crashed["error"] as? String ?? "").contains(
+                "killed by SIGSEGV (signal 11) while running plugin crash_segv"),
+            "\(crashed)")
+        XCTAssertEqual(try serve.waitForEnd(good)["state"] as? String, "succeeded")
+        XCTAssertTrue(try serve.request("GET", "/metrics").text.contains("kandinsky_worker_starts_total 2"))
     }
 
     func testQueueBoundAnswers429() throws {
