@@ -159,6 +159,19 @@ extension PixelImage {
         return (needH, needV, dh > 0 && dh > 2 * dw)
     }
 
+    /// Runs the two passes in the order the plan says.
+    static func inPassOrder(
+        _ plan: (horizontal: Bool, vertical: Bool, verticalFirst: Bool), horizontal: () -> Void, vertical: () -> Void
+    ) {
+        if plan.verticalFirst {
+            vertical()
+            horizontal()
+        } else {
+            horizontal()
+            vertical()
+        }
+    }
+
     func resampled(_ w: Int, _ h: Int, _ box: (Float, Float, Float, Float), _ filter: ResampleFilter) -> PixelImage {
         let plan = Self.passPlan(from: (width, height), to: w, h, box: box)
         var img = self
@@ -172,13 +185,7 @@ extension PixelImage {
             let k = Self.coefficients(inSize: img.height, in0: box.1, in1: box.3, outSize: h, filter: filter)
             img = img.pass(horizontal: false, k)
         }
-        if plan.verticalFirst {
-            vertical()
-            horizontal()
-        } else {
-            horizontal()
-            vertical()
-        }
+        Self.inPassOrder(plan, horizontal: horizontal, vertical: vertical)
         return img
     }
 
@@ -209,13 +216,7 @@ extension PixelImage {
             let k = weights(inSize: current.height, in0: box.1, in1: box.3, outSize: h, filter: filter)
             current = (widePass(current.samples, current.width, current.height, horizontal: false, k), current.width, h)
         }
-        if plan.verticalFirst {
-            vertical()
-            horizontal()
-        } else {
-            horizontal()
-            vertical()
-        }
+        Self.inPassOrder(plan, horizontal: horizontal, vertical: vertical)
         return current.samples
     }
 

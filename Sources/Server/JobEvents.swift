@@ -28,16 +28,16 @@ public final class JobEvents: @unchecked Sendable {
         let data =
             (try? JSONSerialization.data(withJSONObject: payload, options: [.sortedKeys]))
             .map { String(decoding: $0, as: UTF8.self) } ?? "{}"
-        let listeners: [AsyncStream<JobEvent>.Continuation] = lock.withLock {
+        let (event, listeners) = lock.withLock { () -> (JobEvent, [AsyncStream<JobEvent>.Continuation]) in
             let sequence = nextSequence[jobID, default: 1]
             nextSequence[jobID] = sequence + 1
+            let event = JobEvent(sequence: sequence, name: name, data: data)
             var log = logs[jobID, default: []]
-            log.append(JobEvent(sequence: sequence, name: name, data: data))
+            log.append(event)
             if log.count > Self.keptPerJob { log.removeFirst(log.count - Self.keptPerJob) }
             logs[jobID] = log
-            return Array(subscribers[jobID, default: [:]].values)
+            return (event, Array(subscribers[jobID, default: [:]].values))
         }
-        let event = lock.withLock { logs[jobID]!.last! }
         for listener in listeners { listener.yield(event) }
     }
 
@@ -62,9 +62,6 @@ public final class JobEvents: @unchecked Sendable {
         }
         return (backlog, stream, cancel)
     }
-
-    /// Whether the job's log holds events newer than `lastSeen`, or any (for a snapshot decision).
-    func hasEvents(_ jobID: String) -> Bool { lock.withLock { !(logs[jobID]?.isEmpty ?? true) } }
 
     /// Subscribers now connected (for /metrics and the leak check of the load test).
     var subscriberCount: Int { lock.withLock { subscribers.values.reduce(0) { $0 + $1.count } } }
