@@ -76,7 +76,7 @@ let package = Package(
                 dependencies: [.product(name: "Hummingbird", package: "hummingbird"),
                                .product(name: "GRDB", package: "GRDB.swift"),
                                .product(name: "HTTPTypes", package: "swift-http-types"), "Supervisor", "PluginSchema",
-                               "ImageIO"]),
+                               "ImageIO", "ImageProcessing"]),
         // The workflow file format, decoded strictly (the CLI and the workflow fuzzer).
         .target(name: "WorkflowFormat"),
 

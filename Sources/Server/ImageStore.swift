@@ -2,6 +2,7 @@
 // --data. Ids are checked to be 64 hex digits before they name a file, so no request names a path.
 import Foundation
 import ImageIO
+import ImageProcessing
 
 public enum ImageStoreError: Error, Equatable {
     case tooLarge(limit: Int)
@@ -51,6 +52,17 @@ public final class ImageStore: @unchecked Sendable {
             throw ImageStoreError.unreadable(why)
         }
         return try adopt(staged, as: name, id: id, size: pixels, bytes: bytes.count)
+    }
+
+    /// Stores pixels made here (a mask converted from another convention) as a PNG, checked like an upload.
+    public func add(_ image: PixelImage) throws -> JobStore.ImageRecord {
+        let staged = temporaryFolder + "/" + UUID().uuidString + ".png"
+        defer { unlink(staged) }
+        try ImageFiles.write(image, to: staged)
+        guard let bytes = FileManager.default.contents(atPath: staged) else {
+            throw ImageStoreError.unreadable("cannot read back \(staged)")
+        }
+        return try add(bytes)
     }
 
     /// Moves a finished result file (written atomically by the worker) into the store.

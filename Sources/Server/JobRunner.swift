@@ -25,6 +25,8 @@ public final class JobRunner: @unchecked Sendable {
     private let finished = DispatchSemaphore(value: 0)
     private var loadedPlugins: [PluginSpec] = []
     private var progressState: (stage: String, started: Date, firstStep: Int)?
+    /// The running job's estimate of the seconds left in its current stage (from its step times so far).
+    private var runningETA: (job: String, seconds: Double)?
     private var metricsValue = RunnerMetrics()
     public var metrics: RunnerMetrics { lock.withLock { metricsValue } }
 
@@ -76,6 +78,11 @@ public final class JobRunner: @unchecked Sendable {
 
     /// The running job's id, if any.
     public var runningJob: String? { lock.withLock { running?.job } }
+
+    /// Seconds left in the current stage of job `id` while it runs, once two steps have been timed.
+    public func eta(of id: String) -> Double? {
+        lock.withLock { runningETA?.job == id ? runningETA?.seconds : nil }
+    }
 
     /// Graceful shutdown: takes no new job; a running one is stopped and put back in the queue (it runs again on
     /// the next start, this attempt not counted). Returns once the queue thread has ended.
@@ -133,6 +140,7 @@ public final class JobRunner: @unchecked Sendable {
         let outcome = supervisor.perform(request) { [self] event in note(event, job: job.id) }
         let (stopped, shuttingDown) = lock.withLock { () -> (Bool, Bool) in
             running = nil
+            runningETA = nil
             return ((try? store.job(job.id))??.cancelRequested ?? false, stopping)
         }
         switch outcome {
@@ -202,10 +210,15 @@ public final class JobRunner: @unchecked Sendable {
             let now = Date()
             if progressState?.stage != stage { progressState = (stage, now, step) }
             var eta: Double?
+            var perStep: Double?
             if let state = progressState, step > state.firstStep {
-                let perStep = now.timeIntervalSince(state.started) / Double(step - state.firstStep)
-                eta = perStep * Double(total - step)
-                lock.withLock {
+                let seconds = now.timeIntervalSince(state.started) / Double(step - state.firstStep)
+                perStep = seconds
+                eta = seconds * Double(total - step)
+            }
+            lock.withLock {
+                runningETA = eta.map { (job, $0) }
+                if let perStep {
                     metricsValue.stepSeconds += perStep
                     metricsValue.steps += 1
                 }

@@ -63,6 +63,8 @@ public enum KandinskyServer {
         let routes = Routes(store: store, images: images, events: events, runner: runner, configuration: configuration)
         router.middlewares.add(AccessMiddleware(token: configuration.token, allowedHosts: allowedHosts))
         routes.register(on: router)
+        A1111Routes(routes: routes).register(on: router)
+        OpenAIImagesRoutes(routes: routes).register(on: router)
         var logger = Logger(label: "kandinsky.serve")
         logger.logLevel = .warning
         let app = Application(

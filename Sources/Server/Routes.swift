@@ -199,11 +199,7 @@ struct Routes: Sendable {
     }
 
     func view(_ job: Job) -> [String: Any] {
-        var eta: Double?
-        if job.state == .running, let step = job.step, let total = job.total, let started = job.startedAt, step > 0 {
-            eta = (Date().timeIntervalSince1970 - started) / Double(step) * Double(total - step)
-        }
-        return job.view(position: try? store.position(of: job), eta: eta)
+        job.view(position: try? store.position(of: job), eta: job.state == .running ? runner.eta(of: job.id) : nil)
     }
 
     func listJobs(_ request: Request) throws -> Response {
