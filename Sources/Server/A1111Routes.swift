@@ -40,7 +40,7 @@ struct A1111Routes: Sendable {
     /// Images one request may ask for (batch_size x n_iter).
     static let maxImages = 16
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: RecordingRouter) {
         router.post("/sdapi/v1/txt2img") { request, _ in try await generate(request, fromImage: false) }
         router.post("/sdapi/v1/img2img") { request, _ in try await generate(request, fromImage: true) }
         router.get("/sdapi/v1/progress") { _, _ in try progress() }
@@ -216,7 +216,8 @@ struct A1111Routes: Sendable {
     /// Clients set the checkpoint before they generate: the one model here is accepted, any other refused.
     func setOptions(_ request: Request) async throws -> Response {
         let body = try await jsonBody(request, limit: 1 << 20)
-        if let checkpoint = body["sd_model_checkpoint"] as? String, checkpoint != Self.modelTitle {
+        var fields = CompatibilityFields(body)
+        if let checkpoint = try fields.string("sd_model_checkpoint"), checkpoint != Self.modelTitle {
             throw APIError(
                 .unprocessableContent,
                 "sd_model_checkpoint '\(checkpoint)': the only checkpoint is '\(Self.modelTitle)'",

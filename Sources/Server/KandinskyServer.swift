@@ -62,9 +62,12 @@ public enum KandinskyServer {
         }
         let routes = Routes(store: store, images: images, events: events, runner: runner, configuration: configuration)
         router.middlewares.add(AccessMiddleware(token: configuration.token, allowedHosts: allowedHosts))
-        routes.register(on: router)
-        A1111Routes(routes: routes).register(on: router)
-        OpenAIImagesRoutes(routes: routes).register(on: router)
+        let table = RouteTable()
+        router.middlewares.add(MethodNotAllowedMiddleware(table: table))
+        let recording = RecordingRouter(router: router, table: table)
+        routes.register(on: recording)
+        A1111Routes(routes: routes).register(on: recording)
+        OpenAIImagesRoutes(routes: routes).register(on: recording)
         var logger = Logger(label: "kandinsky.serve")
         logger.logLevel = .warning
         let app = Application(

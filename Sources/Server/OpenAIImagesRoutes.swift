@@ -13,7 +13,7 @@ struct OpenAIImagesRoutes: Sendable {
     /// Images one request may ask for (`n`), as OpenAI's own limit.
     static let maxImages = 10
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: RecordingRouter) {
         router.post("/v1/images/generations") { request, _ in try await generations(request) }
         router.post("/v1/images/edits") { request, _ in try await edits(request) }
     }
@@ -58,28 +58,28 @@ struct OpenAIImagesRoutes: Sendable {
             throw APIError(.badRequest, "image: the picture to edit is required", field: "image")
         }
         let image = try storeFile(imageBytes, field: "image")
-        let maskPixels: PixelImage
+        var inputs = ["image": image.id]
+        // With a mask, or an image with transparent pixels, the transparent part is repainted (inpaint); without
+        // either, the whole picture is edited by the prompt (img2img), as OpenAI's newer models do.
+        var repaint: PixelImage?
         if let maskBytes = files["mask"]?.first {
-            maskPixels = try pixels(of: try storeFile(maskBytes, field: "mask"))
-            guard maskPixels.channels % 2 == 0 else {
+            let mask = try pixels(of: try storeFile(maskBytes, field: "mask"))
+            guard mask.channels % 2 == 0 else {
                 throw APIError(
                     .badRequest, "mask: a PNG with an alpha channel is required (transparent = repaint)", field: "mask")
             }
+            repaint = mask
         } else {
-            maskPixels = try pixels(of: image)
-            guard maskPixels.channels % 2 == 0 else {
-                throw APIError(
-                    .badRequest, "mask: give a mask, or an image whose transparent pixels mark what to repaint",
-                    field: "mask")
-            }
+            let picture = try pixels(of: image)
+            if Self.hasTransparentPixels(picture) { repaint = picture }
         }
-        let mask = try storeRepaintMask(fromAlphaOf: maskPixels)
+        if let repaint { inputs["mask"] = try storeRepaintMask(fromAlphaOf: repaint).id }
         var fields = CompatibilityFields(text)
         var notes: [String] = []
         if let given = files["image"]?.count, given > 1 { notes.append("image: only the first of \(given) is used") }
         return try await run(
-            "inpaint", fields: &fields, inputs: ["image": image.id, "mask": mask.id], host: request.head.authority,
-            notes: notes)
+            inputs["mask"] == nil ? "img2img" : "inpaint", fields: &fields, inputs: inputs,
+            host: request.head.authority, notes: notes)
     }
 
     /// The shared part: fields to parameters, the jobs, the answer.
@@ -152,6 +152,13 @@ struct OpenAIImagesRoutes: Sendable {
             throw APIError(.internalServerError, "the image \(record.id) is missing from the store")
         }
         return try ImageFiles.read(path)
+    }
+
+    static func hasTransparentPixels(_ image: PixelImage) -> Bool {
+        guard image.channels % 2 == 0 else { return false }
+        return stride(from: image.channels - 1, to: image.pixels.count, by: image.channels).contains {
+            image.pixels[$0] == 0
+        }
     }
 
     /// OpenAI's mask (alpha 0 = repaint) as ours (white = repaint), a grey PNG stored like an upload.

@@ -12,7 +12,7 @@ struct Routes: Sendable {
     let runner: JobRunner
     let configuration: ServerConfiguration
 
-    func register(on router: Router<BasicRequestContext>) {
+    func register(on router: RecordingRouter) {
         router.get("/healthz") { _, _ in jsonResponse(["status": "ok"]) }
         router.get("/metrics") { _, _ in try metrics() }
         router.get("/v1/plugins") { _, _ in plugins() }
@@ -204,10 +204,19 @@ struct Routes: Sendable {
 
     func listJobs(_ request: Request) throws -> Response {
         let query = request.uri.queryParameters
-        let cursor = query.get("cursor").flatMap { Int64($0) } ?? 0
-        let limit = min(max(query.get("limit").flatMap { Int($0) } ?? 50, 1), 500)
-        if query.get("cursor") != nil && Int64(query.get("cursor")!) == nil {
-            throw APIError(.badRequest, "cursor must be a number from a previous page's next_cursor", field: "cursor")
+        var cursor: Int64 = 0
+        if let text = query.get("cursor") {
+            guard let value = Int64(text), value >= 0 else {
+                throw APIError(.badRequest, "cursor must be a number from a previous page's next_cursor", field: "cursor")
+            }
+            cursor = value
+        }
+        var limit = 50
+        if let text = query.get("limit") {
+            guard let value = Int(text), (1...500).contains(value) else {
+                throw APIError(.badRequest, "limit must be a whole number from 1 to 500", field: "limit")
+            }
+            limit = value
         }
         let jobs = try store.list(after: cursor, limit: limit)
         var out: [String: Any] = ["jobs": jobs.map(view)]

@@ -52,12 +52,15 @@ final class DepthTests: XCTestCase {
     }
 
     /// `kandinsky run depth --image photo.png -o depth.png` writes the engine's depth picture, byte for byte: one
-    /// grey channel at the photo's size.
+    /// grey channel at the photo's size. In fp32, the parity mode (auto is bf16 on a CPU with avx512_bf16).
     func testDepthPluginWritesTheEstimatedDepthPicture() throws {
         let photo = Product.input("depth_photo_depth_anything.png")
         let out = try Product.tempDir() + "/depth.png"
         let result = try Product.cli(
-            ["run", "depth", "--image", photo, "--depth-model-name", Product.model("depth_anything"), "-o", out])
+            [
+                "run", "depth", "--image", photo, "--depth-model-name", Product.model("depth_anything"),
+                "--precision", "fp32", "-o", out,
+            ])
         XCTAssertEqual(result.status, 0, result.stderr)
         let written = try ImageFiles.read(out)
         let engine = try DepthEstimationPipeline(folder: Product.model("depth_anything"))(try ImageFiles.read(photo))

@@ -91,6 +91,30 @@ final class ServeProcess {
         throw SetupError(description: "job \(id) did not end within \(seconds) s")
     }
 
+    /// A command's exit status and its output (stdout and stderr together).
+    static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.currentDirectoryURL = URL(fileURLWithPath: Product.repo)
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, text)
+    }
+
+    /// The python of the client libraries' environment (tools/client-env.sh makes it from PyPI once).
+    static func clientPython() throws -> String {
+        let made = try run("/bin/bash", [Product.repo + "/tools/client-env.sh"])
+        guard made.status == 0, let python = made.output.split(separator: "\n").last.map(String.init) else {
+            throw SetupError(description: "tools/client-env.sh could not make the client environment: \(made.output)")
+        }
+        return python
+    }
+
     func submit(_ params: String, plugin: String = "text2img", inputs: String = "{}", headers: [String] = [])
         throws -> Reply
     {
@@ -278,7 +302,7 @@ final class ServerTests: XCTestCase {
                 }
             }
         }
-        XCTAssertEqual(calls.count, 2 * 10, "documented operations")
+        XCTAssertEqual(calls.count, 2 * 21, "documented operations")
         for (template, method, path, body, file) in calls {
             let operation = try XCTUnwrap(paths[template]?[method] as? [String: Any])
             let responses = try XCTUnwrap(operation["responses"] as? [String: Any])
@@ -329,5 +353,93 @@ final class ServerTests: XCTestCase {
         let statuses = try (0..<5).map { _ in try serve.submit(Self.slow).status }
         XCTAssertTrue(statuses.contains(429), "\(statuses)")
         XCTAssertEqual(statuses.filter { $0 == 202 }.count, 3, "one running and two queued: \(statuses)")
+    }
+
+    /// AUTOMATIC1111's client library (webuiapi) and OpenAI's SDK, unchanged, get images back for text-to-image,
+    /// image-to-image and inpainting; inpainting keeps every pixel outside the mask; an A1111 interrupt stops its
+    /// own request (tools/server_clients.py checks each case).
+    func testClientLibrariesGetImagesBack() throws {
+        let python = try ServeProcess.clientPython()
+        let serve = try server()
+        defer { serve.stop() }
+        let run = try ServeProcess.run(python, [Product.repo + "/tools/server_clients.py", "\(serve.port)"])
+        XCTAssertEqual(run.status, 0, run.output + serve.stderrText.suffix(2000))
+    }
+
+    /// schemathesis (property-based, from PyPI) against docs/openapi.json finds no answer the document does not
+    /// allow (tools/schemathesis.toml says which checks do not apply where, and why).
+    func testSchemathesisFindsNothingAgainstTheOpenAPIDocument() throws {
+        let python = try ServeProcess.clientPython()
+        let serve = try server()
+        defer { serve.stop() }
+        let run = try ServeProcess.run(
+            python,
+            [
+                "-m", "schemathesis.cli", "--config-file", Product.repo + "/tools/schemathesis.toml", "run",
+                Product.repo + "/docs/openapi.json", "--url", "http://127.0.0.1:\(serve.port)", "--max-examples", "60",
+            ])
+        XCTAssertEqual(run.status, 0, String(run.output.suffix(6000)))
+        XCTAssertTrue(run.output.contains(" passed"), String(run.output.suffix(2000)))
+    }
+
+    /// The compatibility routes refuse what they cannot do with a status and the field, and an A1111 interrupt
+    /// leaves a job submitted through /v1/jobs running.
+    func testCompatibilityRoutesRefuseClearly() throws {
+        let serve = try server()
+        defer { serve.stop() }
+        let refusals: [(String, String, Int, String)] = [
+            ("/sdapi/v1/txt2img", #"{"prompt": "a", "batch_size": 4, "n_iter": 5}"#, 422, "batch_size"),
+            ("/sdapi/v1/img2img", #"{"prompt": "a"}"#, 422, "init_images"),
+            ("/sdapi/v1/img2img", #"{"prompt": "a", "init_images": ["bm90IGFuIGltYWdl"]}"#, 422, "init_images"),
+            ("/sdapi/v1/txt2img", #"{"prompt": "a", "steps": "many"}"#, 400, "steps"),
+            ("/sdapi/v1/options", #"{"sd_model_checkpoint": "sd-v1-5"}"#, 422, "sd_model_checkpoint"),
+            ("/v1/images/generations", #"{"n": 1}"#, 400, "prompt"),
+            ("/v1/images/generations", #"{"prompt": "a", "n": 11}"#, 400, "n"),
+            ("/v1/images/generations", #"{"prompt": "a", "size": "big"}"#, 400, "size"),
+            ("/v1/images/generations", #"{"prompt": "a", "response_format": "jpeg"}"#, 400, "response_format"),
+            ("/v1/images/edits", #"{"prompt": "a"}"#, 400, ""),
+        ]
+        for (path, body, status, field) in refusals {
+            let reply = try serve.request("POST", path, json: body)
+            XCTAssertEqual(reply.status, status, "\(path) \(body): \(reply.text)")
+            let error = reply.json["error"] as? [String: Any]
+            XCTAssertEqual(error?["field"] as? String ?? "", field, "\(path) \(body): \(reply.text)")
+        }
+        // A mask without an alpha channel cannot say what is transparent.
+        let form = [
+            "-F", "prompt=a", "-F", "image=@" + Product.repo + "/samples/inputs/picture.png",
+            "-F", "mask=@" + Product.repo + "/samples/inputs/mask.png",
+        ]
+        let edit = try ServeProcess.run(
+            "/usr/bin/curl", ["-s"] + form + ["http://127.0.0.1:\(serve.port)/v1/images/edits"])
+        XCTAssertTrue(edit.output.contains(#""field":"mask""#), edit.output)
+        XCTAssertEqual(try serve.request("TRACE", "/v1/jobs").status, 405)
+
+        let job = try XCTUnwrap(try serve.submit(Self.slow).json["id"] as? String)
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, try serve.request("GET", "/v1/jobs/\(job)").json["state"] as? String != "running" {
+            usleep(100_000)
+        }
+        XCTAssertEqual(try serve.request("POST", "/sdapi/v1/interrupt").status, 200)
+        usleep(500_000)
+        let view = try serve.request("GET", "/v1/jobs/\(job)").json
+        XCTAssertEqual(view["state"] as? String, "running", "an A1111 interrupt stopped a /v1/jobs job: \(view)")
+        XCTAssertEqual(try serve.request("DELETE", "/v1/jobs/\(job)").status, 202)
+    }
+
+    /// 50 clients submit 200 small jobs against a queue of 20 (tools/server_load.py): every accepted job succeeds,
+    /// a full queue answers clean 429s, one worker served them all and no event stream is left open. The figures
+    /// (throughput, latency of GET /v1/jobs/{id}) are printed for docs/server.md.
+    func testLoadOf200JobsFrom50Clients() throws {
+        try Product.requirePlugins()
+        let serve = try ServeProcess(data: try Product.tempDir() + "/data", extraArguments: ["--max-queue", "20"])
+        defer { serve.stop() }
+        let run = try ServeProcess.run(
+            "/usr/bin/env",
+            ["python3", Product.repo + "/tools/server_load.py", "\(serve.port)", "\(serve.process.processIdentifier)"])
+        print("server load: \(run.output)")
+        XCTAssertEqual(run.status, 0, run.output)
+        XCTAssertTrue(run.output.contains("\"refused_429\": ") && !run.output.contains("\"refused_429\": 0,"),
+            "the queue bound was never reached: \(run.output)")
     }
 }
