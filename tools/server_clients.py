@@ -44,7 +44,10 @@ def compare_inpaint(case, before, after):
     after = after.convert("RGB")
     check(after.size == before.size, f"{case}: result size {after.size} == picture size {before.size}")
     changed_outside = [
-        (x, y) for y in range(SIZE) for x in range(SIZE) if far_from_box(x, y) and after.getpixel((x, y)) != before.getpixel((x, y))
+        (x, y)
+        for y in range(SIZE)
+        for x in range(SIZE)
+        if far_from_box(x, y) and after.getpixel((x, y)) != before.getpixel((x, y))
     ]
     check(not changed_outside, f"{case}: pixels outside the mask unchanged (changed: {changed_outside[:5]})")
     inside = [(x, y) for y in range(BOX[1], BOX[3]) for x in range(BOX[0], BOX[2])]
@@ -64,7 +67,8 @@ def a1111(port):
     check(result.images[0].size == (SIZE, SIZE), f"webuiapi txt2img: {SIZE}x{SIZE} (got {result.images[0].size})")
     check(result.info["all_seeds"] == [3, 4], f"webuiapi txt2img: seeds 3, 4 (got {result.info['all_seeds']})")
     check(result.info["kandinsky"]["params"]["scheduler"] == "ddim", "webuiapi txt2img: DDIM ran as ddim")
-    check(result.images[0].info.get("kandinsky:seed") == "3", "webuiapi txt2img: PNG metadata seed 3", result.images[0].info)
+    metadata = result.images[0].info
+    check(metadata.get("kandinsky:seed") == "3", "webuiapi txt2img: PNG metadata seed 3", metadata)
     picture = result.images[0].convert("RGB")
 
     result = api.img2img(images=[picture], prompt="a green square", denoising_strength=0.6, seed=5, **common)
@@ -81,7 +85,9 @@ def a1111(port):
     # Interrupt: a long request is stopped while it runs; the client gets its (empty) answer, not an error.
     answer = {}
     thread = threading.Thread(
-        target=lambda: answer.update(result=api.txt2img(prompt="a red circle", seed=1, width=SIZE, height=SIZE, steps=400))
+        target=lambda: answer.update(
+            result=api.txt2img(prompt="a red circle", seed=1, width=SIZE, height=SIZE, steps=400)
+        )
     )
     thread.start()
     deadline = time.time() + 60
@@ -104,7 +110,10 @@ def openai_client(port):
     client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="not-checked-on-loopback")
     quick = dict(size=f"{SIZE}x{SIZE}", response_format="b64_json")
     result = client.images.generate(
-        prompt="a red circle on a blue background", n=2, extra_body={"seed": 7, "num_inference_steps": 3, **QUICK}, **quick
+        prompt="a red circle on a blue background",
+        n=2,
+        extra_body={"seed": 7, "num_inference_steps": 3, **QUICK},
+        **quick,
     )
     check(len(result.data) == 2, f"openai generate: n=2 gives 2 images (got {len(result.data)})")
     picture = Image.open(io.BytesIO(base64.b64decode(result.data[0].b64_json))).convert("RGBA")
@@ -137,7 +146,8 @@ def openai_client(port):
         prompt="a red circle", size=f"{SIZE}x{SIZE}", response_format="url", model="dall-e-2", extra_body=QUICK
     )
     fetched = Image.open(io.BytesIO(urllib.request.urlopen(result.data[0].url).read()))
-    check(fetched.size == (SIZE, SIZE), f"openai generate response_format url: the URL serves the PNG ({result.data[0].url})")
+    url = result.data[0].url
+    check(fetched.size == (SIZE, SIZE), "openai generate response_format url: the URL serves the PNG", url)
     check(
         any("dall-e-2" in note for note in result.model_extra["kandinsky"]["notes"]),
         "openai generate: the foreign model name is reported, not silently taken",

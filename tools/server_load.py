@@ -114,7 +114,9 @@ def main():
     connection = http.client.HTTPConnection("127.0.0.1", options.port, timeout=30)
     connection.request("GET", "/metrics")
     metrics = dict(
-        line.rsplit(" ", 1) for line in connection.getresponse().read().decode().splitlines() if not line.startswith("#")
+        line.rsplit(" ", 1)
+        for line in connection.getresponse().read().decode().splitlines()
+        if not line.startswith("#")
     )
     not_succeeded = {job: state for job, state in outcomes.items() if state != "succeeded"}
     if len(outcomes) != options.jobs:

@@ -94,7 +94,9 @@ struct A1111Routes: Sendable {
             }
         }
         if let prompt = try fields.string("prompt") { params["prompt"] = prompt }
-        if let negative = try fields.string("negative_prompt"), !negative.isEmpty { params["negative_prompt"] = negative }
+        if let negative = try fields.string("negative_prompt"), !negative.isEmpty {
+            params["negative_prompt"] = negative
+        }
         if let steps = try fields.integer("steps") { params["num_inference_steps"] = "\(steps)" }
         if let scale = try fields.double("cfg_scale") { params["guidance_scale"] = "\(scale)" }
         if let width = try fields.integer("width") { params["width"] = "\(width)" }

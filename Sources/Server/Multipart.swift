@@ -18,7 +18,9 @@ enum Multipart {
         guard pieces.first?.lowercased() == "multipart/form-data" else { return nil }
         for piece in pieces.dropFirst() where piece.lowercased().hasPrefix("boundary=") {
             var value = String(piece.dropFirst("boundary=".count))
-            if value.hasPrefix("\""), value.hasSuffix("\""), value.count >= 2 { value = String(value.dropFirst().dropLast()) }
+            if value.hasPrefix("\""), value.hasSuffix("\""), value.count >= 2 {
+                value = String(value.dropFirst().dropLast())
+            }
             // RFC 2046: 1 to 70 characters.
             return (1...70).contains(value.utf8.count) ? value : nil
         }
@@ -30,13 +32,17 @@ enum Multipart {
         let delimiter = Data("--\(boundary)".utf8)
         let separator = Data("\r\n--\(boundary)".utf8)
         let headerEnd = Data("\r\n\r\n".utf8)
-        guard let first = body.range(of: delimiter) else { throw MultipartError("no boundary '\(boundary)' in the body") }
+        guard let first = body.range(of: delimiter) else {
+            throw MultipartError("no boundary '\(boundary)' in the body")
+        }
         var parts: [MultipartPart] = []
         var cursor = first.upperBound
         while true {
             // After a delimiter: "--" ends the body, CRLF starts a part.
             if body[cursor...].starts(with: Data("--".utf8)) { return parts }
-            guard body[cursor...].starts(with: Data("\r\n".utf8)) else { throw MultipartError("a boundary is not followed by CRLF") }
+            guard body[cursor...].starts(with: Data("\r\n".utf8)) else {
+                throw MultipartError("a boundary is not followed by CRLF")
+            }
             cursor += 2
             guard parts.count < maxParts else { throw MultipartError("more than \(maxParts) parts") }
             guard let headersEnd = body.range(of: headerEnd, in: cursor..<body.endIndex) else {
@@ -65,7 +71,9 @@ enum Multipart {
                 let pair = attribute.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
                 guard pair.count == 2 else { continue }
                 var text = pair[1]
-                if text.hasPrefix("\""), text.hasSuffix("\""), text.count >= 2 { text = String(text.dropFirst().dropLast()) }
+                if text.hasPrefix("\""), text.hasSuffix("\""), text.count >= 2 {
+                    text = String(text.dropFirst().dropLast())
+                }
                 if pair[0].lowercased() == "name" { name = text }
                 if pair[0].lowercased() == "filename" { filename = text }
             }

@@ -98,18 +98,21 @@ struct OpenAIImagesRoutes: Sendable {
         if let size = try fields.string("size"), size != "auto" {
             let sides = size.lowercased().split(separator: "x").compactMap { Int($0) }
             guard sides.count == 2 else {
-                throw APIError(.badRequest, "size '\(size)': expected WIDTHxHEIGHT (e.g. 256x256) or auto", field: "size")
+                throw APIError(
+                    .badRequest, "size '\(size)': expected WIDTHxHEIGHT (e.g. 256x256) or auto", field: "size")
             }
             params["width"] = "\(sides[0])"
             params["height"] = "\(sides[1])"
         }
         let format = try fields.string("response_format") ?? "b64_json"
         guard format == "b64_json" || format == "url" else {
-            throw APIError(.badRequest, "response_format '\(format)': expected b64_json or url", field: "response_format")
+            throw APIError(
+                .badRequest, "response_format '\(format)': expected b64_json or url", field: "response_format")
         }
         let outputFormat = try fields.string("output_format") ?? "png"
         guard outputFormat == "png" else {
-            throw APIError(.badRequest, "output_format '\(outputFormat)': only png is made here", field: "output_format")
+            throw APIError(
+                .badRequest, "output_format '\(outputFormat)': only png is made here", field: "output_format")
         }
         // `model` names theirs; ours is chosen by the plugin's model_name (the default model when absent).
         var allNotes = notes

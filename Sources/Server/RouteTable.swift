@@ -31,7 +31,9 @@ struct RecordingRouter {
 
     typealias Handler<Output> = @Sendable (Request, BasicRequestContext) async throws -> Output
 
-    func on<Output: ResponseGenerator>(_ path: String, _ method: HTTPRequest.Method, use handler: @escaping Handler<Output>) {
+    func on<Output: ResponseGenerator>(
+        _ path: String, _ method: HTTPRequest.Method, use handler: @escaping Handler<Output>
+    ) {
         table.add(path, method)
         router.on(RouterPath(path), method: method, use: handler)
     }

@@ -207,7 +207,8 @@ struct Routes: Sendable {
         var cursor: Int64 = 0
         if let text = query.get("cursor") {
             guard let value = Int64(text), value >= 0 else {
-                throw APIError(.badRequest, "cursor must be a number from a previous page's next_cursor", field: "cursor")
+                throw APIError(
+                    .badRequest, "cursor must be a number from a previous page's next_cursor", field: "cursor")
             }
             cursor = value
         }
