@@ -58,9 +58,11 @@ let package = Package(
         // MARK: - Product: plugin ABI, model server, host
         .target(name: "KandinskyPluginABI"),
         .target(name: "PluginABIRules", dependencies: ["KandinskyPluginABI"]),
+        // Where shipped folders (the default model set, the web editor) are found by a running binary.
+        .target(name: "ShippedFiles"),
         .target(name: "ModelServer",
                 dependencies: ["KandinskyPluginABI", "PluginABIRules", "Pipelines", "Checkpoint", "Networks",
-                               "Schedulers", "TensorCore", "TorchRandom", "ImageProcessing"],
+                               "Schedulers", "TensorCore", "TorchRandom", "ImageProcessing", "ShippedFiles"],
                 swiftSettings: kernelFlags),
 
         // Plugin schemas and the rule that checks values against them: no engine, so front ends share it.
@@ -76,7 +78,8 @@ let package = Package(
                 dependencies: [.product(name: "Hummingbird", package: "hummingbird"),
                                .product(name: "GRDB", package: "GRDB.swift"),
                                .product(name: "HTTPTypes", package: "swift-http-types"), "Supervisor", "PluginSchema",
-                               "ImageIO", "ImageProcessing"]),
+                               "ImageIO", "ImageProcessing", "ShippedFiles"],
+                exclude: ["Web"]),
         // The workflow file format, decoded strictly (the CLI and the workflow fuzzer).
         .target(name: "WorkflowFormat"),
 

@@ -1,6 +1,7 @@
 // The embedded default model set: a small Kandinsky 2.2 trained on rendered scenes (tools/train), shipped as
 // models/default in the repository and used when a task names no model.
 import Foundation
+import ShippedFiles
 
 public enum DefaultModelSet {
     /// The folder of each part inside the set: the prior pipeline, one decoder pipeline per decoder kind, and the
@@ -10,22 +11,12 @@ public enum DefaultModelSet {
         "depth": "depth",
     ]
 
-    /// Where the set may be, in order: $KANDINSKY_DEFAULT_MODELS; `share/kandinsky/models/default` beside an
-    /// installed `bin/`; `models/default` in the checkout the executable was built in (SwiftPM puts it at
-    /// `.build/<triple>/release/kandinsky`, so the checkout is a few folders up).
+    /// Where the set may be, in order (ShippedFiles): $KANDINSKY_DEFAULT_MODELS; `share/kandinsky/models/default`
+    /// beside an installed `bin/`; `models/default` in the checkout the executable was built in.
     public static func candidates(executable: URL?, environment env: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
-        var found: [String] = []
-        if let e = env["KANDINSKY_DEFAULT_MODELS"], !e.isEmpty { found.append((e as NSString).expandingTildeInPath) }
-        if let exe = executable?.resolvingSymlinksInPath() {
-            var dir = exe.deletingLastPathComponent()
-            found.append(dir.deletingLastPathComponent().appendingPathComponent("share/kandinsky/models/default").path)
-            for _ in 0..<5 {
-                dir.deleteLastPathComponent()
-                found.append(dir.appendingPathComponent("models/default").path)
-                if dir.path == "/" { break }
-            }
-        }
-        return found
+        ShippedFiles.candidates(
+            variable: "KANDINSKY_DEFAULT_MODELS", installed: "models/default", checkout: "models/default",
+            executable: executable, environment: env)
     }
 
     /// The first candidate holding every part (a diffusers `model_index.json` or a transformers `config.json`), or

@@ -68,6 +68,7 @@ public enum KandinskyServer {
         routes.register(on: recording)
         A1111Routes(routes: routes).register(on: recording)
         OpenAIImagesRoutes(routes: routes).register(on: recording)
+        WebEditor().register(on: recording)
         var logger = Logger(label: "kandinsky.serve")
         logger.logLevel = .warning
         let app = Application(

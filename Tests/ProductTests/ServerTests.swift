@@ -302,7 +302,7 @@ final class ServerTests: XCTestCase {
                 }
             }
         }
-        XCTAssertEqual(calls.count, 2 * 21, "documented operations")
+        XCTAssertEqual(calls.count, 2 * 23, "documented operations")
         for (template, method, path, body, file) in calls {
             let operation = try XCTUnwrap(paths[template]?[method] as? [String: Any])
             let responses = try XCTUnwrap(operation["responses"] as? [String: Any])
@@ -441,5 +441,24 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(run.status, 0, run.output)
         XCTAssertTrue(run.output.contains("\"refused_429\": ") && !run.output.contains("\"refused_429\": 0,"),
             "the queue bound was never reached: \(run.output)")
+    }
+
+    /// The web editor in headless Chromium, driven as a person would (tools/browser_tests.py): the page and its
+    /// plugins, an error next to its field, text-to-image, a painted mask's exported pixels, inpaint keeping the
+    /// unmasked pixels, fusion with two slider weights, ControlNet from a photo, cancel, and a reload finding a
+    /// running job. KANDINSKY_SCREENSHOTS=DIR keeps its screenshots (docs/gallery.md shows them).
+    func testTheWebEditorInARealBrowser() throws {
+        let python = try ServeProcess.clientPython()
+        for binary in ["/usr/bin/chromium", "/usr/bin/chromedriver"]
+        where !FileManager.default.fileExists(atPath: binary) {
+            throw SetupError(
+                description: "\(binary) is missing: install Debian's chromium and chromium-driver (.ci/run)")
+        }
+        let serve = try server()
+        defer { serve.stop() }
+        let screenshots = ProcessInfo.processInfo.environment["KANDINSKY_SCREENSHOTS"] ?? (try Product.tempDir())
+        let run = try ServeProcess.run(
+            python, [Product.repo + "/tools/browser_tests.py", "\(serve.port)", "--screenshots", screenshots])
+        XCTAssertEqual(run.status, 0, run.output + serve.stderrText.suffix(2000))
     }
 }
