@@ -259,7 +259,11 @@ def cancel_and_reload(page):
     page.set_params({"prompt": "a blue star", "prior_num_inference_steps": "2", "num_inference_steps": "900"})
     job = page.run()
     page.wait_for_state(job, ["running"])
-    page.wait(lambda d: "step" in page.element(f"[data-job='{job}'] .status").text, "progress with a step")
+    status = f"[data-job='{job}'] .status"
+    page.wait(
+        lambda d: "decoder step" in page.element(status).text and "s left" in page.element(status).text,
+        "progress naming the stage, the step and the time left",
+    )
     page.shot("progress")
     page.driver.refresh()
     page.wait(lambda d: d.execute_script("return document.body.dataset.ready") == "true", "the reloaded page")
