@@ -22,7 +22,8 @@ struct Kandinsky: ParsableCommand {
         \(Defaults.prior) and \(Defaults.decoders["text2img"]!) (inpaint: \(Defaults.decoders["inpaint"]!), \
         controlnet-depth: \(Defaults.decoders["controlnet"]!)); set KANDINSKY_PRIOR and KANDINSKY_DECODER(_INPAINT, \
         _CONTROLNET) to change them, or KANDINSKY_DEFAULT_MODELS to the set's folder. Plugins are searched \
-        beside this program, in KANDINSKY_PLUGIN_PATH (colon-separated) and in ~/.local/share/kandinsky/plugins.
+        beside this program, in lib/kandinsky/plugins of an installed prefix (tools/install.sh), in \
+        KANDINSKY_PLUGIN_PATH (colon-separated) and in ~/.local/share/kandinsky/plugins.
         """,
         version: "0.1.0",
         subcommands: [Plugins.self, Run.self, Workflow.self, Inspect.self, Serve.self, WorkerCommand.self])

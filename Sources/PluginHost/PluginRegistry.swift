@@ -18,14 +18,16 @@ public final class PluginRegistry {
     /// - host: the host struct plugins see; the process's one (whose server is `ServerABI.server`) by default.
     public init(host: UnsafePointer<kd_host_t> = ServerABI.processHost) { self.host = host }
 
-    /// Plugin folders in search order: beside the executable (and its `plugins/`), KANDINSKY_PLUGIN_PATH
-    /// (colon-separated), then the user folder ~/.local/share/kandinsky/plugins.
+    /// Plugin folders in search order: beside the executable (and its `plugins/`), `lib/kandinsky/plugins` of the
+    /// prefix an installed `bin/kandinsky` lies in (tools/install.sh), KANDINSKY_PLUGIN_PATH (colon-separated), then
+    /// the user folder ~/.local/share/kandinsky/plugins.
     public static func searchPath(
         executable: String = CommandLine.arguments[0],
         environment env: [String: String] = ProcessInfo.processInfo.environment
     ) -> [String] {
         let exe = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent().path
-        var dirs = [exe, exe + "/plugins"]
+        let prefix = URL(fileURLWithPath: exe).deletingLastPathComponent()
+        var dirs = [exe, exe + "/plugins", prefix.appendingPathComponent("lib/kandinsky/plugins").path]
         if let extra = env["KANDINSKY_PLUGIN_PATH"] { dirs += extra.split(separator: ":").map(String.init) }
         dirs.append(
             ((env["HOME"] ?? NSHomeDirectory()) as NSString).appendingPathComponent(".local/share/kandinsky/plugins"))

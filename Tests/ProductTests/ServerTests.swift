@@ -91,24 +91,9 @@ final class ServeProcess {
         throw SetupError(description: "job \(id) did not end within \(seconds) s")
     }
 
-    /// A command's exit status and its output (stdout and stderr together).
-    static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        process.currentDirectoryURL = URL(fileURLWithPath: Product.repo)
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, text)
-    }
-
     /// The python of the client libraries' environment (tools/client-env.sh makes it from PyPI once).
     static func clientPython() throws -> String {
-        let made = try run("/bin/bash", [Product.repo + "/tools/client-env.sh"])
+        let made = try Product.command("/bin/bash", [Product.repo + "/tools/client-env.sh"])
         guard made.status == 0, let python = made.output.split(separator: "\n").last.map(String.init) else {
             throw SetupError(description: "tools/client-env.sh could not make the client environment: \(made.output)")
         }
@@ -362,7 +347,7 @@ final class ServerTests: XCTestCase {
         let python = try ServeProcess.clientPython()
         let serve = try server()
         defer { serve.stop() }
-        let run = try ServeProcess.run(python, [Product.repo + "/tools/server_clients.py", "\(serve.port)"])
+        let run = try Product.command(python, [Product.repo + "/tools/server_clients.py", "\(serve.port)"])
         XCTAssertEqual(run.status, 0, run.output + serve.stderrText.suffix(2000))
     }
 
@@ -372,7 +357,7 @@ final class ServerTests: XCTestCase {
         let python = try ServeProcess.clientPython()
         let serve = try server()
         defer { serve.stop() }
-        let run = try ServeProcess.run(
+        let run = try Product.command(
             python,
             [
                 "-m", "schemathesis.cli", "--config-file", Product.repo + "/tools/schemathesis.toml", "run",
@@ -410,7 +395,7 @@ final class ServerTests: XCTestCase {
             "-F", "prompt=a", "-F", "image=@" + Product.repo + "/samples/inputs/picture.png",
             "-F", "mask=@" + Product.repo + "/samples/inputs/mask.png",
         ]
-        let edit = try ServeProcess.run(
+        let edit = try Product.command(
             "/usr/bin/curl", ["-s"] + form + ["http://127.0.0.1:\(serve.port)/v1/images/edits"])
         XCTAssertTrue(edit.output.contains(#""field":"mask""#), edit.output)
         XCTAssertEqual(try serve.request("TRACE", "/v1/jobs").status, 405)
@@ -434,7 +419,7 @@ final class ServerTests: XCTestCase {
         try Product.requirePlugins()
         let serve = try ServeProcess(data: try Product.tempDir() + "/data", extraArguments: ["--max-queue", "20"])
         defer { serve.stop() }
-        let run = try ServeProcess.run(
+        let run = try Product.command(
             "/usr/bin/env",
             ["python3", Product.repo + "/tools/server_load.py", "\(serve.port)", "\(serve.process.processIdentifier)"])
         print("server load: \(run.output)")
@@ -456,8 +441,8 @@ final class ServerTests: XCTestCase {
         }
         let serve = try server()
         defer { serve.stop() }
-        let screenshots = ProcessInfo.processInfo.environment["KANDINSKY_SCREENSHOTS"] ?? (try Product.tempDir())
-        let run = try ServeProcess.run(
+        let screenshots = try ProcessInfo.processInfo.environment["KANDINSKY_SCREENSHOTS"] ?? Product.tempDir()
+        let run = try Product.command(
             python, [Product.repo + "/tools/browser_tests.py", "\(serve.port)", "--screenshots", screenshots])
         XCTAssertEqual(run.status, 0, run.output + serve.stderrText.suffix(2000))
     }
