@@ -60,6 +60,8 @@ let package = Package(
         .target(name: "PluginABIRules", dependencies: ["KandinskyPluginABI"]),
         // Where shipped folders (the default model set, the web editor) are found by a running binary.
         .target(name: "ShippedFiles"),
+        // SHA-256: the server's image ids, the batch's fingerprints.
+        .target(name: "Digest"),
         .target(name: "ModelServer",
                 dependencies: ["KandinskyPluginABI", "PluginABIRules", "Pipelines", "Checkpoint", "Networks",
                                "Schedulers", "TensorCore", "TorchRandom", "ImageProcessing", "ShippedFiles"],
@@ -78,10 +80,12 @@ let package = Package(
                 dependencies: [.product(name: "Hummingbird", package: "hummingbird"),
                                .product(name: "GRDB", package: "GRDB.swift"),
                                .product(name: "HTTPTypes", package: "swift-http-types"), "Supervisor", "PluginSchema",
-                               "ImageIO", "ImageProcessing", "ShippedFiles"],
+                               "ImageIO", "ImageProcessing", "ShippedFiles", "Digest"],
                 exclude: ["Web"]),
         // The workflow file format, decoded strictly (the CLI and the workflow fuzzer).
         .target(name: "WorkflowFormat"),
+        // `kandinsky batch`: items, shards, fingerprints and the per-shard results of a batch folder.
+        .target(name: "Batch", dependencies: ["WorkflowFormat", "Digest"]),
 
         .target(name: "PluginSupport", dependencies: ["KandinskyPluginABI", "PluginABIRules"],
                 path: "Plugins/PluginSupport"),
@@ -93,7 +97,7 @@ let package = Package(
                                                             "ModelServer", "ImageIO", "ImageProcessing", "Checkpoint",
                                                             "PluginSchema", "Server",
                                                             "TensorCore", "CPUFeatures", "Supervisor",
-                                                            "WorkflowFormat"],
+                                                            "WorkflowFormat", "Batch", "Digest"],
                           path: "Sources/KandinskyCLI"),
 
         // MARK: - Tests

@@ -26,7 +26,7 @@ struct Kandinsky: ParsableCommand {
         KANDINSKY_PLUGIN_PATH (colon-separated) and in ~/.local/share/kandinsky/plugins.
         """,
         version: "0.1.0",
-        subcommands: [Plugins.self, Run.self, Workflow.self, Inspect.self, Serve.self, WorkerCommand.self])
+        subcommands: [Plugins.self, Run.self, Workflow.self, BatchCommand.self, Inspect.self, Serve.self, WorkerCommand.self])
 
     /// The engine is compiled for x86-64-v3 (docs/performance.md): on an older CPU its first vector instruction would
     /// end the process with SIGILL, so say what is missing before any of it runs.

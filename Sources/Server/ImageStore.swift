@@ -1,5 +1,6 @@
 // Images by content address: an image's id is the SHA-256 of its bytes, its file images/ID.png (or .jpg) under
 // --data. Ids are checked to be 64 hex digits before they name a file, so no request names a path.
+import Digest
 import Foundation
 import ImageIO
 import ImageProcessing

@@ -10,15 +10,22 @@ public struct WorkflowFile: Decodable {
         /// Parameter values as the plugin schema parses them (numbers in their JSON spelling).
         public let parameters: [String: String]
         public let inputs: [String: String]
+        /// The file to write; in a batch manifest it may be left out (then "", and the batch names the file).
         public let output: String
 
         static let keys: Set<String> = ["task", "parameters", "inputs", "output"]
+        /// Set in a decoder's userInfo for batch manifest lines.
+        static let outputOptional = CodingUserInfoKey(rawValue: "kandinsky.outputOptional")!
 
         public init(from decoder: Decoder) throws {
             let container = try decoder.container(keyedBy: NamedKey.self)
             try rejectUnknownKeys(in: container, allowed: Task.keys)
             task = try container.decode(String.self, forKey: NamedKey("task"))
-            output = try container.decode(String.self, forKey: NamedKey("output"))
+            if decoder.userInfo[Task.outputOptional] as? Bool == true {
+                output = try container.decodeIfPresent(String.self, forKey: NamedKey("output")) ?? ""
+            } else {
+                output = try container.decode(String.self, forKey: NamedKey("output"))
+            }
             let values = try container.decodeIfPresent([String: ParameterValue].self, forKey: NamedKey("parameters"))
             parameters = (values ?? [:]).mapValues(\.text)
             inputs = try container.decodeIfPresent([String: String].self, forKey: NamedKey("inputs")) ?? [:]
@@ -49,6 +56,29 @@ public struct WorkflowFile: Decodable {
         } catch let error as DecodingError {
             throw WorkflowProblem("\(name): \(describe(error))")
         }
+    }
+
+    /// A batch manifest (JSON lines, one task a line in the workflow task format, `output` optional; blank lines
+    /// skipped): its tasks in order, or a WorkflowProblem naming the file and the line.
+    public static func parseManifest(_ data: Data, name: String) throws -> [Task] {
+        var tasks: [Task] = []
+        let decoder = JSONDecoder()
+        decoder.userInfo[Task.outputOptional] = true
+        for (number, line) in data.split(separator: 0x0A, omittingEmptySubsequences: false).enumerated() {
+            let text = Data(line)
+            guard text.contains(where: { ![0x20, 0x09, 0x0D].contains($0) }) else { continue }
+            do {
+                _ = try JSONSerialization.jsonObject(with: text)
+                tasks.append(try decoder.decode(Task.self, from: text))
+            } catch let problem as WorkflowProblem {
+                throw WorkflowProblem("\(name) line \(number + 1): \(problem.description)")
+            } catch let error as DecodingError {
+                throw WorkflowProblem("\(name) line \(number + 1): \(describe(error))")
+            } catch {
+                throw WorkflowProblem("\(name) line \(number + 1): not a JSON object")
+            }
+        }
+        return tasks
     }
 
     /// " at line L, column C" from the "around character N" of JSONSerialization's message, or "".
