@@ -5,10 +5,14 @@ import Server
 
 struct Serve: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Run the image server: an HTTP API with a durable job queue; one worker keeps the models loaded.",
+        abstract: "Run the image server: the web editor and an HTTP API with a durable job queue.",
         discussion: """
-            Jobs are kept in SQLite under --data and survive a restart. Loopback only unless --host names another
-            address, which needs --token (clients send 'Authorization: Bearer T') or --insecure. Routes and curl
+            Open the printed address in a browser for the editor (masks, fusion weights, ControlNet, every \
+            plugin's form). The API is ours (/v1/jobs, /v1/images, ...), AUTOMATIC1111's (/sdapi/v1/txt2img, \
+            img2img, progress, interrupt) and OpenAI's Images API (/v1/images/generations, /v1/images/edits), all \
+            on one queue; one worker keeps the models loaded. Jobs are kept in SQLite under --data and survive a \
+            restart. Loopback only unless --host names another address, which needs --token (clients send \
+            'Authorization: Bearer T'; the web editor cannot send it yet) or --insecure. Routes and curl \
             examples: docs/server.md; the OpenAPI document: docs/openapi.json.
             """)
 
