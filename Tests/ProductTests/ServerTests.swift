@@ -428,22 +428,30 @@ final class ServerTests: XCTestCase {
             "the queue bound was never reached: \(run.output)")
     }
 
-    /// The web editor in headless Chromium, driven as a person would (tools/browser_tests.py): the page and its
-    /// plugins, an error next to its field, text-to-image, a painted mask's exported pixels, inpaint keeping the
-    /// unmasked pixels, fusion with two slider weights, ControlNet from a photo, cancel, and a reload finding a
-    /// running job. KANDINSKY_SCREENSHOTS=DIR keeps its screenshots (docs/gallery.md shows them).
-    func testTheWebEditorInARealBrowser() throws {
+    /// The web editor in headless Chromium and Firefox, driven as a person would (tools/browser_tests.py): the page
+    /// and its plugins, an error next to its field, text-to-image, a painted mask's exported pixels, inpaint keeping
+    /// the unmasked pixels, fusion with two slider weights, ControlNet from a photo, cancel, and a reload finding a
+    /// running job. KANDINSKY_SCREENSHOTS=DIR keeps Chromium's screenshots (docs/gallery.md shows them).
+    func testTheWebEditorInChromium() throws {
+        try runBrowserTests("chromium", needs: ["/usr/bin/chromium", "/usr/bin/chromedriver"])
+    }
+
+    func testTheWebEditorInFirefox() throws {
+        try runBrowserTests("firefox", needs: ["/usr/bin/firefox-esr"])
+    }
+
+    func runBrowserTests(_ browser: String, needs binaries: [String]) throws {
         let python = try ServeProcess.clientPython()
-        for binary in ["/usr/bin/chromium", "/usr/bin/chromedriver"]
-        where !FileManager.default.fileExists(atPath: binary) {
-            throw SetupError(
-                description: "\(binary) is missing: install Debian's chromium and chromium-driver (.ci/run)")
+        for binary in binaries where !FileManager.default.fileExists(atPath: binary) {
+            throw SetupError(description: "\(binary) is missing: install the browser packages of .ci/run")
         }
         let serve = try server()
         defer { serve.stop() }
-        let screenshots = try ProcessInfo.processInfo.environment["KANDINSKY_SCREENSHOTS"] ?? Product.tempDir()
-        let run = try Product.command(
-            python, [Product.repo + "/tools/browser_tests.py", "\(serve.port)", "--screenshots", screenshots])
+        var arguments = [Product.repo + "/tools/browser_tests.py", "\(serve.port)", "--browser", browser]
+        if browser == "chromium", let screenshots = ProcessInfo.processInfo.environment["KANDINSKY_SCREENSHOTS"] {
+            arguments += ["--screenshots", screenshots]
+        }
+        let run = try Product.command(python, arguments)
         XCTAssertEqual(run.status, 0, run.output + serve.stderrText.suffix(2000))
     }
 }

@@ -27,12 +27,17 @@ export class MaskEditor {
     this.listen();
   }
 
-  /** Shows a picture (a URL) and starts an empty mask at its size. */
+  /** Shows a picture (a URL) and starts an empty mask at its size. The picture is decoded off-screen first, and
+   * only the latest of overlapping loads is shown (a result arriving while a file is chosen must not win). */
   async load(url) {
+    const token = (this.loadToken = (this.loadToken || 0) + 1);
+    const image = new Image();
+    image.src = url;
+    await image.decode();
+    if (token !== this.loadToken) return;
     this.picture.src = url;
-    await this.picture.decode();
-    this.canvas.width = this.picture.naturalWidth;
-    this.canvas.height = this.picture.naturalHeight;
+    this.canvas.width = image.naturalWidth;
+    this.canvas.height = image.naturalHeight;
     this.context.clearRect(0, 0, this.canvas.width, this.canvas.height);
     this.undoStack = [];
     this.redoStack = [];
@@ -41,18 +46,16 @@ export class MaskEditor {
   }
 
   get hasPicture() {
-    return this.canvas.width > 0 && this.picture.naturalWidth > 0;
+    return this.canvas.width > 0;
   }
 
+  /** Zoom and pan so that the whole picture (the mask canvas has its size) fills the stage. */
   fit() {
-    if (!this.picture.naturalWidth) return;
+    const { width, height } = this.canvas;
+    if (!width) return;
     const bounds = this.stage.getBoundingClientRect();
-    const { naturalWidth, naturalHeight } = this.picture;
-    this.zoom = Math.max(0.05, Math.min(bounds.width / naturalWidth, bounds.height / naturalHeight) * 0.92);
-    this.pan = {
-      x: (bounds.width - this.picture.naturalWidth * this.zoom) / 2,
-      y: (bounds.height - this.picture.naturalHeight * this.zoom) / 2,
-    };
+    this.zoom = Math.max(0.05, Math.min(bounds.width / width, bounds.height / height) * 0.92);
+    this.pan = { x: (bounds.width - width * this.zoom) / 2, y: (bounds.height - height * this.zoom) / 2 };
     this.applyView();
   }
 
