@@ -1,7 +1,7 @@
 """The web editor in a real headless browser (Debian's chromium and chromium-driver, Selenium from PyPI) against a
 running `kandinsky serve` on the default model, used as a person would: pointer strokes, key presses, file pickers.
 
-    python tools/browser_tests.py PORT [--screenshots DIR] [--browser chromium|firefox]
+    python tools/browser_tests.py PORT [--screenshots DIR] [--browser chromium|firefox] [--token T]
 
 Cases: the page loads with every plugin; an error from the server shows next to its field; text-to-image; a mask
 painted with pointer strokes exports with the stroke's pixels white and the rest black; inpaint keeps the pixels
@@ -275,6 +275,17 @@ def controlnet_from_photo(page):
     page.shot("controlnet")
 
 
+def sign_in(page, token):
+    """A server started with --token: the page shows the token form; after signing in it works."""
+    page.driver.get(page.base + "/")
+    page.wait(lambda d: d.find_element(By.ID, "token-form").is_displayed(), "the token form")
+    page.element("#token").send_keys(token)
+    page.element("#token-form button").click()
+    page.wait(lambda d: d.execute_script("return document.body.dataset.ready") == "true", "the page after signing in")
+    options = page.driver.execute_script("return [...document.querySelectorAll('#plugin option')].length")
+    check(options >= 7, "after signing in with the token the page lists the plugins", options)
+
+
 def cancel_and_reload(page):
     page.plugin("text2img")
     page.set_params({"prompt": "a blue star", "prior_num_inference_steps": "2", "num_inference_steps": "900"})
@@ -299,9 +310,16 @@ if __name__ == "__main__":
     parser.add_argument("port", type=int)
     parser.add_argument("--screenshots")
     parser.add_argument("--browser", choices=["chromium", "firefox"], default="chromium")
+    parser.add_argument("--token", help="the server's --token: only the sign-in case runs")
     options = parser.parse_args()
     print(f"browser: {options.browser}")
     page = Page(options.port, options.screenshots, options.browser)
+    if options.token:
+        try:
+            sign_in(page, options.token)
+        finally:
+            page.driver.quit()
+        sys.exit(0)
     try:
         load_and_errors(page)
         text_to_image(page)

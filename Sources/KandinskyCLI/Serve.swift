@@ -12,7 +12,7 @@ struct Serve: ParsableCommand {
             img2img, progress, interrupt) and OpenAI's Images API (/v1/images/generations, /v1/images/edits), all \
             on one queue; one worker keeps the models loaded. Jobs are kept in SQLite under --data and survive a \
             restart. Loopback only unless --host names another address, which needs --token (clients send \
-            'Authorization: Bearer T'; the web editor cannot send it yet) or --insecure. Routes and curl \
+            'Authorization: Bearer T'; the web editor asks for it) or --insecure. Routes and curl \
             examples: docs/server.md; the OpenAPI document: docs/openapi.json.
             """)
 

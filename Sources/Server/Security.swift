@@ -29,15 +29,40 @@ struct AccessMiddleware<Context: RequestContext>: RouterMiddleware {
                 throw APIError(.forbidden, "cross-site request refused (Sec-Fetch-Site)")
             }
         }
-        if let token, request.uri.path != "/healthz" {
-            let given = request.headers[.authorization] ?? ""
-            guard Self.constantTimeEqual(given, "Bearer " + token) else {
+        if let token, !Self.isPublic(request.uri.path) {
+            let bearer = request.headers[.authorization] ?? ""
+            let cookie = Self.cookie(Self.tokenCookie, in: request.headers[values: .cookie]) ?? ""
+            // Both compared in full, so the time taken does not say which one came close.
+            let byHeader = Self.constantTimeEqual(bearer, "Bearer " + token)
+            let byCookie = Self.constantTimeEqual(cookie, token)
+            guard byHeader || byCookie else {
                 throw APIError(
                     .unauthorized, "a bearer token is required (Authorization: Bearer <token>)",
                     headers: [.wwwAuthenticate: "Bearer"])
             }
         }
         return try await next(request, context)
+    }
+
+    /// The cookie the web editor keeps the token in (SameSite=Strict: a browser never sends it cross-site, and
+    /// state-changing requests must come from this origin anyway). An EventSource cannot send a header.
+    static var tokenCookie: String { "kandinsky_token" }
+
+    /// Reachable without the token: the health check and the editor's own files, which hold no data (the page
+    /// then asks for the token).
+    static func isPublic(_ path: String) -> Bool {
+        path == "/healthz" || path == "/" || path.hasPrefix("/web/")
+    }
+
+    /// The value of cookie `name` in Cookie headers ("a=1; b=2"), percent-decoded.
+    static func cookie(_ name: String, in headers: [String]) -> String? {
+        for header in headers {
+            for pair in header.split(separator: ";") {
+                let parts = pair.split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
+                if parts.count == 2, parts[0] == name { return parts[1].removingPercentEncoding ?? parts[1] }
+            }
+        }
+        return nil
     }
 
     /// The host part of host:port (brackets of an IPv6 literal kept).

@@ -200,6 +200,17 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(
             try guarded.request("GET", "/v1/jobs", headers: ["Authorization: Bearer s3cret-token"]).status, 200)
         XCTAssertEqual(try guarded.request("GET", "/healthz").status, 200)
+        // The web editor: its files load without the token; its requests carry the token in a cookie.
+        XCTAssertEqual(try guarded.request("GET", "/").status, 200)
+        XCTAssertEqual(try guarded.request("GET", "/web/main.js").status, 200)
+        let wrongCookie = try guarded.request("GET", "/v1/plugins", headers: ["Cookie: kandinsky_token=wrong"])
+        XCTAssertEqual(wrongCookie.status, 401)
+        XCTAssertEqual(
+            try guarded.request("GET", "/v1/plugins", headers: ["Cookie: a=1; kandinsky_token=s3cret-token"]).status,
+            200)
+        let cookieCrossSite = try guarded.submit(
+            Self.quick, headers: ["Cookie: kandinsky_token=s3cret-token", "Origin: http://attacker.example"])
+        XCTAssertEqual(cookieCrossSite.status, 403, "a cross-site POST carrying the cookie: \(cookieCrossSite.text)")
     }
 
     func testCancelQueuedAndRunningJobsAndResumeEvents() throws {
@@ -440,14 +451,22 @@ final class ServerTests: XCTestCase {
         try runBrowserTests("firefox", needs: ["/usr/bin/firefox-esr"])
     }
 
-    func runBrowserTests(_ browser: String, needs binaries: [String]) throws {
+    /// A server started with --token: the page asks for the token, keeps it in its cookie and works.
+    func testTheWebEditorSignsInWithTheToken() throws {
+        try runBrowserTests("chromium", needs: ["/usr/bin/chromium", "/usr/bin/chromedriver"], token: "s3cret-token")
+    }
+
+    func runBrowserTests(_ browser: String, needs binaries: [String], token: String? = nil) throws {
         let python = try ServeProcess.clientPython()
         for binary in binaries where !FileManager.default.fileExists(atPath: binary) {
             throw SetupError(description: "\(binary) is missing: install the browser packages of .ci/run")
         }
-        let serve = try server()
+        try Product.requirePlugins()
+        let serve = try ServeProcess(
+            data: try Product.tempDir() + "/data", extraArguments: token.map { ["--token", $0] } ?? [])
         defer { serve.stop() }
         var arguments = [Product.repo + "/tools/browser_tests.py", "\(serve.port)", "--browser", browser]
+        if let token { arguments += ["--token", token] }
         if browser == "chromium", let screenshots = ProcessInfo.processInfo.environment["KANDINSKY_SCREENSHOTS"] {
             arguments += ["--screenshots", screenshots]
         }

@@ -500,6 +500,20 @@ function wireMaskTools() {
 
 // MARK: start
 
+/** A server started with --token: the token is kept in a same-site cookie, which the page's requests and event
+ * streams carry (an EventSource cannot send an Authorization header). */
+function askForToken() {
+  $("server-status").textContent = "This server needs its token (kandinsky serve --token).";
+  const form = $("token-form");
+  form.hidden = false;
+  $("token").focus();
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    document.cookie = `kandinsky_token=${encodeURIComponent($("token").value)}; SameSite=Strict; path=/`;
+    location.reload();
+  });
+}
+
 async function start() {
   wireMaskTools();
   $("run").addEventListener("click", run);
@@ -507,7 +521,8 @@ async function start() {
   try {
     state.plugins = await api.plugins();
   } catch (failure) {
-    $("server-status").textContent = `The server did not answer: ${failure.message}`;
+    if (failure.status === 401) askForToken();
+    else $("server-status").textContent = `The server did not answer: ${failure.message}`;
     return;
   }
   for (const plugin of state.plugins) {
