@@ -127,7 +127,7 @@ struct A1111Routes: Sendable {
         params.merge(try fields.pluginParams(of: plugin)) { _, passed in passed }
 
         let jobs = try routes.enqueueSeries(
-            plugin, params: params, inputs: inputs, count: Int(count), firstSeed: seed < 0 ? Routes.drawSeed() : seed)
+            plugin, params: params, inputs: inputs, count: Int(count), seed: seed)
         let group = requests.add(jobs.map(\.id))
         defer { requests.remove(group) }
         let ended = try await routes.waitForEnd(jobs.map(\.id))

@@ -94,6 +94,11 @@ extension Routes {
         guard let bytes = Data(base64Encoded: text, options: .ignoreUnknownCharacters), !bytes.isEmpty else {
             throw APIError(.badRequest, "\(field): not base64 text", field: field)
         }
+        return try storeImage(bytes, field: field)
+    }
+
+    /// Stores uploaded bytes as an image; errors name `field` (the request's part or field that held them).
+    func storeImage(_ bytes: Data, field: String) throws -> JobStore.ImageRecord {
         do {
             return try storeImage(bytes)
         } catch let error as APIError {
@@ -112,11 +117,12 @@ extension Routes {
     /// A seed as A1111 draws one for -1: 32 bits, so seed + k stays in every client's range.
     static func drawSeed() -> Int64 { Int64.random(in: 0..<(1 << 32)) }
 
-    /// Queues `count` jobs that differ only in their seed (`firstSeed` + k): all of them or none (jobs queued before
-    /// a refusal, a full queue say, are cancelled again).
+    /// Queues `count` jobs that differ only in their seed (`seed` + k; a negative `seed` draws the first): all of
+    /// them or none (jobs queued before a refusal, a full queue say, are cancelled again).
     func enqueueSeries(
-        _ plugin: PluginSpec, params: [String: String], inputs: [String: String], count: Int, firstSeed: Int64
+        _ plugin: PluginSpec, params: [String: String], inputs: [String: String], count: Int, seed: Int64
     ) throws -> [Job] {
+        let firstSeed = seed < 0 ? Self.drawSeed() : seed
         var jobs: [Job] = []
         do {
             for index in 0..<count {

@@ -57,13 +57,13 @@ struct OpenAIImagesRoutes: Sendable {
         guard let imageBytes = files["image"]?.first else {
             throw APIError(.badRequest, "image: the picture to edit is required", field: "image")
         }
-        let image = try storeFile(imageBytes, field: "image")
+        let image = try routes.storeImage(imageBytes, field: "image")
         var inputs = ["image": image.id]
         // With a mask, or an image with transparent pixels, the transparent part is repainted (inpaint); without
         // either, the whole picture is edited by the prompt (img2img), as OpenAI's newer models do.
         var repaint: PixelImage?
         if let maskBytes = files["mask"]?.first {
-            let mask = try pixels(of: try storeFile(maskBytes, field: "mask"))
+            let mask = try pixels(of: try routes.storeImage(maskBytes, field: "mask"))
             guard mask.channels % 2 == 0 else {
                 throw APIError(
                     .badRequest, "mask: a PNG with an alpha channel is required (transparent = repaint)", field: "mask")
@@ -122,7 +122,7 @@ struct OpenAIImagesRoutes: Sendable {
         params.merge(try fields.pluginParams(of: plugin)) { _, passed in passed }
 
         let jobs = try routes.enqueueSeries(
-            plugin, params: params, inputs: inputs, count: Int(count), firstSeed: seed < 0 ? Routes.drawSeed() : seed)
+            plugin, params: params, inputs: inputs, count: Int(count), seed: seed)
         let ended = try await routes.waitForEnd(jobs.map(\.id))
         if let unfinished = ended.first(where: { $0.state != .succeeded }) {
             throw APIError(
@@ -140,14 +140,6 @@ struct OpenAIImagesRoutes: Sendable {
                 "ignored": fields.ignored, "notes": allNotes,
             ] as [String: Any],
         ])
-    }
-
-    func storeFile(_ bytes: Data, field: String) throws -> JobStore.ImageRecord {
-        do {
-            return try routes.storeImage(bytes)
-        } catch let error as APIError {
-            throw APIError(error.status, "\(field): \(error.message)", field: field)
-        }
     }
 
     func pixels(of record: JobStore.ImageRecord) throws -> PixelImage {
