@@ -15,6 +15,9 @@ let kernelFlags: [SwiftSetting] = []
 let swiftPlugins = [("kandinsky_plugin_text2img", "Text2Img"), ("kandinsky_plugin_img2img", "Img2Img"),
                     ("kandinsky_plugin_inpaint", "Inpaint"), ("kandinsky_plugin_fusion", "Fusion"),
                     ("kandinsky_plugin_controlnet_depth", "ControlNetDepth"), ("kandinsky_plugin_depth", "Depth")]
+/// Every plugin library exports only its entry point (Plugins/exports.map).
+let exportsOnlyTheEntry = LinkerSetting.unsafeFlags(
+    ["-Xlinker", "--version-script=\(Context.packageDirectory)/Plugins/exports.map"])
 
 let package = Package(
     name: "kandinsky",
@@ -37,14 +40,16 @@ let package = Package(
         .systemLibrary(name: "CFFI", pkgConfig: "libffi", providers: [.apt(["libffi-dev"])]),
         // oneDNN ships no pkg-config file in Debian: the header is in /usr/include, the library in the default path.
         .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
-        .target(name: "DNNLBridge", dependencies: ["CDNNL"], cSettings: [.unsafeFlags(["-std=c11", "-Wall", "-Werror"])],
+        .target(name: "DNNLBridge", dependencies: ["CDNNL"],
+                cSettings: [.unsafeFlags(["-std=c11", "-Wall", "-Werror"])],
                 linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp")]),
 
         // MARK: - Engine
         .target(name: "TensorCore", dependencies: ["COpenBLAS", "DNNLBridge"], swiftSettings: kernelFlags),
         .target(name: "Checkpoint", dependencies: ["TensorCore"], swiftSettings: kernelFlags),
         .target(name: "TorchRandom", swiftSettings: kernelFlags),
-        .target(name: "Schedulers", dependencies: ["TensorCore", "TorchRandom", "Checkpoint"], swiftSettings: kernelFlags),
+        .target(name: "Schedulers", dependencies: ["TensorCore", "TorchRandom", "Checkpoint"],
+                swiftSettings: kernelFlags),
         .target(name: "Networks", dependencies: ["TensorCore", "Checkpoint"], swiftSettings: kernelFlags),
         .target(name: "Tokenization"),
         .target(name: "ImageProcessing", dependencies: ["TensorCore", "Checkpoint"], swiftSettings: kernelFlags),
@@ -52,8 +57,8 @@ let package = Package(
         // Baseline x86-64 on purpose: it must run on CPUs that lack what kernelFlags compile the engine for.
         .target(name: "CPUFeatures"),
         .target(name: "ImageIO", dependencies: ["ImageProcessing", "CPNG", "JPEGBridge"]),
-        .target(name: "Pipelines", dependencies: ["TensorCore", "Checkpoint", "Networks", "Schedulers", "TorchRandom", "Tokenization",
-                                                  "ImageProcessing"], swiftSettings: kernelFlags),
+        .target(name: "Pipelines", dependencies: ["TensorCore", "Checkpoint", "Networks", "Schedulers", "TorchRandom",
+                                                  "Tokenization", "ImageProcessing"], swiftSettings: kernelFlags),
 
         // MARK: - Product: plugin ABI, model server, host
         .target(name: "KandinskyPluginABI"),
@@ -89,11 +94,13 @@ let package = Package(
 
         .target(name: "PluginSupport", dependencies: ["KandinskyPluginABI", "PluginABIRules"],
                 path: "Plugins/PluginSupport"),
-        .target(name: "Outpaint", dependencies: ["KandinskyPluginABI"], path: "Plugins/Outpaint", publicHeadersPath: ".",
+        .target(name: "Outpaint", dependencies: ["KandinskyPluginABI"], path: "Plugins/Outpaint",
+                publicHeadersPath: ".",
                 cSettings: [.unsafeFlags(["-std=c11", "-Wall", "-Wextra", "-Werror"])],
-                linkerSettings: [.linkedLibrary("m"), .unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Plugins/exports.map"])]),
+                linkerSettings: [.linkedLibrary("m"), exportsOnlyTheEntry]),
 
-        .executableTarget(name: "kandinsky", dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser"), "PluginHost",
+        .executableTarget(name: "kandinsky", dependencies: [.product(name: "ArgumentParser",
+                                                                     package: "swift-argument-parser"), "PluginHost",
                                                             "ModelServer", "ImageIO", "ImageProcessing", "Checkpoint",
                                                             "PluginSchema", "Server",
                                                             "TensorCore", "CPUFeatures", "Supervisor",
@@ -103,8 +110,8 @@ let package = Package(
         // MARK: - Tests
         .testTarget(
             name: "ProductTests",
-            dependencies: ["PluginHost", "ModelServer", "ImageIO", "ImageProcessing", "KandinskyPluginABI", "Checkpoint", "TensorCore",
-                           "Networks", "Pipelines", "PluginSupport", "PluginSchema"],
+            dependencies: ["PluginHost", "ModelServer", "ImageIO", "ImageProcessing", "KandinskyPluginABI",
+                           "Checkpoint", "TensorCore", "Networks", "Pipelines", "PluginSupport", "PluginSchema"],
             exclude: ["Plugins", "ABI-1.0"]
         ),
         .testTarget(
@@ -116,7 +123,7 @@ let package = Package(
         ),
     ] + swiftPlugins.map {
         .target(name: $0.1, dependencies: ["KandinskyPluginABI", "PluginSupport"], path: "Plugins/\($0.1)",
-                linkerSettings: [.unsafeFlags(["-Xlinker", "--version-script=\(Context.packageDirectory)/Plugins/exports.map"])])
+                linkerSettings: [exportsOnlyTheEntry])
     },
     // Kernels hand raw pointers to worker threads by design; strict Sendable checking would reject every one.
     swiftLanguageModes: [.v5]

@@ -13,7 +13,9 @@ public enum DefaultModelSet {
 
     /// Where the set may be, in order (ShippedFiles): $KANDINSKY_DEFAULT_MODELS; `share/kandinsky/models/default`
     /// beside an installed `bin/`; `models/default` in the checkout the executable was built in.
-    public static func candidates(executable: URL?, environment env: [String: String] = ProcessInfo.processInfo.environment) -> [String] {
+    public static func candidates(
+        executable: URL?, environment env: [String: String] = ProcessInfo.processInfo.environment
+    ) -> [String] {
         ShippedFiles.candidates(
             variable: "KANDINSKY_DEFAULT_MODELS", installed: "models/default", checkout: "models/default",
             executable: executable, environment: env)
