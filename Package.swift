@@ -90,7 +90,7 @@ let package = Package(
         // The workflow file format, decoded strictly (the CLI and the workflow fuzzer).
         .target(name: "WorkflowFormat"),
         // `kandinsky batch`: items, shards, fingerprints and the per-shard results of a batch folder.
-        .target(name: "Batch", dependencies: ["WorkflowFormat", "Digest"]),
+        .target(name: "Batch", dependencies: ["WorkflowFormat", "Digest", "PluginSchema"]),
 
         .target(name: "PluginSupport", dependencies: ["KandinskyPluginABI", "PluginABIRules"],
                 path: "Plugins/PluginSupport"),

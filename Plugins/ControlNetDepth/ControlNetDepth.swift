@@ -59,16 +59,16 @@ func run(_ req: Request) throws {
         let strength = try req.declared("strength", req.double)
         let cut = try req.requiredSampler(r.decoder, strength: strength, for: "controlnet-depth with an init image")
         latents = try req.noisedInitLatents(
-            r.decoder, image: image, width: w, height: h, sampler: cut, generator: r.generator)
+            r.decoder, image: image, width: w, height: h, sampler: cut, generators: r.generators)
         sampler = cut
     } else {
-        latents = try req.randn([1, Int(r.info.latent_channels), r.latentHeight, r.latentWidth], r.generator)
+        latents = try req.randn(eachOf: [Int(r.info.latent_channels), r.latentHeight, r.latentWidth], r.generators)
         sampler = try req.sampler(r.decoder)
     }
     let out = try req.denoise(
         r.decoder, latents: latents, sampler: sampler, embeds: r.embeds, negative: r.negative,
-        generator: r.generator, hint: hint)
-    try req.writeOutput(try req.decode(r.decoder, out))
+        generators: r.generators, hint: hint)
+    try req.writeOutputs(r.decoder, out)
 }
 
 /// The hint [1, 3, H, W]: the depth map's grey (Pillow's convert("L")) resized bicubic to the output, / 255; a

@@ -50,32 +50,40 @@ func run(_ req: Request) throws {
     }
     let prior = try req.prior()
     let (decoder, info) = try req.decoder(kind: "text2img")
-    let g = try req.generator()
-    // Each item's CLIP image embedding, in order: text items through the prior with no negative prompt of their own
-    // (interpolate's negative_prior_prompt), images through the image encoder.
-    var items: [TensorHandle] = []
-    if let prompt {
-        items.append(try req.promptEmbeds(prior: prior, prompt: prompt, negativePrompt: nil, generator: g.raw).0)
-    }
-    for img in images {
+    let generators = try req.generators()
+    // The images' CLIP image embeddings (the image encoder draws nothing, so they are shared by every output).
+    let imageItems = try images.map { img in
         var e: OpaquePointer?
         try req.check(req.s.prior_embed_image(prior, img, &e), "image embedding")
-        items.append(try req.adopt(e))
+        return try req.adopt(e)
     }
-    let mixed = try req.tensor(items[0].shape)
-    for (item, weight) in zip(items, weights) {
-        for i in 0..<item.count { mixed.data[i] += item.data[i] * Float(weight) }
-    }
-    // interpolate: out_zero = prior(negative_prompt); "" gives its negative (the zero-image embedding).
     let negText = req.string("negative_prompt") ?? ""
-    let zeroRun = try req.promptEmbeds(prior: prior, prompt: negText, negativePrompt: nil, generator: g.raw)
-    let negative = negText.isEmpty ? zeroRun.1 : zeroRun.0
+    // Per output image, on its generator in diffusers' order: the prompt item through the prior with no negative
+    // prompt of its own (interpolate's negative_prior_prompt), the weighted mix, then interpolate's
+    // out_zero = prior(negative_prompt), where "" gives its negative (the zero-image embedding).
+    var mixes: [TensorHandle] = []
+    var negatives: [TensorHandle] = []
+    for g in generators {
+        var items: [TensorHandle] = []
+        if let prompt {
+            items.append(try req.promptEmbeds(prior: prior, prompt: prompt, negativePrompt: nil, generator: g.raw).0)
+        }
+        items += imageItems
+        let mixed = try req.tensor(items[0].shape)
+        for (item, weight) in zip(items, weights) {
+            for i in 0..<item.count { mixed.data[i] += item.data[i] * Float(weight) }
+        }
+        mixes.append(mixed)
+        let zeroRun = try req.promptEmbeds(prior: prior, prompt: negText, negativePrompt: nil, generator: g.raw)
+        negatives.append(negText.isEmpty ? zeroRun.1 : zeroRun.0)
+    }
 
     let (h, w) = try req.outputSize(info)
     let f = Int(info.scale_factor)
-    let latents = try req.randn([1, Int(info.unet_in_channels), h / f, w / f], g)
+    let latents = try req.randn(eachOf: [Int(info.unet_in_channels), h / f, w / f], generators)
     let sampler = try req.sampler(decoder)
     let out = try req.denoise(
-        decoder, latents: latents, sampler: sampler, embeds: mixed, negative: negative, generator: g)
-    try req.writeOutput(try req.decode(decoder, out))
+        decoder, latents: latents, sampler: sampler, embeds: try req.stack(mixes),
+        negative: try req.stack(negatives), generators: generators)
+    try req.writeOutputs(decoder, out)
 }

@@ -23,9 +23,9 @@ func run(_ req: Request) throws {
     let sampler = try req.requiredSampler(r.decoder, strength: try req.declared("strength", req.double), for: "img2img")
     let latents = try req.noisedInitLatents(
         r.decoder, image: image, width: r.width, height: r.height, sampler: sampler,
-        generator: r.generator)
+        generators: r.generators)
     let out = try req.denoise(
         r.decoder, latents: latents, sampler: sampler, embeds: r.embeds, negative: r.negative,
-        generator: r.generator)
-    try req.writeOutput(try req.decode(r.decoder, out))
+        generators: r.generators)
+    try req.writeOutputs(r.decoder, out)
 }

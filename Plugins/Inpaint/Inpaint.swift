@@ -62,12 +62,12 @@ func run(_ req: Request) throws {
         let generated = try inpaint(
             req, r, picture: try req.pictureTensor(image, width: r.width, height: r.height),
             keep: keep)
-        let out = try req.writeOutput(generated)
+        let outputs = try generated.enumerated().map { index, pixels in try req.writeOutput(pixels, index: index) }
         guard keepUnmasked else { return }
         try req.resized(image, width: r.width, height: r.height, filter: KD_RESAMPLE_BICUBIC, reducingGap: 1) {
             original in
             var original = original
-            try req.inpaintComposite(out, over: &original, keep: keep, blur: blur)
+            for out in outputs { try req.inpaintComposite(out, over: &original, keep: keep, blur: blur) }
         }
         return
     }
@@ -100,19 +100,6 @@ func inpaintMaskedArea(
     let generated = try inpaint(
         req, r, picture: try req.pictureTensor(&crop, width: r.width, height: r.height),
         keep: keep)
-    let small = OwnedImage(width: r.width, height: r.height, channels: 3)
-    try req.writePixels(generated, into: small.image)
-    let out = try req.allocateOutput(width: pictureWidth, height: pictureHeight)
-    try req.resized(small.image, width: box.width, height: box.height, filter: KD_RESAMPLE_LANCZOS, reducingGap: 0) {
-        back in
-        let outRowBytes = Int(out.pointee.row_bytes)
-        let backRowBytes = Int(back.row_bytes)
-        let target: UnsafeMutablePointer<UInt8> = out.pointee.data + box.y * outRowBytes + box.x * 3
-        let source: UnsafeMutablePointer<UInt8> = back.data
-        for y in 0..<box.height {
-            (target + y * outRowBytes).update(from: source + y * backRowBytes, count: box.width * 3)
-        }
-    }
     // Outside the box the output holds nothing yet: the composite gives every kept pixel the picture's bytes, under
     // the mask's region (keep_unmasked) or under the box alone (off: the whole crop as generated).
     var stitch = fullKeep
@@ -125,36 +112,67 @@ func inpaintMaskedArea(
             }
         }
     }
-    try req.inpaintComposite(out, over: image, keep: stitch, blur: keepUnmasked ? blur : 0)
+    for (index, pixels) in generated.enumerated() {
+        try stitchCrop(
+            req, pixels, into: index, image: image, box: box, stitch: stitch, blur: keepUnmasked ? blur : 0)
+    }
 }
 
-/// The inpainting denoise at the run's size: `picture` [1, 3, H, W] in [-1, 1] and `keep` [1, 1, H, W] -> the
-/// decoded picture [1, 3, H, W] in [0, 1], the known region held on the original's noisy trajectory (diffusers).
-func inpaint(_ req: Request, _ r: Start, picture: TensorHandle, keep: TensorHandle) throws -> TensorHandle {
+/// Output image `index`: the generated crop `pixels` scaled back into `box` of a picture of `image`'s size, then
+/// composited over `image` under `stitch`.
+func stitchCrop(
+    _ req: Request, _ pixels: TensorHandle, into index: Int, image: UnsafePointer<kd_image_t>,
+    box: (x: Int, y: Int, width: Int, height: Int), stitch: TensorHandle, blur: Int
+) throws {
+    let shape = pixels.shape
+    let small = OwnedImage(width: shape[3], height: shape[2], channels: 3)
+    try req.writePixels(pixels, into: small.image)
+    let out = try req.allocateOutput(width: Int(image.pointee.width), height: Int(image.pointee.height), index: index)
+    try req.resized(small.image, width: box.width, height: box.height, filter: KD_RESAMPLE_LANCZOS, reducingGap: 0) {
+        back in
+        let outRowBytes = Int(out.pointee.row_bytes)
+        let backRowBytes = Int(back.row_bytes)
+        let target: UnsafeMutablePointer<UInt8> = out.pointee.data + box.y * outRowBytes + box.x * 3
+        let source: UnsafeMutablePointer<UInt8> = back.data
+        for y in 0..<box.height {
+            (target + y * outRowBytes).update(from: source + y * backRowBytes, count: box.width * 3)
+        }
+    }
+    try req.inpaintComposite(out, over: image, keep: stitch, blur: blur)
+}
+
+/// The inpainting denoise at the run's size: `picture` [1, 3, H, W] in [-1, 1] and `keep` [1, 1, H, W] -> one
+/// decoded picture [1, 3, H, W] in [0, 1] per image of the run, the known region held on the original's noisy
+/// trajectory (diffusers), each image with its own noise.
+func inpaint(_ req: Request, _ r: Start, picture: TensorHandle, keep: TensorHandle) throws -> [TensorHandle] {
     let decoder = r.decoder
     let lc = Int(r.info.latent_channels)
+    let count = r.generators.count
     let imageLatents = try req.encode(decoder, picture)
     let (latentMask, extra) = try req.inpaintCondition(decoder, keep: keep, imageLatents: imageLatents)
     let sampler = try req.requiredSampler(decoder, for: "inpainting")
-    let latents = try req.randn([1, lc, r.latentHeight, r.latentWidth], r.generator)
+    let latents = try req.randn(eachOf: [lc, r.latentHeight, r.latentWidth], r.generators)
     let noise = try req.tensor(latents.shape)
     noise.data.update(from: latents.data, count: latents.count)
+    let plane = r.latentHeight * r.latentWidth
     let ts = sampler.timesteps
     var hookError: Error?
     let out = try req.denoise(
         decoder, latents: latents, sampler: sampler, embeds: r.embeds, negative: r.negative,
-        generator: r.generator, extra: extra
-    ) { i, lat in
+        generators: r.generators, extra: extra
+    ) { i, images, lat in
         // Keep the known region on the noisy trajectory of the original image.
         do {
+            let known = try req.repeated(imageLatents, times: images.count)
             let proper =
-                i < ts.count - 1 ? try req.addNoise(decoder, sampler, imageLatents, noise, ts[i + 1]) : imageLatents
-            blend(lat.data, known: proper.data, mask: latentMask.data, channels: lc, plane: latents.count / lc)
+                i < ts.count - 1 ? try req.addNoise(decoder, sampler, known, try req.rows(noise, images), ts[i + 1]) : known
+            blend(lat.data, known: proper.data, mask: latentMask.data, channels: lc * images.count, plane: plane)
         } catch { hookError = error }
     }
     if let hookError { throw hookError }
-    blend(out.data, known: imageLatents.data, mask: latentMask.data, channels: lc, plane: latents.count / lc)
-    return try req.decode(decoder, out)
+    let known = try req.repeated(imageLatents, times: count)
+    blend(out.data, known: known.data, mask: latentMask.data, channels: lc * count, plane: plane)
+    return try (0..<count).map { try req.decode(decoder, out, image: $0) }
 }
 
 /// latents = mask * known + (1 - mask) * latents

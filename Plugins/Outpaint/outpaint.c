@@ -2,7 +2,8 @@
  * every side (edges stretched outward as a starting point), then inpaints the new border with the 9-channel
  * inpainting decoder through the host's model server -- the same algorithm as the inpaint plugin, written here
  * with nothing but the ABI (1.1: the latent mask comes from the server's inpaint_condition, the sampler from
- * sampler_create; 1.2: keep_unmasked's seam from inpaint_composite, so the rules live in one place). */
+ * sampler_create; 1.2: keep_unmasked's seam from inpaint_composite, so the rules live in one place; 1.5: num_images,
+ * one denoise call per image here, the simplest use of output_count and allocate_output_at). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@ static const kd_param_desc_t params[] = {
     {sizeof(kd_param_desc_t), "scheduler", "decoder sampler: ddpm, ddim, dpmsolver++ or unipc", KD_PARAM_STRING, 0,
      0, 0, "ddpm"},
     {sizeof(kd_param_desc_t), "seed", "random seed; -1 picks one", KD_PARAM_SEED, 0, -1, 9007199254740991.0, "-1"},
+    {sizeof(kd_param_desc_t), "num_images", "images to make; image k uses seed + k", KD_PARAM_INT, 0, 1, 64, "1"},
     {sizeof(kd_param_desc_t), "keep_unmasked",
      "the picture's own pixels stay byte for byte, with a feathered seam (false = diffusers' output)", KD_PARAM_BOOL,
      0, 0, 1, "true"},
@@ -102,65 +104,25 @@ static kd_status step_hook(void *user, uint32_t i, kd_tensor_t *latents) {
     return KD_OK;
 }
 
-/* ------------------------------------------------------------------------------------------- run */
-static kd_status run(uint32_t index, const kd_run_context_t *ctx) {
-    (void)index;
-    const kd_image_t *image = NULL;
-    for (uint32_t i = 0; i < ctx->input_count; i++) {
-        const kd_named_image_t *named = KD_ARRAY_AT(kd_named_image_t, ctx->inputs, i);
-        if (strcmp(named->key, "image") == 0) image = named->image;
-    }
-    if (!image) return fail(ctx, KD_ERR_INVALID_ARGUMENT, "outpaint needs an image");
-    /* load_model reports its own errors through ctx. */
-    kd_model_t *prior = server->load_model(ctx, "prior", string_param(ctx, "prior_model_name"));
-    if (!prior) return KD_ERR_FAILED;
-    kd_model_t *decoder = server->load_model(ctx, "inpaint", string_param(ctx, "model_name"));
-    if (!decoder) return KD_ERR_FAILED;
-    kd_decoder_info_t info;
-    memset(&info, 0, sizeof info);
-    info.struct_size = sizeof info;
-    server->decoder_info(decoder, &info);
-    int64_t lc = info.latent_channels, f = info.scale_factor, q = f * f;
-    if (info.has_hint || info.unet_in_channels != 2 * lc + 1) return fail(ctx, KD_ERR_UNSUPPORTED, "model_name is not an inpainting decoder");
+/* What every image of a run shares: the models and the starting canvas (all owned by run()). */
+struct canvas_state {
+    kd_model_t *prior, *decoder;
+    kd_tensor_t *pixels;   /* [1, 3, H, W] in [-1, 1] */
+    const float *keep;     /* [H * W], 1 = the picture's own pixel */
+    uint8_t *canvas;       /* H * W * 3 bytes: what keep_unmasked restores */
+    int64_t width, height, latent_channels, scale_factor;
+};
 
-    /* Canvas: the picture centred, the border filled by stretching the nearest edge pixel; sized up to a multiple of q. */
-    int64_t border = int_param(ctx, "border");
-    int64_t W = ((image->width + 2 * border + q - 1) / q) * q, H = ((image->height + 2 * border + q - 1) / q) * q;
-    if (W > MAX_CANVAS_SIDE || H > MAX_CANVAS_SIDE) {
-        char message[160];
-        snprintf(message, sizeof message,
-                 "the canvas (%lldx%lld: the image plus the border) is larger than %d on a side", (long long)W,
-                 (long long)H, MAX_CANVAS_SIDE);
-        return fail(ctx, KD_ERR_INVALID_ARGUMENT, message);
-    }
-    int64_t ox = (W - image->width) / 2, oy = (H - image->height) / 2, plane_px = W * H;
-    float *keep = malloc(sizeof(float) * plane_px);
-    uint8_t *canvas = malloc((size_t)plane_px * 3); /* the starting canvas as bytes: what keep_unmasked restores */
-    kd_tensor_t *pixels = tensor4(1, 3, H, W);
-    if (!keep || !canvas || !pixels) {
-        free(keep);
-        free(canvas);
-        if (pixels) server->tensor_release(pixels);
-        return fail(ctx, KD_ERR_OUT_OF_MEMORY, "out of memory");
-    }
-    float *px = server->tensor_data(pixels);
-    for (int64_t y = 0; y < H; y++) {
-        for (int64_t x = 0; x < W; x++) {
-            int64_t sx = x - ox, sy = y - oy;
-            int inside = sx >= 0 && sy >= 0 && sx < image->width && sy < image->height;
-            keep[y * W + x] = inside ? 1.0f : 0.0f;
-            sx = sx < 0 ? 0 : sx >= image->width ? image->width - 1 : sx;
-            sy = sy < 0 ? 0 : sy >= image->height ? image->height - 1 : sy;
-            const uint8_t *p = image->data + sy * image->row_bytes + sx * image->channels;
-            for (int c = 0; c < 3; c++) {
-                uint8_t v = p[image->channels < 3 ? 0 : c];
-                canvas[(y * W + x) * 3 + c] = v;
-                px[c * plane_px + y * W + x] = v / 127.5f - 1.0f;
-            }
-        }
-    }
+/* Output image `index` of the run, generated from `seed`. */
+static kd_status outpaint_image(const kd_run_context_t *ctx, const struct canvas_state *cs, uint64_t seed,
+                                uint32_t index) {
     kd_status st = KD_OK;
-    kd_generator_t *g = server->generator_create((uint64_t)int_param(ctx, "seed"));
+    kd_model_t *prior = cs->prior, *decoder = cs->decoder;
+    kd_tensor_t *pixels = cs->pixels;
+    const float *keep = cs->keep;
+    uint8_t *canvas = cs->canvas;
+    int64_t W = cs->width, H = cs->height, lc = cs->latent_channels, f = cs->scale_factor, plane_px = W * H;
+    kd_generator_t *g = server->generator_create(seed);
     kd_tensor_t *embeds = NULL, *negative = NULL, *image_latents = NULL, *keep_tensor = NULL, *latent_mask = NULL,
                 *extra = NULL,
                 *latents = NULL, *noise = NULL, *out = NULL, *decoded = NULL;
@@ -221,7 +183,8 @@ static kd_status run(uint32_t index, const kd_run_context_t *ctx) {
     blend(server->tensor_data(out), il, mask, lc, plane);
     if ((st = server->movq_decode(decoder, out, &decoded)) != KD_OK) goto done;
 
-    kd_image_t *img = ctx->allocate_output(ctx, (int32_t)W, (int32_t)H, 3);
+    kd_image_t *img = index == 0 ? ctx->allocate_output(ctx, (int32_t)W, (int32_t)H, 3)
+                                 : ctx->allocate_output_at(ctx, index, (int32_t)W, (int32_t)H, 3);
     if (!img) { st = fail(ctx, KD_ERR_OUT_OF_MEMORY, "cannot allocate the output"); goto done; }
     const float *d = server->tensor_data(decoded);
     for (int64_t i = 0; i < 3 * plane_px; i++) {
@@ -247,15 +210,87 @@ static kd_status run(uint32_t index, const kd_run_context_t *ctx) {
     }
 
 done:
-    free(keep);
-    free(canvas);
     free(ts);
     if (sampler) server->sampler_release(sampler);
-    kd_tensor_t *all[] = {pixels, embeds,  negative, image_latents, keep_tensor, latent_mask,
-                          extra,  latents, noise,    out,           decoded};
+    kd_tensor_t *all[] = {embeds, negative, image_latents, keep_tensor, latent_mask, extra, latents, noise, out, decoded};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (all[i]) server->tensor_release(all[i]);
     server->generator_release(g);
+    return st;
+}
+
+/* ------------------------------------------------------------------------------------------- run */
+static kd_status run(uint32_t index, const kd_run_context_t *ctx) {
+    (void)index;
+    const kd_image_t *image = NULL;
+    for (uint32_t i = 0; i < ctx->input_count; i++) {
+        const kd_named_image_t *named = KD_ARRAY_AT(kd_named_image_t, ctx->inputs, i);
+        if (strcmp(named->key, "image") == 0) image = named->image;
+    }
+    if (!image) return fail(ctx, KD_ERR_INVALID_ARGUMENT, "outpaint needs an image");
+    /* load_model reports its own errors through ctx. */
+    kd_model_t *prior = server->load_model(ctx, "prior", string_param(ctx, "prior_model_name"));
+    if (!prior) return KD_ERR_FAILED;
+    kd_model_t *decoder = server->load_model(ctx, "inpaint", string_param(ctx, "model_name"));
+    if (!decoder) return KD_ERR_FAILED;
+    kd_decoder_info_t info;
+    memset(&info, 0, sizeof info);
+    info.struct_size = sizeof info;
+    server->decoder_info(decoder, &info);
+    int64_t lc = info.latent_channels, f = info.scale_factor, q = f * f;
+    if (info.has_hint || info.unet_in_channels != 2 * lc + 1) return fail(ctx, KD_ERR_UNSUPPORTED, "model_name is not an inpainting decoder");
+
+    /* Canvas: the picture centred, the border filled by stretching the nearest edge pixel; sized up to a multiple of q. */
+    int64_t border = int_param(ctx, "border");
+    int64_t W = ((image->width + 2 * border + q - 1) / q) * q, H = ((image->height + 2 * border + q - 1) / q) * q;
+    if (W > MAX_CANVAS_SIDE || H > MAX_CANVAS_SIDE) {
+        char message[160];
+        snprintf(message, sizeof message,
+                 "the canvas (%lldx%lld: the image plus the border) is larger than %d on a side", (long long)W,
+                 (long long)H, MAX_CANVAS_SIDE);
+        return fail(ctx, KD_ERR_INVALID_ARGUMENT, message);
+    }
+    int64_t ox = (W - image->width) / 2, oy = (H - image->height) / 2, plane_px = W * H;
+    float *keep = malloc(sizeof(float) * plane_px);
+    uint8_t *canvas = malloc((size_t)plane_px * 3); /* the starting canvas as bytes: what keep_unmasked restores */
+    kd_tensor_t *pixels = tensor4(1, 3, H, W);
+    if (!keep || !canvas || !pixels) {
+        free(keep);
+        free(canvas);
+        if (pixels) server->tensor_release(pixels);
+        return fail(ctx, KD_ERR_OUT_OF_MEMORY, "out of memory");
+    }
+    float *px = server->tensor_data(pixels);
+    for (int64_t y = 0; y < H; y++) {
+        for (int64_t x = 0; x < W; x++) {
+            int64_t sx = x - ox, sy = y - oy;
+            int inside = sx >= 0 && sy >= 0 && sx < image->width && sy < image->height;
+            keep[y * W + x] = inside ? 1.0f : 0.0f;
+            sx = sx < 0 ? 0 : sx >= image->width ? image->width - 1 : sx;
+            sy = sy < 0 ? 0 : sy >= image->height ? image->height - 1 : sy;
+            const uint8_t *p = image->data + sy * image->row_bytes + sx * image->channels;
+            for (int c = 0; c < 3; c++) {
+                uint8_t v = p[image->channels < 3 ? 0 : c];
+                canvas[(y * W + x) * 3 + c] = v;
+                px[c * plane_px + y * W + x] = v / 127.5f - 1.0f;
+            }
+        }
+    }
+    /* Image k of num_images is made with seed + k: the output of a run of that seed alone. */
+    uint32_t images = KD_STRUCT_HAS(ctx, kd_run_context_t, output_count) ? ctx->output_count : 1;
+    if ((int64_t)images != int_param(ctx, "num_images")) {
+        free(keep);
+        free(canvas);
+        server->tensor_release(pixels);
+        return fail(ctx, KD_ERR_UNSUPPORTED, "num_images above 1 needs a host that speaks plugin ABI 1.5");
+    }
+    struct canvas_state canvas_state = {prior, decoder, pixels, keep, canvas, W, H, lc, f};
+    kd_status st = KD_OK;
+    for (uint32_t k = 0; k < images && st == KD_OK; k++)
+        st = outpaint_image(ctx, &canvas_state, (uint64_t)int_param(ctx, "seed") + k, k);
+    free(keep);
+    free(canvas);
+    server->tensor_release(pixels);
     return st;
 }
 

@@ -94,8 +94,14 @@ public enum CommonParams {
         help: "depth estimator for a photo: a transformers DPT or Depth Anything folder or hub id in the local "
             + "Hugging Face cache (Ikomia uses Intel/dpt-large); default: the embedded set's",
         flags: UInt32(KD_PARAM_OPTIONAL | KD_PARAM_MODEL))
+    /// The host reads this key (ABI 1.5 output_count): image k of the run is made with seed + k.
+    public static let numImages = ParamDecl(
+        "num_images", KD_PARAM_INT,
+        help: "images to make; image k uses seed + k (each equals a run of that seed alone), denoised as one batch "
+            + "when memory allows",
+        min: 1, max: 64, default: "1")
     public static let generation = [
-        prompt, negativePrompt, priorSteps, priorGuidance, steps, guidance, scheduler, seed, width,
+        prompt, negativePrompt, priorSteps, priorGuidance, steps, guidance, scheduler, seed, numImages, width,
         height, model, priorModel,
     ]
 }
@@ -278,7 +284,9 @@ public func cropView(_ image: UnsafePointer<kd_image_t>, x: Int, y: Int, width: 
 public struct Start {
     public let decoder: OpaquePointer
     public let info: kd_decoder_info_t
-    public let generator: GeneratorHandle
+    /// One per image of the run (seed + k).
+    public let generators: [GeneratorHandle]
+    /// [N, D]: image k's row from the prior run on generator k.
     public let embeds: TensorHandle, negative: TensorHandle
     public let height: Int, width: Int
     /// Latent side lengths for the output size.
@@ -386,6 +394,41 @@ public final class Request {
         return t
     }
 
+    /// [N] + `shape`: row k is torch.randn([1] + shape) from generators[k], as in a run of image k alone.
+    public func randn(eachOf shape: [Int], _ generators: [GeneratorHandle]) throws -> TensorHandle {
+        try stack(try generators.map { try randn([1] + shape, $0) })
+    }
+
+    /// Tensors of one shape [1, ...] (or [B, ...]) stacked on the first axis.
+    public func stack(_ parts: [TensorHandle]) throws -> TensorHandle {
+        guard parts.count > 1 else { return parts[0] }
+        var shape = parts[0].shape
+        shape[0] = parts.reduce(0) { $0 + $1.shape[0] }
+        let out = try tensor(shape)
+        var offset = 0
+        for part in parts {
+            (out.data + offset).update(from: part.data, count: part.count)
+            offset += part.count
+        }
+        return out
+    }
+
+    /// Rows `range` of `x` along its first axis, as a tensor of their own.
+    public func rows(_ x: TensorHandle, _ range: Range<Int>) throws -> TensorHandle {
+        var shape = x.shape
+        if range.count == shape[0] { return x }
+        let rowCount = x.count / shape[0]
+        shape[0] = range.count
+        let out = try tensor(shape)
+        out.data.update(from: x.data + range.lowerBound * rowCount, count: range.count * rowCount)
+        return out
+    }
+
+    /// `x` [1, ...] repeated `times` times on the first axis.
+    public func repeated(_ x: TensorHandle, times: Int) throws -> TensorHandle {
+        try stack(Array(repeating: x, count: times))
+    }
+
     public func adopt(_ raw: OpaquePointer?) throws -> TensorHandle {
         guard let raw else { throw PluginFailure("the model server returned no tensor", status: Int32(KD_ERR_FAILED)) }
         return TensorHandle(raw, server)
@@ -449,18 +492,21 @@ public final class Request {
         return (m, info)
     }
 
-    /// What every prompt-driven variant starts with, in diffusers' order: the models, the run's generator, the
-    /// prompt (and negative prompt) through the prior, and the output size.
+    /// What every prompt-driven variant starts with, in diffusers' order: the models, the run's generators, the
+    /// prompt (and negative prompt) through the prior once per image on that image's generator, and the output size.
     public func start(kind: String) throws -> Start {
         let prior = try self.prior()
         let (decoder, info) = try self.decoder(kind: kind)
         let (h, w) = try outputSize(info)
-        let g = try generator()
-        let (embeds, negative) = try promptEmbeds(
-            prior: prior, prompt: string("prompt") ?? "", negativePrompt: string("negative_prompt"),
-            generator: g.raw)
+        let generators = try self.generators()
+        let perImage = try generators.map { g in
+            try promptEmbeds(
+                prior: prior, prompt: string("prompt") ?? "", negativePrompt: string("negative_prompt"),
+                generator: g.raw)
+        }
         return Start(
-            decoder: decoder, info: info, generator: g, embeds: embeds, negative: negative, height: h, width: w)
+            decoder: decoder, info: info, generators: generators, embeds: try stack(perImage.map(\.0)),
+            negative: try stack(perImage.map(\.1)), height: h, width: w)
     }
 
     /// The run's sampler: the `scheduler` parameter configured on `decoder`, over num_inference_steps cut to the
@@ -514,14 +560,16 @@ public final class Request {
         return Array(buf.prefix(Int(n)))
     }
 
-    /// img2img's start (diffusers prepare_latents): the init image's latents noised to the sampler's first timestep.
+    /// img2img's start (diffusers prepare_latents): the init image's latents noised to the sampler's first timestep,
+    /// [N, C, h, w] with image k's noise from generators[k].
     public func noisedInitLatents(
         _ decoder: OpaquePointer, image: UnsafePointer<kd_image_t>, width: Int, height: Int,
-        sampler: SamplerHandle, generator: GeneratorHandle
+        sampler: SamplerHandle, generators: [GeneratorHandle]
     ) throws -> TensorHandle {
         let initLatents = try encode(decoder, try pictureTensor(image, width: width, height: height))
-        let noise = try randn(initLatents.shape, generator)
-        return try addNoise(decoder, sampler, initLatents, noise, sampler.timesteps[0])
+        let noise = try randn(eachOf: Array(initLatents.shape.dropFirst()), generators)
+        let start = try repeated(initLatents, times: generators.count)
+        return try addNoise(decoder, sampler, start, noise, sampler.timesteps[0])
     }
 
     /// prompt (+ negative prompt) through the prior with this request's step count and guidance.
@@ -561,11 +609,40 @@ public final class Request {
         return value
     }
 
-    /// The decoder loop through the server, with the run's sampler (nil: the model's own, 1.0 host).
+    /// The decoder loop through the server, with the run's sampler (nil: the model's own, 1.0 host), over the N
+    /// images of `latents` [N, C, h, w] with their rows of `embeds` and `negative`: in batches as large as the
+    /// server's denoise_batch_limit allows (one image per call on a host before 1.5), image k's scheduler noise from
+    /// generators[k]. `hint` [1, ...] and `extra` [copies, ...] are shared by every image. `hook(step, images,
+    /// latents)` sees each batch's latents after each step (`images`: which of the run's images they are).
     public func denoise(
         _ decoder: OpaquePointer, latents: TensorHandle, sampler: SamplerHandle?, embeds: TensorHandle,
-        negative: TensorHandle, generator: GeneratorHandle, hint: TensorHandle? = nil,
-        extra: TensorHandle? = nil, hook: ((Int, TensorHandle) -> Void)? = nil
+        negative: TensorHandle, generators: [GeneratorHandle], hint: TensorHandle? = nil,
+        extra: TensorHandle? = nil, hook: ((Int, Range<Int>, TensorHandle) -> Void)? = nil
+    ) throws -> TensorHandle {
+        let count = generators.count
+        let guidance = Float(try declared("guidance_scale", double))
+        let shape = latents.shape
+        var limit = 1
+        if count > 1, serverHas(\.denoise_batch_limit) {
+            limit = Int(s.denoise_batch_limit(decoder, Int32(shape[2]), Int32(shape[3]), guidance, UInt32(count)))
+        }
+        var batches: [TensorHandle] = []
+        for first in stride(from: 0, to: count, by: max(limit, 1)) {
+            let images = first..<min(first + max(limit, 1), count)
+            batches.append(
+                try denoiseBatch(
+                    decoder, latents: try rows(latents, images), sampler: sampler, embeds: try rows(embeds, images),
+                    negative: try rows(negative, images), generators: Array(generators[images]), guidance: guidance,
+                    hint: hint, extra: extra, hook: hook.map { h in { step, lat in h(step, images, lat) } }))
+        }
+        return try stack(batches)
+    }
+
+    /// One denoise call on a batch that fits (see `denoise`).
+    private func denoiseBatch(
+        _ decoder: OpaquePointer, latents: TensorHandle, sampler: SamplerHandle?, embeds: TensorHandle,
+        negative: TensorHandle, generators: [GeneratorHandle], guidance: Float, hint: TensorHandle?,
+        extra: TensorHandle?, hook: ((Int, TensorHandle) -> Void)?
     ) throws -> TensorHandle {
         final class HookBox {
             let f: (Int, OpaquePointer) -> Void
@@ -574,32 +651,52 @@ public final class Request {
         let server = self.server
         let box = hook.map { h in HookBox { i, raw in h(i, TensorHandle(raw, server, owned: false)) } }
         let timesteps = try self.timesteps(decoder, sampler: sampler)
-        let guidance = try declared("guidance_scale", double)
+        let rawGenerators: [OpaquePointer?] = generators.map { $0.raw }
         var out: OpaquePointer?
         let status: kd_status = timesteps.withUnsafeBufferPointer { ts in
-            var a = kd_denoise_args_t()
-            a.struct_size = VersionedStruct.size(of: kd_denoise_args_t.self)
-            a.latents = latents.raw
-            a.timesteps = ts.baseAddress
-            a.timestep_count = UInt32(ts.count)
-            a.image_embeds = embeds.raw
-            a.negative_image_embeds = negative.raw
-            a.guidance_scale = Float(guidance)
-            a.hint = hint.map { $0.raw }
-            a.extra_channels = extra.map { $0.raw }
-            a.generator = generator.raw
-            a.sampler = sampler.map { $0.raw }
-            if let box {
-                a.step_hook = { user, i, lat in
-                    Unmanaged<HookBox>.fromOpaque(user!).takeUnretainedValue().f(Int(i), lat!)
-                    return Int32(KD_OK)
+            rawGenerators.withUnsafeBufferPointer { generatorList in
+                var a = kd_denoise_args_t()
+                a.struct_size = VersionedStruct.size(of: kd_denoise_args_t.self)
+                a.latents = latents.raw
+                a.timesteps = ts.baseAddress
+                a.timestep_count = UInt32(ts.count)
+                a.image_embeds = embeds.raw
+                a.negative_image_embeds = negative.raw
+                a.guidance_scale = guidance
+                a.hint = hint.map { $0.raw }
+                a.extra_channels = extra.map { $0.raw }
+                a.generator = generators[0].raw
+                // A single image needs only the 1.0 field, which every host reads.
+                if generators.count > 1 {
+                    a.generators = generatorList.baseAddress
+                    a.generator_count = UInt32(generators.count)
                 }
-                a.step_hook_user = Unmanaged.passUnretained(box).toOpaque()
+                a.sampler = sampler.map { $0.raw }
+                if let box {
+                    a.step_hook = { user, i, lat in
+                        Unmanaged<HookBox>.fromOpaque(user!).takeUnretainedValue().f(Int(i), lat!)
+                        return Int32(KD_OK)
+                    }
+                    a.step_hook_user = Unmanaged.passUnretained(box).toOpaque()
+                }
+                return withExtendedLifetime((box, sampler, generators)) { s.denoise(ctx, decoder, &a, &out) }
             }
-            return withExtendedLifetime((box, sampler)) { s.denoise(ctx, decoder, &a, &out) }
         }
         try check(status, "denoise", reportedThroughContext: true)
         return try adopt(out)
+    }
+
+    /// Image `index` of decoder latents [N, C, h, w] through MoVQ: pixels [1, 3, H, W] in [0, 1].
+    public func decode(_ decoder: OpaquePointer, _ latents: TensorHandle, image index: Int) throws -> TensorHandle {
+        try decode(decoder, try rows(latents, index..<index + 1))
+    }
+
+    /// Every image of decoder latents [N, C, h, w] decoded one at a time (MoVQ at full size is the run's largest
+    /// working set) and written as output image k.
+    public func writeOutputs(_ decoder: OpaquePointer, _ latents: TensorHandle) throws {
+        for index in 0..<latents.shape[0] {
+            try writeOutput(try decode(decoder, latents, image: index), index: index)
+        }
     }
 
     public func decode(_ decoder: OpaquePointer, _ latents: TensorHandle) throws -> TensorHandle {
@@ -679,24 +776,33 @@ public final class Request {
         return t
     }
 
-    /// Writes [1, 3, H, W] in [0, 1] as the output image (see writePixels) and returns it for changes in place.
+    /// Writes [1, 3, H, W] in [0, 1] as output image `index` (see writePixels) and returns it for changes in place.
     @discardableResult
-    public func writeOutput(_ pixels: TensorHandle) throws -> UnsafeMutablePointer<kd_image_t> {
+    public func writeOutput(_ pixels: TensorHandle, index: Int = 0) throws -> UnsafeMutablePointer<kd_image_t> {
         let shape = pixels.shape
         guard shape.count == 4, shape[1] == 3 else {
             throw PluginFailure("unexpected decoder output \(shape)", status: Int32(KD_ERR_FAILED))
         }
-        let out = try allocateOutput(width: shape[3], height: shape[2])
+        let out = try allocateOutput(width: shape[3], height: shape[2], index: index)
         try writePixels(pixels, into: out)
         return out
     }
 
-    /// The run's output image, width x height with `channels` (RGB unless said), host-owned.
-    public func allocateOutput(width: Int, height: Int, channels: Int = 3) throws -> UnsafeMutablePointer<kd_image_t> {
-        guard let out = ctx.pointee.allocate_output?(ctx, Int32(width), Int32(height), Int32(channels)),
-            out.pointee.data != nil
-        else {
-            throw PluginFailure("cannot allocate a \(width)x\(height) output", status: Int32(KD_ERR_OUT_OF_MEMORY))
+    /// Output image `index` of the run, width x height with `channels` (RGB unless said), host-owned.
+    public func allocateOutput(width: Int, height: Int, channels: Int = 3, index: Int = 0) throws
+        -> UnsafeMutablePointer<kd_image_t>
+    {
+        let out: UnsafeMutablePointer<kd_image_t>?
+        if index == 0 {
+            out = ctx.pointee.allocate_output?(ctx, Int32(width), Int32(height), Int32(channels))
+        } else {
+            out = runContextHas(\.allocate_output_at)
+                ? ctx.pointee.allocate_output_at?(ctx, UInt32(index), Int32(width), Int32(height), Int32(channels))
+                : nil
+        }
+        guard let out, out.pointee.data != nil else {
+            throw PluginFailure(
+                "cannot allocate output \(index) (\(width)x\(height))", status: Int32(KD_ERR_OUT_OF_MEMORY))
         }
         return out
     }
@@ -783,10 +889,28 @@ public final class Request {
         return try body(picture.pointee)
     }
 
-    /// The run's one generator, seeded with the resolved seed.
-    public func generator() throws -> GeneratorHandle {
+    /// Whether the host's run context has `field` (ABI 1.5's fields are absent from an older host's).
+    func runContextHas<F>(_ field: KeyPath<kd_run_context_t, F>) -> Bool {
+        VersionedStruct.has(ctx.pointee.struct_size, field)
+    }
+
+    /// How many images the run makes: the host's output_count (ABI 1.5), which is num_images. A host before 1.5
+    /// takes one output only, so it is refused more.
+    public func imageCount() throws -> Int {
+        let wanted = int("num_images") ?? 1
+        let count = runContextHas(\.output_count) ? Int(ctx.pointee.output_count) : 1
+        guard count == wanted else {
+            throw PluginFailure(
+                "num_images \(wanted) needs a host that speaks plugin ABI 1.5 (this one takes \(count) image per run)",
+                status: Int32(KD_ERR_UNSUPPORTED))
+        }
+        return count
+    }
+
+    /// One generator per image of the run: image k's is seeded with the resolved seed + k.
+    public func generators() throws -> [GeneratorHandle] {
         guard let seed = int("seed"), seed >= 0 else { throw PluginFailure("seed must be resolved by the host") }
-        return GeneratorHandle(s.generator_create(UInt64(seed))!, server)
+        return try (0..<imageCount()).map { GeneratorHandle(s.generator_create(UInt64(seed + $0))!, server) }
     }
 }
 

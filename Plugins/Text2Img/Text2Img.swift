@@ -16,10 +16,11 @@ public func kandinsky_plugin_entry() -> UnsafePointer<kd_plugin_entry_t> {
 
 func run(_ req: Request) throws {
     let r = try req.start(kind: "text2img")
-    let latents = try req.randn([1, Int(r.info.unet_in_channels), r.latentHeight, r.latentWidth], r.generator)
+    let latents = try req.randn(
+        eachOf: [Int(r.info.unet_in_channels), r.latentHeight, r.latentWidth], r.generators)
     let sampler = try req.sampler(r.decoder)
     let out = try req.denoise(
         r.decoder, latents: latents, sampler: sampler, embeds: r.embeds, negative: r.negative,
-        generator: r.generator)
-    try req.writeOutput(try req.decode(r.decoder, out))
+        generators: r.generators)
+    try req.writeOutputs(r.decoder, out)
 }

@@ -3,6 +3,7 @@
 // the work was split; the fingerprint lets a rerun skip what is already done.
 import Digest
 import Foundation
+import PluginSchema
 import WorkflowFormat
 
 public struct BatchItem: Equatable, Sendable {
@@ -15,6 +16,8 @@ public struct BatchItem: Equatable, Sendable {
     public let inputs: [String: String]
     /// The output file, relative to the batch's folder.
     public let output: String
+    /// The files the item writes: `output`, or for num_images N its numbered series (ImageSeries.outputPaths).
+    public let outputs: [String]
     /// SHA-256 of the task, its parameters, its inputs' bytes and its output name.
     public let fingerprint: String
 }
@@ -48,8 +51,13 @@ public enum BatchPlan {
             guard !output.hasPrefix("/"), !parts.contains(".."), !parts.contains(""), !parts.contains(".") else {
                 throw BatchProblem("\(label): output '\(output)' must be a plain path inside the batch folder")
             }
-            if let first = outputs[output] { throw BatchProblem("items \(first) and \(index) both write \(output)") }
-            outputs[output] = index
+            // A count the schema refuses fails the item when it runs; its name is planned as one image.
+            let imageCount = parameters[PluginSpec.imageCountKey].flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            let files = ImageSeries.outputPaths(output, count: min(max(imageCount ?? 1, 1), 64))
+            for file in files {
+                if let first = outputs[file] { throw BatchProblem("items \(first) and \(index) both write \(file)") }
+                outputs[file] = index
+            }
             var inputs: [String: String] = [:]
             var inputDigests: [String] = []
             for (key, path) in task.inputs.sorted(by: { $0.key < $1.key }) {
@@ -65,7 +73,7 @@ public enum BatchPlan {
                 [task.task]
                 + parameters.sorted(by: { $0.key < $1.key }).map { "\($0.key)=\($0.value)" } + inputDigests + [output]
             return BatchItem(
-                index: index, task: task.task, parameters: parameters, inputs: inputs, output: output,
+                index: index, task: task.task, parameters: parameters, inputs: inputs, output: output, outputs: files,
                 fingerprint: SHA256.hex(Array(canonical.joined(separator: "\n").utf8)))
         }
     }

@@ -10,7 +10,8 @@ public struct BatchRecord: Codable, Equatable, Sendable {
     public let output: String
     public let state: State
     public let fingerprint: String
-    /// SHA-256 of the output file (done).
+    /// The item's digest (done): SHA-256 of its output file; for an item of several images, SHA-256 of their
+    /// SHA-256s, one hex digest a line in image order (BatchFolder.digest).
     public var sha256: String?
     public var error: String?
     public var seconds: Double?
@@ -38,12 +39,20 @@ public struct BatchIndex: Codable, Equatable, Sendable {
     public struct Entry: Codable, Equatable, Sendable {
         public let item: Int
         public let output: String
+        /// Every file of the item (several for num_images above 1); absent in a batch.json of one file per item.
+        public let outputs: [String]?
         public let fingerprint: String
+
+        var files: [String] { outputs ?? [output] }
     }
     public let items: [Entry]
 
     public init(_ items: [BatchItem]) {
-        self.items = items.map { Entry(item: $0.index, output: $0.output, fingerprint: $0.fingerprint) }
+        self.items = items.map {
+            Entry(
+                item: $0.index, output: $0.output, outputs: $0.outputs.count > 1 ? $0.outputs : nil,
+                fingerprint: $0.fingerprint)
+        }
     }
 }
 
@@ -112,10 +121,19 @@ public final class BatchFolder: @unchecked Sendable {
         return records
     }
 
-    /// Whether `item` is done: a done record with its fingerprint, and its output file with the recorded digest.
+    /// The digest of an item's files as they are now (see BatchRecord.sha256); nil when one is missing.
+    public func digest(of files: [String]) -> String? {
+        var digests: [String] = []
+        for file in files {
+            guard let bytes = FileManager.default.contents(atPath: path + "/" + file) else { return nil }
+            digests.append(SHA256.hex(bytes))
+        }
+        return files.count == 1 ? digests[0] : SHA256.hex(Array(digests.joined(separator: "\n").utf8))
+    }
+
+    /// Whether `item` is done: a done record with its fingerprint, and its output files with the recorded digest.
     public func isDone(_ item: BatchItem, records: [BatchRecord]) -> Bool {
-        guard let bytes = FileManager.default.contents(atPath: path + "/" + item.output) else { return false }
-        let digest = SHA256.hex(bytes)
+        guard let digest = digest(of: item.outputs) else { return false }
         return records.contains { $0.state == .done && $0.fingerprint == item.fingerprint && $0.sha256 == digest }
     }
 
@@ -130,9 +148,7 @@ public final class BatchFolder: @unchecked Sendable {
         let records = records()
         return try index().items.map { entry in
             let mine = records.filter { $0.fingerprint == entry.fingerprint }
-            if let bytes = FileManager.default.contents(atPath: path + "/" + entry.output),
-                mine.contains(where: { $0.state == .done && $0.sha256 == SHA256.hex(bytes) })
-            {
+            if let digest = digest(of: entry.files), mine.contains(where: { $0.state == .done && $0.sha256 == digest }) {
                 return (entry, .done)
             }
             if let failure = mine.last(where: { $0.state == .failed }) {

@@ -3,7 +3,6 @@
 // manifest, finished items are skipped, every output is written atomically and recorded per shard.
 import ArgumentParser
 import Batch
-import Digest
 import Foundation
 import Supervisor
 import WorkflowFormat
@@ -72,12 +71,12 @@ struct BatchRun: ParsableCommand {
                     plugin: item.task, params: item.parameters, inputs: item.inputs, output: output,
                     baseFolder: manifestFolder)
                 report(try runTask(request, on: supervisor, display: display))
-                guard let bytes = FileManager.default.contents(atPath: output) else {
-                    throw CLIError("\(output) is missing after the task")
+                guard let digest = folder.digest(of: item.outputs) else {
+                    throw CLIError("an output of item \(item.index) is missing after the task")
                 }
                 try folder.append(
                     BatchRecord(
-                        item: item, state: .done, shard: shardName, sha256: SHA256.hex(bytes),
+                        item: item, state: .done, shard: shardName, sha256: digest,
                         seconds: Date().timeIntervalSince(started)))
             } catch {
                 failed += 1

@@ -78,10 +78,10 @@ struct Task {
 
     func path(_ p: String) -> String { absolutePath(p, in: baseFolder) }
 
-    /// Runs the task in this process (the worker's); returns the line that says what was written and the
-    /// parameters the plugin ran with (as the output's metadata records them).
+    /// Runs the task in this process (the worker's); returns the line that says what was written, the
+    /// parameters the plugin ran with (as the output's metadata records them) and the files written, one per image.
     func execute(registry: PluginRegistry, events: TaskEvents) throws
-        -> (message: String, parameters: [String: String])
+        -> (message: String, parameters: [String: String], outputs: [String])
     {
         let outPath = path(output)
         let ext = (outPath as NSString).pathExtension.lowercased()
@@ -119,21 +119,33 @@ struct Task {
         }
         let started = Date()
         ServerABI.server?.onLoad = { msg in events.status(msg) }
-        let image = try PluginRunner.run(
+        let pictures = try PluginRunner.runImages(
             RunRequest(plugin: spec, params: values, inputs: images), registry: registry,
             progress: { stage, step, total in
                 events.update(stage: stage, step: step, total: total)
                 return true
             },
             isCancelled: { Interrupt.requested })
-        var text: [(String, String)] = [("kandinsky:plugin", spec.id)]
-        for (k, v) in values.sorted(by: { $0.key < $1.key }) { text.append(("kandinsky:\(k)", v.description)) }
-        for (k, f) in inputs.sorted(by: { $0.key < $1.key }) { text.append(("kandinsky:input:\(k)", f)) }
-        try ImageFiles.write(image, to: outPath, text: text)
+        let outputs = ImageSeries.outputPaths(outPath, count: pictures.count)
+        for (index, picture) in pictures.enumerated() {
+            // Each file records the parameters that make it alone: its own seed, num_images 1.
+            let own = ImageSeries.parameters(values, of: spec, index: index)
+            var text: [(String, String)] = [("kandinsky:plugin", spec.id)]
+            for (k, v) in own.sorted(by: { $0.key < $1.key }) { text.append(("kandinsky:\(k)", v.description)) }
+            for (k, f) in inputs.sorted(by: { $0.key < $1.key }) { text.append(("kandinsky:input:\(k)", f)) }
+            if pictures.count > 1 { text.append(("kandinsky:image", "\(index) of \(pictures.count)")) }
+            try ImageFiles.write(picture, to: outputs[index], text: text)
+        }
         let seconds = Date().timeIntervalSince(started)
         if Profile.enabled { events.note(Profile.report(wallSeconds: seconds)) }
-        let message = String(format: "wrote %@ (%dx%d) in %.1f s", output, image.width, image.height, seconds)
-        return (message, values.mapValues(\.description))
+        let written =
+            pictures.count == 1
+            ? output : "\(ImageSeries.outputPath(output, index: 0, count: pictures.count)) .. "
+                + "\(ImageSeries.outputPath(output, index: pictures.count - 1, count: pictures.count))"
+        let message = String(
+            format: "wrote %@ (%@%dx%d) in %.1f s", written, pictures.count == 1 ? "" : "\(pictures.count) images, ",
+            pictures[0].width, pictures[0].height, seconds)
+        return (message, values.mapValues(\.description), outputs)
     }
 }
 

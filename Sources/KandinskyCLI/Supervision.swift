@@ -29,7 +29,7 @@ func runTask(_ request: WorkerRequest, on supervisor: Supervisor, display: Event
     let outcome = supervisor.perform(request, onEvent: display.show)
     display.finish()
     switch outcome {
-    case .done(let written, _): return written
+    case .done(let written, _, _): return written
     case .failed(let reason): throw CLIError(reason)
     }
 }

@@ -37,8 +37,8 @@ struct WorkerCommand: ParsableCommand {
             let answer: WorkerEvent
             do {
                 let request = try JSONDecoder().decode(WorkerRequest.self, from: Data(line.utf8))
-                let (message, parameters) = try perform(request, registry: registry, channel: channel)
-                answer = WorkerEvent(kind: .done, message: message, parameters: parameters)
+                let (message, parameters, outputs) = try perform(request, registry: registry, channel: channel)
+                answer = WorkerEvent(kind: .done, message: message, parameters: parameters, outputs: outputs)
             } catch {
                 answer = WorkerEvent(kind: .failed, message: "\(error)")
             }
@@ -58,7 +58,7 @@ struct WorkerCommand: ParsableCommand {
     }
 
     private func perform(_ request: WorkerRequest, registry: PluginRegistry, channel: EventChannel) throws
-        -> (message: String, parameters: [String: String])
+        -> (message: String, parameters: [String: String], outputs: [String])
     {
         guard let spec = registry.plugin(named: request.plugin) else {
             let names = registry.plugins.flatMap { [$0.id] + $0.aliases }

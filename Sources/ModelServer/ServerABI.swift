@@ -461,6 +461,15 @@ public enum ServerABI {
                 return ServerABI.fail(ctx, "depth estimation with \(estimator.folder): \(error)")
             }
         }
+        t.denoise_batch_limit = { m, latentHeight, latentWidth, guidance, wanted in
+            guard let d = ServerABI.model(m) as? LoadedDecoder, latentHeight > 0, latentWidth > 0, wanted > 0 else {
+                return 1
+            }
+            let limit = d.pipeline.batchLimit(
+                latentHeight: Int(latentHeight), latentWidth: Int(latentWidth), guidance: guidance,
+                availableBytes: SystemMemory.availableBytes(), wanted: min(Int(wanted), ServerABI.maximumBatch))
+            return UInt32(limit)
+        }
         return t
     }
 
@@ -556,17 +565,23 @@ public enum ServerABI {
     ) -> kd_status {
         let unet = d.pipeline.unet.config
         let latentC = d.pipeline.movq.config.latentChannels
-        guard let latents = tensor(a.latents), latents.rank == 4, latents.dim(0) == 1, latents.dim(1) == latentC else {
-            return fail(ctx, "denoise: latents must be [1, \(latentC), h, w]", invalid)
+        guard let latents = tensor(a.latents), latents.rank == 4, latents.dim(0) >= 1,
+            latents.dim(0) <= maximumBatch, latents.dim(1) == latentC
+        else {
+            return fail(ctx, "denoise: latents must be [N, \(latentC), h, w] with N from 1 to \(maximumBatch)", invalid)
         }
+        let images = latents.dim(0)
         guard let emb = tensor(a.image_embeds), let neg = tensor(a.negative_image_embeds),
-            emb.shape == [1, unet.encoderHidDim], neg.shape == emb.shape
+            emb.shape == [images, unet.encoderHidDim], neg.shape == emb.shape
         else {
-            return fail(ctx, "denoise: image embeddings must be [1, \(unet.encoderHidDim)]", invalid)
+            return fail(ctx, "denoise: image embeddings must be [\(images), \(unet.encoderHidDim)], one row per image", invalid)
         }
-        guard let gen = generator(a.generator), a.timestep_count <= 1000, a.timesteps != nil || a.timestep_count == 0
+        guard let noise = batchNoise(a, images: images), a.timestep_count <= 1000,
+            a.timesteps != nil || a.timestep_count == 0
         else {
-            return fail(ctx, "denoise: missing generator or timesteps", invalid)
+            return fail(
+                ctx, "denoise: missing timesteps, or generators (one, or generator_count = \(images), one per image)",
+                invalid)
         }
         let timesteps = (0..<Int(a.timestep_count)).map { Int(a.timesteps![$0]) }
         let sampler: Sampler
@@ -582,7 +597,7 @@ public enum ServerABI {
         let f = d.pipeline.movq.config.scaleFactor
         var hint: Tensor?
         if unet.additionEmbedType == "image_hint" {
-            guard let t = tensor(a.hint), t.shape == [1, 3, h * f, w * f] else {
+            guard let t = tensor(a.hint), t.shape == [1, 3, h * f, w * f] || t.shape == [images, 3, h * f, w * f] else {
                 return fail(ctx, "this decoder is a ControlNet: it needs a hint of [1, 3, \(h * f), \(w * f)]", invalid)
             }
             hint = t
@@ -592,7 +607,10 @@ public enum ServerABI {
         let extraC = unet.inChannels - latentC - (hint == nil ? 0 : 4)
         var extra: Tensor?
         if extraC > 0 {
-            guard let e = tensor(a.extra_channels), e.shape == [cfg ? 2 : 1, extraC, h, w] else {
+            let copies = cfg ? 2 : 1
+            guard let e = tensor(a.extra_channels),
+                e.shape == [copies, extraC, h, w] || e.shape == [copies * images, extraC, h, w]
+            else {
                 return fail(
                     ctx,
                     "this decoder's UNet takes \(unet.inChannels) input channels: extra_channels must be "
@@ -611,7 +629,7 @@ public enum ServerABI {
             let result = try d.pipeline.denoise(
                 latents: latents.copy(), sampler: sampler, run: run,
                 conditioning: .init(imageEmbeds: emb, negativeImageEmbeds: neg, hint: hint), guidance: a.guidance_scale,
-                generator: gen, extraChannels: extra,
+                noise: noise, extraChannels: extra,
                 afterStep: { i, lat in
                     guard let hook, hookStatus == KD_OK else { return lat }
                     hookStatus = hook(user, UInt32(i), lend(lat))
@@ -629,6 +647,22 @@ public enum ServerABI {
         } catch {
             return fail(ctx, "\(error)")
         }
+    }
+}
+
+extension ServerABI {
+    /// The most images one denoise call takes, whatever the memory: a bound on hostile input (num_images is declared
+    /// up to this).
+    static let maximumBatch = 64
+
+    /// The scheduler noise of a denoise call: 1.5's one generator per image, or the one generator for the batch.
+    static func batchNoise(_ a: kd_denoise_args_t, images: Int) -> BatchNoise? {
+        if VersionedStruct.has(a.struct_size, \kd_denoise_args_t.generator_count), let list = a.generators {
+            guard Int(a.generator_count) == images else { return nil }
+            let generators = (0..<images).compactMap { generator(list[$0]) }
+            return generators.count == images ? BatchNoise(perSample: generators) : nil
+        }
+        return generator(a.generator).map { BatchNoise($0) }
     }
 }
 

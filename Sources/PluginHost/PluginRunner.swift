@@ -1,5 +1,5 @@
 // Runs one request: resolves parameters against the schema, builds the C run context, calls the plugin on this
-// thread and returns its output image.
+// thread and returns its output images (one, or num_images: ABI 1.5's output_count).
 import Foundation
 import ImageProcessing
 import KandinskyPluginABI
@@ -17,6 +17,9 @@ public struct RunRequest {
         self.params = params
         self.inputs = inputs
     }
+
+    /// How many images the run returns: num_images where the plugin declares it (image k is made with seed + k).
+    public var imageCount: Int { ImageSeries.count(params) }
 }
 
 public enum RunError: Error, CustomStringConvertible {
@@ -36,28 +39,55 @@ final class RunState {
     let progress: (String, Int, Int) -> Bool
     let isCancelled: () -> Bool
     var error: String?
-    var output: UnsafeMutablePointer<kd_image_t>?
-    init(progress: @escaping (String, Int, Int) -> Bool, isCancelled: @escaping () -> Bool) {
+    /// One slot per image the run returns, filled by allocate_output(_at).
+    var outputs: [UnsafeMutablePointer<kd_image_t>?]
+    init(outputCount: Int, progress: @escaping (String, Int, Int) -> Bool, isCancelled: @escaping () -> Bool) {
+        outputs = Array(repeating: nil, count: outputCount)
         self.progress = progress
         self.isCancelled = isCancelled
     }
     deinit {
-        if let o = output {
+        for case let o? in outputs {
             free(o.pointee.data)
             o.deallocate()
         }
     }
+
+    /// A zero-filled output image for slot `index`; nil for a bad index, a second call, a bad size or no memory.
+    func allocate(index: Int, width w: Int32, height h: Int32, channels ch: Int32) -> UnsafeMutablePointer<kd_image_t>? {
+        guard outputs.indices.contains(index), outputs[index] == nil, w > 0, h > 0, w <= 16384, h <= 16384,
+            [1, 3, 4].contains(ch), let data = calloc(Int(w) * Int(h) * Int(ch), 1)
+        else { return nil }
+        let img = UnsafeMutablePointer<kd_image_t>.allocate(capacity: 1)
+        img.initialize(
+            to: kd_image_t(
+                struct_size: UInt32(MemoryLayout<kd_image_t>.size), width: w, height: h, channels: ch,
+                row_bytes: Int64(w) * Int64(ch), data: data.assumingMemoryBound(to: UInt8.self), bits_per_sample: 8))
+        outputs[index] = img
+        return img
+    }
 }
 
 public enum PluginRunner {
-    /// Runs `request` with `registry`'s library. `progress(stage, step, total)` returns false to stop.
+    /// Runs a one-image `request` (see `runImages`) and returns its image.
     public static func run(
         _ request: RunRequest, registry: PluginRegistry,
         progress: @escaping (String, Int, Int) -> Bool = { _, _, _ in true },
         isCancelled: @escaping () -> Bool = { false }
     ) throws -> PixelImage {
+        precondition(request.imageCount == 1, "a request for several images goes through runImages")
+        return try runImages(request, registry: registry, progress: progress, isCancelled: isCancelled)[0]
+    }
+
+    /// Runs `request` with `registry`'s library and returns its images (request.imageCount of them, image k made
+    /// with seed + k). `progress(stage, step, total)` returns false to stop.
+    public static func runImages(
+        _ request: RunRequest, registry: PluginRegistry,
+        progress: @escaping (String, Int, Int) -> Bool = { _, _, _ in true },
+        isCancelled: @escaping () -> Bool = { false }
+    ) throws -> [PixelImage] {
         let spec = request.plugin
-        let state = RunState(progress: progress, isCancelled: isCancelled)
+        let state = RunState(outputCount: request.imageCount, progress: progress, isCancelled: isCancelled)
         var cStrings: [UnsafeMutablePointer<CChar>] = []
         var cLists: [UnsafeMutablePointer<Double>] = []
         defer {
@@ -153,18 +183,13 @@ public enum PluginRunner {
                             msg.map { String(cString: $0) } ?? "unknown error"
                     }
                     ctx.allocate_output = { c, w, h, ch in
-                        let s = Unmanaged<RunState>.fromOpaque(c!.pointee.host_data).takeUnretainedValue()
-                        guard s.output == nil, w > 0, h > 0, w <= 16384, h <= 16384, [1, 3, 4].contains(ch),
-                            let data = calloc(Int(w) * Int(h) * Int(ch), 1)
-                        else { return nil }
-                        let img = UnsafeMutablePointer<kd_image_t>.allocate(capacity: 1)
-                        img.initialize(
-                            to: kd_image_t(
-                                struct_size: UInt32(MemoryLayout<kd_image_t>.size), width: w, height: h, channels: ch,
-                                row_bytes: Int64(w) * Int64(ch), data: data.assumingMemoryBound(to: UInt8.self),
-                                bits_per_sample: 8))
-                        s.output = img
-                        return img
+                        Unmanaged<RunState>.fromOpaque(c!.pointee.host_data).takeUnretainedValue()
+                            .allocate(index: 0, width: w, height: h, channels: ch)
+                    }
+                    ctx.output_count = UInt32(state.outputs.count)
+                    ctx.allocate_output_at = { c, index, w, h, ch in
+                        Unmanaged<RunState>.fromOpaque(c!.pointee.host_data).takeUnretainedValue()
+                            .allocate(index: Int(index), width: w, height: h, channels: ch)
                     }
                     return withUnsafePointer(to: &ctx) { entry.run!(spec.index, $0) }
                 }
@@ -174,9 +199,12 @@ public enum PluginRunner {
         guard status == KD_OK else {
             throw RunError.failed(spec.id, state.error ?? "failed with status \(status) and no message")
         }
-        guard let out = state.output, let px = ServerABI.pixelImage(UnsafePointer(out)) else {
-            throw RunError.failed(spec.id, "returned without an output image")
+        return try state.outputs.enumerated().map { index, output in
+            guard let output, let px = ServerABI.pixelImage(UnsafePointer(output)) else {
+                let which = state.outputs.count == 1 ? "an output image" : "output image \(index) of \(state.outputs.count)"
+                throw RunError.failed(spec.id, "returned without \(which)")
+            }
+            return px
         }
-        return px
     }
 }

@@ -30,14 +30,14 @@ public final class DDPMSampler: AlphaCumprodSampler, Sampler, @unchecked Sendabl
     public func timesteps(steps: Int) -> [Int] { timesteps(kind, steps: steps) }
 
     public func makeRun(schedule: [Int], beginIndex: Int) -> SamplerRun {
-        StepperRun(schedule: schedule, beginIndex: beginIndex) { [self] index, output, sample, generator in
+        StepperRun(schedule: schedule, beginIndex: beginIndex) { [self] index, output, sample, noise in
             // The previous timestep is the next one of the run's schedule (-1 after the last).
             let previous = index + 1 < schedule.count ? schedule[index + 1] : -1
-            return step(output, timestep: schedule[index], previous: previous, sample: sample, generator: generator)
+            return step(output, timestep: schedule[index], previous: previous, sample: sample, noise: noise)
         }
     }
 
-    func step(_ modelOutput: Tensor, timestep t: Int, previous prevT: Int, sample: Tensor, generator: TorchGenerator)
+    func step(_ modelOutput: Tensor, timestep t: Int, previous prevT: Int, sample: Tensor, noise source: BatchNoise)
         -> Tensor
     {
         let channels = sample.dim(1)
@@ -74,7 +74,7 @@ public final class DDPMSampler: AlphaCumprodSampler, Sampler, @unchecked Sendabl
         }
         guard t > 0 else { return out }
         let noise = Tensor(shape: sample.shape)
-        generator.fillNormal(noise.data, noise.count)
+        source.fill(noise.data, count: noise.count, samples: sample.dim(0))
         let varSmall = max(bPrev / bT * curBeta, 1e-20)
         let pn = noise.data
         switch config.variance {
@@ -156,18 +156,18 @@ final class StepperRun: SamplerRun {
     let schedule: [Int]
     let timesteps: ArraySlice<Int>
     private var index: Int
-    private let rule: (Int, Tensor, Tensor, TorchGenerator) -> Tensor
+    private let rule: (Int, Tensor, Tensor, BatchNoise) -> Tensor
 
-    init(schedule: [Int], beginIndex: Int, rule: @escaping (Int, Tensor, Tensor, TorchGenerator) -> Tensor) {
+    init(schedule: [Int], beginIndex: Int, rule: @escaping (Int, Tensor, Tensor, BatchNoise) -> Tensor) {
         self.schedule = schedule
         timesteps = schedule[min(beginIndex, schedule.count)...]
         index = beginIndex
         self.rule = rule
     }
 
-    func step(modelOutput: Tensor, sample: Tensor, generator: TorchGenerator) -> Tensor {
+    func step(modelOutput: Tensor, sample: Tensor, noise: BatchNoise) -> Tensor {
         precondition(index < schedule.count, "step past the end of the schedule")
-        let out = rule(index, modelOutput, sample, generator)
+        let out = rule(index, modelOutput, sample, noise)
         index += 1
         return out
     }

@@ -118,7 +118,7 @@ class MultistepRun {
 }
 
 final class DPMSolverRun: MultistepRun, SamplerRun {
-    func step(modelOutput: Tensor, sample: Tensor, generator: TorchGenerator) -> Tensor {
+    func step(modelOutput: Tensor, sample: Tensor, noise: BatchNoise) -> Tensor {
         precondition(index < schedule.count, "step past the end of the schedule")
         let s0 = point(index)
         let t = point(index + 1)
@@ -177,7 +177,7 @@ final class UniPCRun: MultistepRun, SamplerRun {
         }
     }
 
-    func step(modelOutput: Tensor, sample: Tensor, generator: TorchGenerator) -> Tensor {
+    func step(modelOutput: Tensor, sample: Tensor, noise: BatchNoise) -> Tensor {
         precondition(index < schedule.count, "step past the end of the schedule")
         let converted = predictedClean(modelOutput, sample: sample, at: point(index), config.prediction)
         var current = sample

@@ -21,7 +21,7 @@ public protocol SamplerRun: AnyObject {
     /// The timesteps this run steps through, in order.
     var timesteps: ArraySlice<Int> { get }
     /// The step at the next of `timesteps`: the model's output for `sample` there -> the next sample.
-    func step(modelOutput: Tensor, sample: Tensor, generator: TorchGenerator) -> Tensor
+    func step(modelOutput: Tensor, sample: Tensor, noise: BatchNoise) -> Tensor
 }
 
 extension Sampler {

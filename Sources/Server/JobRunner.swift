@@ -144,15 +144,17 @@ public final class JobRunner: @unchecked Sendable {
             return ((try? store.job(job.id))??.cancelRequested ?? false, stopping)
         }
         switch outcome {
-        case .done(_, let parameters):
+        case .done(_, let parameters, let outputs):
             do {
-                let result = try images.addResult(at: request.output)
-                end(job.id, state: .succeeded, results: [result.id], parameters: parameters)
+                // One result per image, in image order (num_images writes a numbered series).
+                let results = try (outputs.isEmpty ? [request.output] : outputs).map { try images.addResult(at: $0) }
+                end(job.id, state: .succeeded, results: results.map(\.id), parameters: parameters)
             } catch {
                 end(job.id, state: .failed, error: "the result could not be stored: \(error)")
             }
         case .failed(let reason):
-            unlink(request.output)
+            let count = min(Int(job.params[PluginSpec.imageCountKey] ?? "") ?? 1, 64)
+            for path in Set([request.output] + ImageSeries.outputPaths(request.output, count: count)) { unlink(path) }
             if stopped {
                 end(job.id, state: .cancelled, error: "cancelled")
             } else if shuttingDown {

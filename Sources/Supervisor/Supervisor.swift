@@ -13,8 +13,8 @@ import PluginSchema
 
 public final class Supervisor {
     public enum Outcome: Equatable, Sendable {
-        /// The worker's `done` message (what it wrote) and the parameters the plugin ran with.
-        case done(String, parameters: [String: String])
+        /// The worker's `done` message (what it wrote), the parameters the plugin ran with and the files written.
+        case done(String, parameters: [String: String], outputs: [String])
         /// Why the task failed: the plugin's or the host's error, or how the worker died.
         case failed(String)
     }
@@ -81,7 +81,8 @@ public final class Supervisor {
         if writeLine(request, to: current.input) {
             while let event = current.nextEvent() {
                 switch event.kind {
-                case .done: return .done(event.message ?? "", parameters: event.parameters ?? [:])
+                case .done:
+                    return .done(event.message ?? "", parameters: event.parameters ?? [:], outputs: event.outputs ?? [])
                 case .failed: return .failed(event.message ?? "failed")
                 case .started:
                     plugin = event.message ?? plugin

@@ -53,9 +53,13 @@ public struct WorkerEvent: Codable, Sendable, Equatable {
     public var plugins: [PluginSpec]?
     /// `done`: every parameter the plugin ran with, as text (defaults and a drawn seed included).
     public var parameters: [String: String]?
+    /// `done`: the files written, one per image in image order (the request's output, or its numbered series for
+    /// num_images above 1: ImageSeries.outputPaths).
+    public var outputs: [String]?
 
     public init(kind: Kind, library: String? = nil, stage: String? = nil, step: Int? = nil, total: Int? = nil,
-                message: String? = nil, plugins: [PluginSpec]? = nil, parameters: [String: String]? = nil) {
+                message: String? = nil, plugins: [PluginSpec]? = nil, parameters: [String: String]? = nil,
+                outputs: [String]? = nil) {
         self.kind = kind
         self.library = library
         self.stage = stage
@@ -64,6 +68,7 @@ public struct WorkerEvent: Codable, Sendable, Equatable {
         self.message = message
         self.plugins = plugins
         self.parameters = parameters
+        self.outputs = outputs
     }
 }
 

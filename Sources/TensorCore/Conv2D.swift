@@ -76,12 +76,18 @@ public func conv2dPrimitive(_ x: Tensor, weight: Weight, bias: Tensor?, stride: 
     let wo = (w + padding.left + padding.right - kw) / stride + 1
     shapeCheck(ho > 0 && wo > 0, "conv2d: input \(x.shape) too small for kernel \(weight.shape)")
     if let bias { shapeCheck(bias.count == cout, "conv2d: bias \(bias.shape) vs weight \(weight.shape)") }
-    let dims = [batch, cin, h, w, cout, kh, kw, stride, padding.top, padding.bottom, padding.left, padding.right]
+    // One image per call: oneDNN divides a single image's work among the threads differently from a batch's, which
+    // rounds differently, so an image of a batch (num_images) gets the bits of its run alone only this way. Both
+    // layouts hold each image contiguously.
+    let dims = [1, cin, h, w, cout, kh, kw, stride, padding.top, padding.bottom, padding.left, padding.right]
     let key = OperationKey(kind: .convolution, dims: dims, precision: precision, bias: bias != nil,
                            plainLayout: plainLayout, inputLayout: x.layout, outputLayout: outputLayout)
     guard let op = PrimitiveCache.shared.operation(key) else { return nil }
     let out = Tensor(shape: [batch, cout, ho, wo], layout: outputLayout)
-    runOperation(op, src: x.data, weight: weight, bias: bias, dst: out.data)
+    for image in 0..<batch {
+        runOperation(op, src: x.data + image * cin * h * w, weight: weight, bias: bias,
+                     dst: out.data + image * cout * ho * wo)
+    }
     return out
 }
 

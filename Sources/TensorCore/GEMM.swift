@@ -28,30 +28,50 @@ public func linear(_ x: Tensor, weight: Weight, bias: Tensor?) -> Tensor {
     Profile.measure(.linear) { linearLayer(x, weight: weight, bias: bias) }
 }
 
-/// The checked shape of x [..., in] * weight [out, in]^T and its (uninitialised) output [..., out].
-private func linearShape(_ x: Tensor, weight: Weight, bias: Tensor?) -> (rows: Int, inF: Int, outF: Int, out: Tensor) {
+/// The checked shape of x [..., in] * weight [out, in]^T and its (uninitialised) output [..., out], with the rows of
+/// one sample: x's first axis is the batch (for [B, in], each row is a sample).
+private func linearShape(_ x: Tensor, weight: Weight, bias: Tensor?)
+    -> (rows: Int, sampleRows: Int, inF: Int, outF: Int, out: Tensor)
+{
     let inF = weight.dim(1), outF = weight.dim(0)
     shapeCheck(x.layout == .planar, "linear: a channels-last feature map \(x.shape) (use its pixelTokens())")
     shapeCheck(x.dim(-1) == inF, "linear: input \(x.shape) vs weight \(weight.shape)")
     if let bias { shapeCheck(bias.count == outF, "linear: bias \(bias.shape) vs weight \(weight.shape)") }
-    return (x.count / inF, inF, outF, Tensor(shape: Array(x.shape.dropLast()) + [outF]))
+    let rows = x.count / inF
+    let samples = x.shape.count >= 2 ? max(x.dim(0), 1) : 1
+    return (rows, rows / samples, inF, outF, Tensor(shape: Array(x.shape.dropLast()) + [outF]))
+}
+
+/// One product per sample (`sampleRows` rows each): oneDNN picks its GEMM kernel by the row count (one row, up to
+/// 15, up to a few hundred, more: each sums in its own order), so rows multiplied together with another sample's
+/// would round differently from the same rows alone. Per sample, an image of a batch (num_images) gets the bits of
+/// its run alone. The weights are laid out or widened once for all the calls.
+private func forEachSample(rows: Int, sampleRows: Int, _ body: (_ firstRow: Int, _ rowCount: Int) -> Void) {
+    var first = 0
+    while first < rows {
+        body(first, min(sampleRows, rows - first))
+        first += sampleRows
+    }
 }
 
 private func linearLayer(_ x: Tensor, weight: Weight, bias: Tensor?) -> Tensor {
     let mode = executionMode(of: weight)
     if mode == .bf16Native, let out = linearPrimitive(x, weight: weight, bias: bias, precision: .bf16) { return out }
-    let (rows, inF, outF, out) = linearShape(x, weight: weight, bias: bias)
+    let (rows, sampleRows, inF, outF, out) = linearShape(x, weight: weight, bias: bias)
     if rows == 0 { return out }
     if mode == .fp32 {
-        weight.withFloat32 { w in linearGEMM(x.data, weight: w, bias: bias, rows: rows, inFeatures: inF,
-                                             outFeatures: outF, out: out) }
+        weight.withFloat32 { w in
+            linearGEMM(x.data, weight: w, bias: bias, rows: rows, sampleRows: sampleRows, inFeatures: inF,
+                       outFeatures: outF, out: out)
+        }
         return out
     }
     // Emulated bf16: operands rounded to bfloat16, products and sums in float32.
     let rounded = bfloat16RoundedCopy(x)
     defer { MemoryPool.shared.releaseFloats(rounded) }
     weight.withBFloat16RoundedFloat32 { w in
-        linearGEMM(rounded, weight: w, bias: bias, rows: rows, inFeatures: inF, outFeatures: outF, out: out)
+        linearGEMM(rounded, weight: w, bias: bias, rows: rows, sampleRows: sampleRows, inFeatures: inF,
+                   outFeatures: outF, out: out)
     }
     return out
 }
@@ -60,23 +80,27 @@ private func linearLayer(_ x: Tensor, weight: Weight, bias: Tensor?) -> Tensor {
 /// has no implementation for `precision`. Used for bf16; in fp32 the layer is a plain sgemm on the weights as stored
 /// (oneDNN's float32 matmul is that same GEMM, and a laid-out copy would double the memory of float32 weights).
 public func linearPrimitive(_ x: Tensor, weight: Weight, bias: Tensor?, precision: Precision) -> Tensor? {
-    let (rows, inF, outF, out) = linearShape(x, weight: weight, bias: bias)
+    let (rows, sampleRows, inF, outF, out) = linearShape(x, weight: weight, bias: bias)
     if rows == 0 { return out }
-    let key = OperationKey(kind: .linear, dims: [rows, inF, outF], precision: precision, bias: bias != nil)
+    let key = OperationKey(kind: .linear, dims: [sampleRows, inF, outF], precision: precision, bias: bias != nil)
     guard let op = PrimitiveCache.shared.operation(key) else { return nil }
-    runOperation(op, src: x.data, weight: weight, bias: bias, dst: out.data)
+    if rows % sampleRows != 0 { return nil }
+    forEachSample(rows: rows, sampleRows: sampleRows) { first, _ in
+        runOperation(op, src: x.data + first * inF, weight: weight, bias: bias, dst: out.data + first * outF)
+    }
     return out
 }
 
-/// out [rows, outF] = x [rows, inF] * weight^T + bias through sgemm.
+/// out [rows, outF] = x [rows, inF] * weight^T + bias through sgemm, one call per sample of `sampleRows` rows.
 private func linearGEMM(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: Tensor?, rows: Int,
-                        inFeatures inF: Int,
-                        outFeatures outF: Int, out: Tensor) {
+                        sampleRows: Int, inFeatures inF: Int, outFeatures outF: Int, out: Tensor) {
     if let bias {
         parallelFor(rows, minPerThread: 64) { r in
             for i in r { (out.data + i * outF).update(from: bias.data, count: outF) }
         }
     }
-    sgemm(transB: true, m: rows, n: outF, k: inF, a: x, lda: inF, b: weight, ldb: inF, beta: bias == nil ? 0 : 1,
-          c: out.data, ldc: outF)
+    forEachSample(rows: rows, sampleRows: sampleRows) { first, count in
+        sgemm(transB: true, m: count, n: outF, k: inF, a: x + first * inF, lda: inF, b: weight, ldb: inF,
+              beta: bias == nil ? 0 : 1, c: out.data + first * outF, ldc: outF)
+    }
 }

@@ -38,7 +38,7 @@ final class PipelineParityTests: XCTestCase {
             let sampler = try decoder.sampler()
             let final = try decoder.denoise(
                 latents: start, sampler: sampler, run: sampler.run(steps: steps), conditioning: cond,
-                guidance: guidance, generator: replay,
+                guidance: guidance, noise: BatchNoise(replay),
                 afterStep: { k, latents in
                     let expected = io["case\(i).latents_step\(k)"]!
                     assertClose(latents, expected, "case \(i) latents after step \(k)")
@@ -81,7 +81,7 @@ final class SamplerPipelineTests: XCTestCase {
             _ = try decoder.denoise(
                 latents: start, sampler: sampler, run: sampler.run(steps: c["steps"] as! Int),
                 conditioning: .init(imageEmbeds: emb, negativeImageEmbeds: neg),
-                guidance: Float(c["guidance"] as! Double), generator: g,
+                guidance: Float(c["guidance"] as! Double), noise: BatchNoise(g),
                 afterStep: { k, latents in
                     let expected = io["case\(i).latents_step\(k)"]!
                     assertClose(latents, expected, "\(kind.rawValue) case \(i) latents after step \(k)")

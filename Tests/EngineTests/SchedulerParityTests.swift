@@ -53,7 +53,7 @@ final class SchedulerParityTests: XCTestCase {
         for (i, t) in ts.enumerated() {
             var shape = x.shape
             if s.usesLearnedVariance { shape[1] *= 2 }
-            x = run.step(modelOutput: syntheticOutput(shape, step: i), sample: x, generator: g)
+            x = run.step(modelOutput: syntheticOutput(shape, step: i), sample: x, noise: BatchNoise(g))
             assertClose(x, states[i + 1], "\(key) sample after step \(i) (t=\(t))", relTol: 1e-5)
         }
         let noisy = s.addNoise(io["add_noise.x0"]!, noise: io["add_noise.noise"]!, timestep: 500)
@@ -168,7 +168,7 @@ final class SamplerParityTests: XCTestCase {
                 let g = TorchGenerator(seed: 21)
                 var x = state(0)
                 for i in 0..<run.timesteps.count {
-                    x = run.step(modelOutput: syntheticOutput(x.shape, step: i), sample: x, generator: g)
+                    x = run.step(modelOutput: syntheticOutput(x.shape, step: i), sample: x, noise: BatchNoise(g))
                     assertClose(x, state(i + 1), "\(key) run \(name): sample after step \(i)", relTol: 1e-5)
                 }
             }

@@ -103,9 +103,9 @@ final class ABICompatibilityTests: XCTestCase {
         let new = try registry(
             loading: Product.repo + "/Plugins/Outpaint/outpaint.c", name: "libkandinsky_plugin_outpaint11.so")
         XCTAssertEqual(
-            try XCTUnwrap(old.plugin(named: "outpaint")).params.count + 3,
+            try XCTUnwrap(old.plugin(named: "outpaint")).params.count + 4,
             try XCTUnwrap(new.plugin(named: "outpaint")).params.count,
-            "1.1 adds the scheduler parameter, 1.2 keep_unmasked and mask_blur")
+            "1.1 adds the scheduler parameter, 1.2 keep_unmasked and mask_blur, 1.5 num_images")
         let before = try run(old, "outpaint", outpaintParams, inputs: ["image": picture])
         // keep_unmasked off: the 1.0 plugin passed the whole canvas through the MoVQ decoder.
         let after = try run(

@@ -38,7 +38,7 @@ final class ABITests: XCTestCase {
                 r.warnings.contains { $0.contains(file) && $0.contains(fragment) },
                 "no warning about \(file) saying '\(fragment)': \(r.warnings)")
         }
-        warned("libkandinsky_plugin_future.so", "built for plugin ABI 2.0; this host speaks 1.4")
+        warned("libkandinsky_plugin_future.so", "built for plugin ABI 2.0; this host speaks 1.5")
         warned("libkandinsky_plugin_broken.so", "descriptor has no id")
         warned("libkandinsky_plugin_noentry.so", "no kandinsky_plugin_entry symbol")
         warned("libkandinsky_plugin_text.so", "cannot load")

@@ -1,4 +1,4 @@
-/* kandinsky_plugin.h -- the one contract between the kandinsky host and its variant plugins (ABI 1.4).
+/* kandinsky_plugin.h -- the one contract between the kandinsky host and its variant plugins (ABI 1.5).
  *
  * A plugin is a shared library exporting `kandinsky_plugin_entry`. The host dlopens it, checks `abi.major`, calls
  * `init` once with the host interface, lists its plugins through `plugin_count`/`plugin_descriptor`, and calls
@@ -44,7 +44,7 @@ typedef struct kd_version {
 } kd_version_t;
 
 #define KD_ABI_MAJOR 1u
-#define KD_ABI_MINOR 4u
+#define KD_ABI_MINOR 5u
 /* A host loads a plugin whose abi.major equals its own, whatever its abi.minor: a plugin of a newer minor finds
  * the host's older tables shorter (KD_STRUCT_HAS), and a host reads a newer plugin's structs up to its own size. */
 
@@ -192,6 +192,14 @@ typedef struct kd_run_context {
     /* Allocates the output image (the host writes it out). Host-owned: do not free; valid until the host has
      * written it, after run() returns. Call once. Returns NULL when out of memory. */
     kd_image_t *(*allocate_output)(const struct kd_run_context *ctx, int32_t width, int32_t height, int32_t channels);
+    /* ---- 1.5: several images per run (docs/plugin-abi.md, "Several images per run") */
+    /* How many images this run returns: the plugin's num_images parameter (1 when it declares none). Image k is
+     * made with seed + k, so that it equals a run of that seed alone. */
+    uint32_t output_count;
+    /* Allocates output image `index` (0 .. output_count - 1; index 0 is the image allocate_output gives): host-owned,
+     * as allocate_output's. Call once per index. Returns NULL when out of memory or for a bad index. */
+    kd_image_t *(*allocate_output_at)(const struct kd_run_context *ctx, uint32_t index, int32_t width, int32_t height,
+                                      int32_t channels);
 } kd_run_context_t;
 
 /* ---------------------------------------------------------------------------------------------- entry */
@@ -262,6 +270,13 @@ typedef struct kd_denoise_args {
     /* ---- 1.1 */
     const kd_sampler_t *sampler;       /* the run's sampler (sampler_create), borrowed; then `timesteps` must be
                                           its timesteps. NULL: the model's own scheduler, as in 1.0. */
+    /* ---- 1.5: a batch of images. latents may be [N, C, h, w] with image_embeds and negative_image_embeds [N, D];
+     * hint [1, ...] is shared by every image (or [N, ...], one each); extra_channels [copies, ...] is shared (or
+     * [copies * N, ...], every negative copy first). N is at most denoise_batch_limit. */
+    kd_generator_t *const *generators; /* one per image, borrowed: image i's scheduler noise comes from
+                                          generators[i], as in a run of image i alone; NULL: `generator` draws
+                                          the whole batch's noise (torch's randn of the batch shape) */
+    uint32_t generator_count;          /* N when generators is set */
 } kd_denoise_args_t;
 
 /* 1.1: what sampler_create builds a run's sampler from. */
@@ -367,10 +382,16 @@ typedef struct kd_model_server {
      * when the caller does not want it. Reports progress through ctx as stage "depth". [run] */
     kd_status (*depth_estimate)(const kd_run_context_t *ctx, kd_model_t *estimator, const kd_image_t *image,
                                 kd_tensor_t **depth, kd_image_t **picture);
+
+    /* ---- 1.5: batches. Check KD_STRUCT_HAS(server, kd_model_server_t, denoise_batch_limit). */
+    /* How many images one denoise call on `decoder` may take at latent_height x latent_width (guidance on when
+     * guidance_scale > 1) within the memory the host allows: at least 1, at most `wanted`. [any] */
+    uint32_t (*denoise_batch_limit)(kd_model_t *decoder, int32_t latent_height, int32_t latent_width,
+                                    float guidance_scale, uint32_t wanted);
 } kd_model_server_t;
 
 /* ---------------------------------------------------------------------------------------------- 1.0 sizes */
-/* The struct_size of each struct as ABI 1.0 defined it: the least a 1.1, 1.2 or 1.3 reader accepts. */
+/* The struct_size of each struct as ABI 1.0 defined it: the least any 1.x reader accepts. */
 #define KD_VERSION_SIZE_1_0 ((uint32_t)sizeof(kd_version_t))
 #define KD_IMAGE_SIZE_1_0 KD_SIZE_THROUGH(kd_image_t, data)
 #define KD_PARAM_DESC_SIZE_1_0 KD_SIZE_THROUGH(kd_param_desc_t, default_value)
@@ -390,6 +411,11 @@ typedef struct kd_model_server {
 #define KD_MODEL_SERVER_SIZE_1_1 KD_SIZE_THROUGH(kd_model_server_t, inpaint_condition)
 /* ... and as a 1.2 host states it (1.3 grew it by depth_estimate). */
 #define KD_MODEL_SERVER_SIZE_1_2 KD_SIZE_THROUGH(kd_model_server_t, inpaint_composite)
+/* ... and as a 1.3 or 1.4 host states it (1.5 grew it by denoise_batch_limit). */
+#define KD_MODEL_SERVER_SIZE_1_4 KD_SIZE_THROUGH(kd_model_server_t, depth_estimate)
+/* The run context and denoise arguments before 1.5 grew them. */
+#define KD_RUN_CONTEXT_SIZE_1_4 KD_RUN_CONTEXT_SIZE_1_0
+#define KD_DENOISE_ARGS_SIZE_1_4 KD_SIZE_THROUGH(kd_denoise_args_t, sampler)
 
 #ifdef __cplusplus
 }
