@@ -3,13 +3,14 @@
 # same N images one at a time (a workflow file of N tasks with seeds S .. S+N-1: one process, models loaded once),
 # whole processes, best of RUNS each, at each SIZE. Checks that the two give the same pixels.
 #   bench/num_images.sh [THREADS] [N] [RUNS] [SIZE ...]        (defaults: 2 4 3 64 256; the embedded default model)
+# KANDINSKY=path times another build of the CLI (it must sit beside the plugins it loads).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 THREADS=${1:-2}; N=${2:-4}; RUNS=${3:-3}; shift $(( $# < 3 ? $# : 3 ))
 SIZES=("$@"); [ ${#SIZES[@]} -gt 0 ] || SIZES=(64 256)
 swift build -c release --product kandinsky >/dev/null
 export OMP_NUM_THREADS=$THREADS KANDINSKY_THREADS=$THREADS
-K=.build/release/kandinsky
+K=${KANDINSKY:-.build/release/kandinsky}
 OUT=bench/out/num_images; rm -rf "$OUT"; mkdir -p "$OUT"
 PROMPT="a red circle and a yellow square on a blue background"
 SEED=100

@@ -165,7 +165,8 @@ func inpaint(_ req: Request, _ r: Start, picture: TensorHandle, keep: TensorHand
         do {
             let known = try req.repeated(imageLatents, times: images.count)
             let proper =
-                i < ts.count - 1 ? try req.addNoise(decoder, sampler, known, try req.rows(noise, images), ts[i + 1]) : known
+                i < ts.count - 1
+                ? try req.addNoise(decoder, sampler, known, try req.rows(noise, images), ts[i + 1]) : known
             blend(lat.data, known: proper.data, mask: latentMask.data, channels: lc * images.count, plane: plane)
         } catch { hookError = error }
     }

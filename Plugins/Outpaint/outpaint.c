@@ -212,7 +212,8 @@ static kd_status outpaint_image(const kd_run_context_t *ctx, const struct canvas
 done:
     free(ts);
     if (sampler) server->sampler_release(sampler);
-    kd_tensor_t *all[] = {embeds, negative, image_latents, keep_tensor, latent_mask, extra, latents, noise, out, decoded};
+    kd_tensor_t *all[] = {embeds, negative, image_latents, keep_tensor, latent_mask,
+                          extra,  latents,  noise,         out,         decoded};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (all[i]) server->tensor_release(all[i]);
     server->generator_release(g);

@@ -52,7 +52,9 @@ public enum BatchPlan {
                 throw BatchProblem("\(label): output '\(output)' must be a plain path inside the batch folder")
             }
             // A count the schema refuses fails the item when it runs; its name is planned as one image.
-            let imageCount = parameters[PluginSpec.imageCountKey].flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+            let imageCount = parameters[PluginSpec.imageCountKey].flatMap {
+                Int($0.trimmingCharacters(in: .whitespaces))
+            }
             let files = ImageSeries.outputPaths(output, count: min(max(imageCount ?? 1, 1), 64))
             for file in files {
                 if let first = outputs[file] { throw BatchProblem("items \(first) and \(index) both write \(file)") }

@@ -148,7 +148,9 @@ public final class BatchFolder: @unchecked Sendable {
         let records = records()
         return try index().items.map { entry in
             let mine = records.filter { $0.fingerprint == entry.fingerprint }
-            if let digest = digest(of: entry.files), mine.contains(where: { $0.state == .done && $0.sha256 == digest }) {
+            if let digest = digest(of: entry.files),
+                mine.contains(where: { $0.state == .done && $0.sha256 == digest })
+            {
                 return (entry, .done)
             }
             if let failure = mine.last(where: { $0.state == .failed }) {

@@ -574,7 +574,8 @@ public enum ServerABI {
         guard let emb = tensor(a.image_embeds), let neg = tensor(a.negative_image_embeds),
             emb.shape == [images, unet.encoderHidDim], neg.shape == emb.shape
         else {
-            return fail(ctx, "denoise: image embeddings must be [\(images), \(unet.encoderHidDim)], one row per image", invalid)
+            return fail(
+                ctx, "denoise: image embeddings must be [\(images), \(unet.encoderHidDim)], one row per image", invalid)
         }
         guard let noise = batchNoise(a, images: images), a.timestep_count <= 1000,
             a.timesteps != nil || a.timestep_count == 0

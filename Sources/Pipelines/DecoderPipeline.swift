@@ -83,7 +83,11 @@ public final class DecoderPipeline {
         for (i, t) in timesteps.enumerated() {
             var input = cfg ? concat([latents, latents], axis: 0) : latents
             if let e = extra { input = concat([input, e], axis: 1) }
-            var out = unet(sample: input, timestep: Float(t), imageEmbeds: embeds, hint: hint)
+            // A run of one image gives the UNet `copies` samples; a batch's UNet takes them `copies` at a time in each
+            // product and convolution, so each image rounds as in its run alone (TensorCore's SampleGroup).
+            var out = SampleGroup.$size.withValue(copies) {
+                unet(sample: input, timestep: Float(t), imageEmbeds: embeds, hint: hint)
+            }
             if cfg {
                 let eps = guided(slice(out, axis: 1, start: 0, length: channels), guidance)
                 let variance = chunk(slice(out, axis: 1, start: channels, length: out.dim(1) - channels), 2, axis: 0)[1]

@@ -54,7 +54,9 @@ final class RunState {
     }
 
     /// A zero-filled output image for slot `index`; nil for a bad index, a second call, a bad size or no memory.
-    func allocate(index: Int, width w: Int32, height h: Int32, channels ch: Int32) -> UnsafeMutablePointer<kd_image_t>? {
+    func allocate(index: Int, width w: Int32, height h: Int32, channels ch: Int32)
+        -> UnsafeMutablePointer<kd_image_t>?
+    {
         guard outputs.indices.contains(index), outputs[index] == nil, w > 0, h > 0, w <= 16384, h <= 16384,
             [1, 3, 4].contains(ch), let data = calloc(Int(w) * Int(h) * Int(ch), 1)
         else { return nil }
@@ -201,7 +203,8 @@ public enum PluginRunner {
         }
         return try state.outputs.enumerated().map { index, output in
             guard let output, let px = ServerABI.pixelImage(UnsafePointer(output)) else {
-                let which = state.outputs.count == 1 ? "an output image" : "output image \(index) of \(state.outputs.count)"
+                let which =
+                    state.outputs.count == 1 ? "an output image" : "output image \(index) of \(state.outputs.count)"
                 throw RunError.failed(spec.id, "returned without \(which)")
             }
             return px

@@ -76,19 +76,27 @@ public func conv2dPrimitive(_ x: Tensor, weight: Weight, bias: Tensor?, stride: 
     let wo = (w + padding.left + padding.right - kw) / stride + 1
     shapeCheck(ho > 0 && wo > 0, "conv2d: input \(x.shape) too small for kernel \(weight.shape)")
     if let bias { shapeCheck(bias.count == cout, "conv2d: bias \(bias.shape) vs weight \(weight.shape)") }
-    // One image per call: oneDNN divides a single image's work among the threads differently from a batch's, which
-    // rounds differently, so an image of a batch (num_images) gets the bits of its run alone only this way. Both
-    // layouts hold each image contiguously.
-    let dims = [1, cin, h, w, cout, kh, kw, stride, padding.top, padding.bottom, padding.left, padding.right]
-    let key = OperationKey(kind: .convolution, dims: dims, precision: precision, bias: bias != nil,
-                           plainLayout: plainLayout, inputLayout: x.layout, outputLayout: outputLayout)
-    guard let op = PrimitiveCache.shared.operation(key) else { return nil }
-    let out = Tensor(shape: [batch, cout, ho, wo], layout: outputLayout)
-    for image in 0..<batch {
-        runOperation(op, src: x.data + image * cin * h * w, weight: weight, bias: bias,
-                     dst: out.data + image * cout * ho * wo)
+    // In groups of SampleGroup.size images (both layouts hold each image contiguously): a batch's image then gets the
+    // bits of its run alone. A batch that does not divide into groups has a smaller last one.
+    let group = SampleGroup.callSize(samples: batch)
+    func operation(_ images: Int) -> OpaquePointer? {
+        let dims = [images, cin, h, w, cout, kh, kw, stride, padding.top, padding.bottom, padding.left, padding.right]
+        return PrimitiveCache.shared.operation(
+            OperationKey(kind: .convolution, dims: dims, precision: precision, bias: bias != nil,
+                         plainLayout: plainLayout, inputLayout: x.layout, outputLayout: outputLayout))
     }
-    return out
+    guard let op = operation(group) else { return nil }
+    let out = Tensor(shape: [batch, cout, ho, wo], layout: outputLayout)
+    var failed = false
+    SampleGroup.forEach(samples: batch) { first, count in
+        guard let callOp = count == group ? op : operation(count) else {
+            failed = true
+            return
+        }
+        runOperation(callOp, src: x.data + first * cin * h * w, weight: weight, bias: bias,
+                     dst: out.data + first * cout * ho * wo)
+    }
+    return failed ? nil : out
 }
 
 public func conv2dIm2col(_ x: Tensor, weightData: UnsafePointer<Float>, weightShape: [Int], bias: Tensor?, stride: Int,

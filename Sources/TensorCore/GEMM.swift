@@ -42,15 +42,11 @@ private func linearShape(_ x: Tensor, weight: Weight, bias: Tensor?)
     return (rows, rows / samples, inF, outF, Tensor(shape: Array(x.shape.dropLast()) + [outF]))
 }
 
-/// One product per sample (`sampleRows` rows each): oneDNN picks its GEMM kernel by the row count (one row, up to
-/// 15, up to a few hundred, more: each sums in its own order), so rows multiplied together with another sample's
-/// would round differently from the same rows alone. Per sample, an image of a batch (num_images) gets the bits of
-/// its run alone. The weights are laid out or widened once for all the calls.
-private func forEachSample(rows: Int, sampleRows: Int, _ body: (_ firstRow: Int, _ rowCount: Int) -> Void) {
-    var first = 0
-    while first < rows {
-        body(first, min(sampleRows, rows - first))
-        first += sampleRows
+/// The product in groups of SampleGroup.size samples (`sampleRows` rows each), so that a batch's image gets the
+/// bits of its run alone; the weights are laid out or widened once for all the calls.
+private func forEachGroup(rows: Int, sampleRows: Int, _ body: (_ firstRow: Int, _ rowCount: Int) -> Void) {
+    SampleGroup.forEach(samples: rows / max(sampleRows, 1)) { first, count in
+        body(first * sampleRows, count * sampleRows)
     }
 }
 
@@ -82,16 +78,20 @@ private func linearLayer(_ x: Tensor, weight: Weight, bias: Tensor?) -> Tensor {
 public func linearPrimitive(_ x: Tensor, weight: Weight, bias: Tensor?, precision: Precision) -> Tensor? {
     let (rows, sampleRows, inF, outF, out) = linearShape(x, weight: weight, bias: bias)
     if rows == 0 { return out }
-    let key = OperationKey(kind: .linear, dims: [sampleRows, inF, outF], precision: precision, bias: bias != nil)
-    guard let op = PrimitiveCache.shared.operation(key) else { return nil }
-    if rows % sampleRows != 0 { return nil }
-    forEachSample(rows: rows, sampleRows: sampleRows) { first, _ in
+    var failed = false
+    forEachGroup(rows: rows, sampleRows: sampleRows) { first, count in
+        let key = OperationKey(kind: .linear, dims: [count, inF, outF], precision: precision, bias: bias != nil)
+        guard let op = PrimitiveCache.shared.operation(key) else {
+            failed = true
+            return
+        }
         runOperation(op, src: x.data + first * inF, weight: weight, bias: bias, dst: out.data + first * outF)
     }
-    return out
+    return failed ? nil : out
 }
 
-/// out [rows, outF] = x [rows, inF] * weight^T + bias through sgemm, one call per sample of `sampleRows` rows.
+/// out [rows, outF] = x [rows, inF] * weight^T + bias through sgemm, one call per group of samples (`sampleRows`
+/// rows each).
 private func linearGEMM(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>, bias: Tensor?, rows: Int,
                         sampleRows: Int, inFeatures inF: Int, outFeatures outF: Int, out: Tensor) {
     if let bias {
@@ -99,7 +99,7 @@ private func linearGEMM(_ x: UnsafePointer<Float>, weight: UnsafePointer<Float>,
             for i in r { (out.data + i * outF).update(from: bias.data, count: outF) }
         }
     }
-    forEachSample(rows: rows, sampleRows: sampleRows) { first, count in
+    forEachGroup(rows: rows, sampleRows: sampleRows) { first, count in
         sgemm(transB: true, m: count, n: outF, k: inF, a: x + first * inF, lda: inF, b: weight, ldb: inF,
               beta: bias == nil ? 0 : 1, c: out.data + first * outF, ldc: outF)
     }

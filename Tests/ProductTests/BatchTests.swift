@@ -69,6 +69,30 @@ final class BatchTests: XCTestCase {
         XCTAssertTrue(status.stdout.contains("item 2 item-000002.png"), status.stdout)
     }
 
+    func testAnItemOfSeveralImagesWritesEachAndIsDoneWhenAllAre() throws {
+        try Product.requirePlugins()
+        let series = Self.item.replacingOccurrences(of: "}}", with: #", "num_images": 2}}"#)
+        let (folder, path) = try manifest([series, Self.item])
+        let out = folder + "/out"
+        let run = try batch([path, "--out", out, "--base-seed", "20"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        for name in ["item-000000-0.png", "item-000000-1.png", "item-000001.png"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/" + name), "\(name) missing: \(run.stderr)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/item-000000.png"), "a single file for item 0")
+        let png = try XCTUnwrap(FileManager.default.contents(atPath: out + "/item-000000-1.png"))
+        XCTAssertNotNil(png.range(of: Data("kandinsky:seed\u{0}21".utf8)), "image 1 of item 0 does not record seed 21")
+        let again = try batch([path, "--out", out, "--base-seed", "20"])
+        XCTAssertTrue(again.stderr.contains("2 items, 2 already done"), again.stderr)
+        // One image of the two gone: the item is missing and runs again.
+        try FileManager.default.removeItem(atPath: out + "/item-000000-1.png")
+        let status = try Product.cli(["batch", "status", out])
+        XCTAssertTrue(status.stdout.contains("1 done, 0 failed, 1 missing"), status.stdout)
+        let redo = try batch([path, "--out", out, "--base-seed", "20"])
+        XCTAssertTrue(redo.stderr.contains("2 items, 1 already done"), redo.stderr)
+        XCTAssertEqual(try XCTUnwrap(FileManager.default.contents(atPath: out + "/item-000000-1.png")), png)
+    }
+
     func testProblemsAreRefusedWithTheirPlace() throws {
         let cases: [([String], [String], String)] = [
             ([Self.item], [], "item 0 (line order, from 0) has no seed: give each item one, or --base-seed N"),

@@ -123,7 +123,8 @@ final class NumImagesTests: XCTestCase {
             ["run", "text2img", "--quiet", "-o", folder + "/cat.png", "--seed", "7", "--num-images", "2"]
                 + Self.few.flatMap { ["--" + $0.key, $0.value] })
         XCTAssertEqual(run.status, 0, run.stderr)
-        XCTAssertTrue(run.stderr.contains("/cat-0.png .. ") && run.stderr.contains("/cat-1.png (2 images, 64x64)"), run.stderr)
+        XCTAssertTrue(
+            run.stderr.contains("/cat-0.png .. ") && run.stderr.contains("/cat-1.png (2 images, 64x64)"), run.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/cat.png"), "cat.png written besides")
         for k in 0..<2 {
             let png = try XCTUnwrap(FileManager.default.contents(atPath: folder + "/cat-\(k).png"), "cat-\(k).png")

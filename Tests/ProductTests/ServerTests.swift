@@ -160,6 +160,16 @@ final class ServerTests: XCTestCase {
         let inputs = #"{"image": "\#(digest)", "mask": "\#(mask.json["id"] as? String ?? "")"}"#
         let inpaint = try serve.submit(Self.quick, plugin: "inpaint", inputs: inputs)
         XCTAssertEqual(try serve.waitForEnd(inpaint.json["id"] as? String ?? "")["state"] as? String, "succeeded")
+        // num_images: one job, one result per image, image k recording seed + k.
+        let series = try serve.submit(Self.quick.replacingOccurrences(of: "}", with: #", "num_images": 2}"#))
+        let seriesDone = try serve.waitForEnd(series.json["id"] as? String ?? "")
+        let seriesResults = seriesDone["results"] as? [String] ?? []
+        XCTAssertEqual(seriesResults.count, 2, "results of a num_images 2 job: \(seriesDone)")
+        for (k, result) in seriesResults.enumerated() {
+            let image = try serve.request("GET", "/v1/images/\(result)")
+            XCTAssertTrue(
+                image.text.contains("kandinsky:seed\u{0}\(4 + k)"), "result \(k) does not record seed \(4 + k)")
+        }
         let bad = try serve.submit(#"{"prompt": "x", "num_inference_steps": -3}"#)
         XCTAssertEqual(bad.status, 422, bad.text)
         XCTAssertEqual((bad.json["error"] as? [String: Any])?["field"] as? String, "num_inference_steps")
@@ -174,7 +184,7 @@ final class ServerTests: XCTestCase {
         XCTAssertEqual(next?.first?["id"] as? String, inpaint.json["id"] as? String)
 
         let metrics = try serve.request("GET", "/metrics").text
-        XCTAssertTrue(metrics.contains("kandinsky_jobs{state=\"succeeded\"} 2"), metrics)
+        XCTAssertTrue(metrics.contains("kandinsky_jobs{state=\"succeeded\"} 3"), metrics)
         XCTAssertTrue(serve.stderrText.contains("\"job\":\"\(id)\""), "no log line names the job")
     }
 
