@@ -8,6 +8,7 @@ trajectories, torch random streams, CLIP token ids and image preprocessing resul
 Run (needs torch, diffusers, transformers, safetensors, Pillow>=13 and NO torchvision, see docs/development.md):
     python3 tools/make_fixtures.py            # rewrites the fixtures; `git diff --stat` should then be empty
 """
+import copy
 import gzip
 import json
 import math
@@ -20,7 +21,7 @@ import numpy as np
 import PIL
 import torch
 from PIL import Image
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 import diffusers
 import transformers
@@ -760,6 +761,26 @@ def make_product():
     print("product", [(c["plugin"], tuple(io[f"case{k}.image"].shape)) for k, c in enumerate(cases)])
 
 
+def inpaint_conditioning(prior, inpaint, cls, c, picture, mask):
+    """The largest pixel difference, in levels, between the inpainting pipeline in float32 and in float64 from the same
+    latents and embeddings: how far rounding alone moves a case's picture."""
+    from diffusers import KandinskyV22InpaintPipeline
+    gen = torch.Generator().manual_seed(c["seed"])
+    pr = prior(c["prompt"], num_inference_steps=c["prior_steps"], generator=gen, guidance_scale=c["prior_guidance"])
+    scale = 2 ** (len(inpaint.movq.config.block_out_channels) - 1)
+    latents = torch.randn((1, inpaint.movq.config.latent_channels, c["h"] // scale, c["w"] // scale), generator=gen)
+    images = []
+    for dtype in (torch.float32, torch.float64):
+        unet, movq = (inpaint.unet, inpaint.movq) if dtype == torch.float32 else (
+            copy.deepcopy(inpaint.unet).to(dtype), copy.deepcopy(inpaint.movq).to(dtype))
+        pipe = KandinskyV22InpaintPipeline(unet=unet, scheduler=swapped(cls, inpaint.scheduler.config), movq=movq)
+        img = pipe(image=picture, mask_image=mask, image_embeds=pr.image_embeds.to(dtype),
+                   negative_image_embeds=pr.negative_image_embeds.to(dtype), latents=latents.to(dtype), height=c["h"],
+                   width=c["w"], num_inference_steps=c["steps"], guidance_scale=c["guidance"], output_type="np").images
+        images.append(np.round(img.astype(np.float64) * 255))
+    return float(np.abs(images[0] - images[1]).max())
+
+
 def make_sampler_pipelines():
     """The decoder pipelines with their scheduler swapped (`pipe.scheduler = X.from_config(pipe.scheduler.config)`):
     text2img, img2img (strength cut), inpaint and ControlNet-depth (both forms) with DDIM, DPM-Solver++ and UniPC."""
@@ -773,22 +794,40 @@ def make_sampler_pipelines():
     picture, _, mask, depth = sample_images()
     io, cases = {}, []
     base = dict(prior_steps=2, prior_guidance=4.0)
+    # FIXTURE_PLUGINS=inpaint,... regenerates those plugins' cases only and keeps every other case as committed (a
+    # rerun on another CPU would move them by its own rounding).
+    only = [p for p in os.environ.get("FIXTURE_PLUGINS", "").split(",") if p]
     # The tiny random decoder drives latents to ~45-55, where the image is ill-conditioned in the latents: at seed 11,
     # guidance 4, DPM-Solver++, torch's own float32 image is 88 levels from its float64 one at some pixel; at seed 11,
     # guidance 2, UniPC, our latents equal torch's to 1e-6 relative after the last step and MoVQ decodes diffusers'
     # final latents closer to float64 than torch does, yet one pixel lands 43 levels away. Such cases measure the
     # amplification of rounding, not the engine (the step-by-step replay in SamplerPipelineTests checks the
     # arithmetic), so the text2img cases use seed 21 at guidance 2, where torch float32 is within 4 levels of float64
-    # with every sampler.
+    # with every sampler. The inpaint cases use seed 16 for the same reason: at seed 13 torch float32 was 6 (DDIM) and
+    # 10 (UniPC) levels from float64 (the same latents and embeddings in both), and torch float32 itself moved 20
+    # levels between an AMD EPYC and an Intel Xeon; at seed 16 it is 1, 2 and 4 levels from float64
+    # (inpaint_conditioning below measures it).
     plan = [("text2img", dict(prompt="a red cat", seed=21, steps=6, guidance=2.0, h=64, w=64)),
             ("img2img", dict(prompt="a blue cat", seed=12, steps=8, guidance=4.0, h=64, w=64, strength=0.6)),
-            ("inpaint", dict(prompt="a yellow star", seed=13, steps=5, guidance=4.0, h=64, w=128)),
+            ("inpaint", dict(prompt="a yellow star", seed=16, steps=5, guidance=4.0, h=64, w=128)),
             ("controlnet-depth", dict(prompt="a robot", seed=14, steps=5, guidance=4.0, h=64, w=64)),
             ("controlnet-depth", dict(prompt="a robot", seed=15, steps=8, guidance=1.0, h=64, w=64, strength=0.5, init_image=True))]
+    committed = load_file(os.path.join(OUT, "sampler_pipelines.safetensors")) if only else {}
+    with open(os.path.join(OUT, "sampler_pipelines.json")) as f:
+        committed_cases = json.load(f) if only else []
     for scheduler in ("ddim", "dpmsolver++", "unipc"):
         cls = SAMPLER_CLASSES[scheduler]
         for plugin, settings in plan:
             c = dict(base, plugin=plugin, scheduler=scheduler, **settings)
+            if only and plugin not in only:
+                index = len(cases)
+                for key in [k for k in committed if k.startswith(f"case{index}.")]:
+                    io[key] = committed[key]
+                cases.append(committed_cases[index])
+                continue
+            if plugin == "inpaint":
+                print(f"inpaint {scheduler} seed {c['seed']}: torch float32 is "
+                      f"{inpaint_conditioning(prior, inpaint, cls, c, picture, mask):.0f} levels from float64")
             gen = torch.Generator().manual_seed(c["seed"])
             pr = prior(c["prompt"], num_inference_steps=c["prior_steps"], generator=gen, guidance_scale=c["prior_guidance"])
             embeds = dict(image_embeds=pr.image_embeds, negative_image_embeds=pr.negative_image_embeds, height=c["h"], width=c["w"],
