@@ -3,7 +3,7 @@
  * inpainting decoder through the host's model server -- the same algorithm as the inpaint plugin, written here
  * with nothing but the ABI (1.1: the latent mask comes from the server's inpaint_condition, the sampler from
  * sampler_create; 1.2: keep_unmasked's seam from inpaint_composite, so the rules live in one place; 1.5: num_images,
- * one denoise call per image here, the simplest use of output_count and allocate_output_at). */
+ * image k from seed + k, the images denoised as one batch of denoise_batch_limit at most). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -77,12 +77,15 @@ static kd_tensor_t *tensor4(int64_t a, int64_t b, int64_t c, int64_t d) {
     return server->tensor_create(shape, 4);
 }
 
-/* State the step hook needs: keep the known region on the noisy trajectory of the original latents. */
+/* State the step hook needs: keep the known region of every image of the batch on the noisy trajectory of the
+ * original latents, with that image's own noise. */
 struct hook_state {
     const kd_sampler_t *sampler;
-    const kd_tensor_t *image_latents, *noise;
+    const kd_tensor_t *image_latents; /* [1, C, h, w] */
+    const kd_tensor_t *noise;         /* [images, C, h, w] */
+    kd_tensor_t *row;                 /* [1, C, h, w] scratch */
     const int64_t *timesteps;
-    uint32_t count;
+    uint32_t count, images;
     const float *mask; /* [h * w], 1 = keep */
     int64_t channels, plane;
 };
@@ -94,13 +97,18 @@ static void blend(float *lat, const float *known, const float *mask, int64_t cha
 
 static kd_status step_hook(void *user, uint32_t i, kd_tensor_t *latents) {
     struct hook_state *s = user;
-    kd_tensor_t *proper = NULL;
-    if (i + 1 < s->count) {
-        kd_status st = server->sampler_add_noise(s->sampler, s->image_latents, s->noise, s->timesteps[i + 1], &proper);
-        if (st != KD_OK) return st;
+    int64_t slab = s->channels * s->plane;
+    for (uint32_t k = 0; k < s->images; k++) {
+        kd_tensor_t *proper = NULL;
+        if (i + 1 < s->count) {
+            memcpy(server->tensor_data(s->row), server->tensor_data(s->noise) + k * slab, sizeof(float) * slab);
+            kd_status st = server->sampler_add_noise(s->sampler, s->image_latents, s->row, s->timesteps[i + 1], &proper);
+            if (st != KD_OK) return st;
+        }
+        blend(server->tensor_data(latents) + k * slab, server->tensor_data(proper ? proper : s->image_latents), s->mask,
+              s->channels, s->plane);
+        if (proper) server->tensor_release(proper);
     }
-    blend(server->tensor_data(latents), server->tensor_data(proper ? proper : s->image_latents), s->mask, s->channels, s->plane);
-    if (proper) server->tensor_release(proper);
     return KD_OK;
 }
 
@@ -113,45 +121,101 @@ struct canvas_state {
     int64_t width, height, latent_channels, scale_factor;
 };
 
-/* Output image `index` of the run, generated from `seed`. */
-static kd_status outpaint_image(const kd_run_context_t *ctx, const struct canvas_state *cs, uint64_t seed,
-                                uint32_t index) {
+/* Output image `index`: the final latents [1, C, h, w] through MoVQ, then keep_unmasked's seam. */
+static kd_status write_image(const kd_run_context_t *ctx, const struct canvas_state *cs, const kd_tensor_t *latents,
+                             const kd_tensor_t *keep_tensor, uint32_t index) {
+    int64_t W = cs->width, H = cs->height, plane_px = W * H;
+    kd_tensor_t *decoded = NULL;
+    kd_status st = server->movq_decode(cs->decoder, latents, &decoded);
+    if (st != KD_OK) return st;
+    kd_image_t *img = index == 0 ? ctx->allocate_output(ctx, (int32_t)W, (int32_t)H, 3)
+                                 : ctx->allocate_output_at(ctx, index, (int32_t)W, (int32_t)H, 3);
+    if (!img) {
+        server->tensor_release(decoded);
+        return fail(ctx, KD_ERR_OUT_OF_MEMORY, "cannot allocate the output");
+    }
+    const float *d = server->tensor_data(decoded);
+    for (int64_t i = 0; i < 3 * plane_px; i++) {
+        /* The byte conversion below is undefined outside [0, 1]: broken weights give NaN here. */
+        if (!(d[i] >= 0 && d[i] <= 1)) {
+            server->tensor_release(decoded);
+            return fail(ctx, KD_ERR_FAILED, "the decoded picture holds NaN or infinity: the MoVQ decoder produced it "
+                                            "(broken weights?)");
+        }
+    }
+    for (int64_t y = 0; y < H; y++)
+        for (int64_t x = 0; x < W; x++)
+            for (int c = 0; c < 3; c++)
+                img->data[y * img->row_bytes + x * 3 + c] = (uint8_t)nearbyintf(d[c * plane_px + y * W + x] * 255.0f);
+    server->tensor_release(decoded);
+    if (!int_param(ctx, "keep_unmasked")) return KD_OK;
+    if (!KD_STRUCT_HAS(server, kd_model_server_t, inpaint_composite))
+        return fail(ctx, KD_ERR_UNSUPPORTED, "keep_unmasked needs a host whose model server speaks ABI 1.2");
+    kd_image_t original = {sizeof(kd_image_t), (int32_t)W, (int32_t)H, 3, W * 3, cs->canvas, 8};
+    st = server->inpaint_composite(img, &original, keep_tensor, (int32_t)int_param(ctx, "mask_blur"));
+    if (st != KD_OK) fail(ctx, st, "inpaint_composite refused the canvas");
+    return st;
+}
+
+/* The largest num_images (the parameter's declared maximum). */
+#define MAX_IMAGES 64
+
+/* Output images first .. first + count - 1 of the run, image k made from seed + k, denoised in one call. */
+static kd_status outpaint_batch(const kd_run_context_t *ctx, const struct canvas_state *cs, uint64_t seed,
+                                uint32_t first, uint32_t count) {
     kd_status st = KD_OK;
     kd_model_t *prior = cs->prior, *decoder = cs->decoder;
-    kd_tensor_t *pixels = cs->pixels;
-    const float *keep = cs->keep;
-    uint8_t *canvas = cs->canvas;
     int64_t W = cs->width, H = cs->height, lc = cs->latent_channels, f = cs->scale_factor, plane_px = W * H;
-    kd_generator_t *g = server->generator_create(seed);
+    int64_t h = H / f, w = W / f, plane = h * w, slab = lc * plane;
+    kd_generator_t *g[MAX_IMAGES] = {0};
     kd_tensor_t *embeds = NULL, *negative = NULL, *image_latents = NULL, *keep_tensor = NULL, *latent_mask = NULL,
-                *extra = NULL,
-                *latents = NULL, *noise = NULL, *out = NULL, *decoded = NULL;
+                *extra = NULL, *latents = NULL, *noise = NULL, *row = NULL, *out = NULL;
     kd_sampler_t *sampler = NULL;
     int64_t *ts = NULL;
-    st = server->prior_embed_prompt(ctx, prior, string_param(ctx, "prompt"), string_param(ctx, "negative_prompt"),
-                                    (int32_t)int_param(ctx, "prior_num_inference_steps"),
-                                    (float)float_param(ctx, "prior_guidance_scale"), g,
-                                    &embeds, &negative);
-    if (st != KD_OK) goto done;
-    if ((st = server->movq_encode(decoder, pixels, &image_latents)) != KD_OK) goto done;
+    for (uint32_t k = 0; k < count; k++) g[k] = server->generator_create(seed + first + k);
+
+    /* The prompt through the prior on each image's generator, in the order a run of one image draws: [count, D]. */
+    for (uint32_t k = 0; k < count; k++) {
+        kd_tensor_t *e = NULL, *n = NULL;
+        st = server->prior_embed_prompt(ctx, prior, string_param(ctx, "prompt"), string_param(ctx, "negative_prompt"),
+                                        (int32_t)int_param(ctx, "prior_num_inference_steps"),
+                                        (float)float_param(ctx, "prior_guidance_scale"), g[k], &e, &n);
+        if (st != KD_OK) goto done;
+        int64_t d = server->tensor_dim(e, 1), shape[2] = {count, d};
+        if (k == 0) {
+            embeds = server->tensor_create(shape, 2);
+            negative = server->tensor_create(shape, 2);
+        }
+        if (embeds && negative) {
+            memcpy(server->tensor_data(embeds) + k * d, server->tensor_data(e), sizeof(float) * d);
+            memcpy(server->tensor_data(negative) + k * d, server->tensor_data(n), sizeof(float) * d);
+        }
+        server->tensor_release(e);
+        server->tensor_release(n);
+        if (!embeds || !negative) { st = fail(ctx, KD_ERR_OUT_OF_MEMORY, "out of memory"); goto done; }
+    }
+    if ((st = server->movq_encode(decoder, cs->pixels, &image_latents)) != KD_OK) goto done;
 
     /* The latent mask and the UNet's extra channels: the server's inpaint_condition, as the inpaint plugin gets
-     * them. */
-    int64_t h = H / f, w = W / f, plane = h * w;
+     * them, shared by every image. */
     uint32_t copies = float_param(ctx, "guidance_scale") > 1 ? 2 : 1;
     keep_tensor = tensor4(1, 1, H, W);
-    latents = tensor4(1, lc, h, w);
-    noise = tensor4(1, lc, h, w);
-    if (!keep_tensor || !latents || !noise) { st = fail(ctx, KD_ERR_OUT_OF_MEMORY, "out of memory"); goto done; }
-    memcpy(server->tensor_data(keep_tensor), keep, sizeof(float) * plane_px);
+    latents = tensor4(count, lc, h, w);
+    noise = tensor4(count, lc, h, w);
+    row = tensor4(1, lc, h, w);
+    if (!keep_tensor || !latents || !noise || !row) { st = fail(ctx, KD_ERR_OUT_OF_MEMORY, "out of memory"); goto done; }
+    memcpy(server->tensor_data(keep_tensor), cs->keep, sizeof(float) * plane_px);
     if ((st = server->inpaint_condition(decoder, keep_tensor, image_latents, copies, &latent_mask, &extra)) != KD_OK) {
         fail(ctx, st, "inpaint_condition refused the canvas mask");
         goto done;
     }
     const float *il = server->tensor_data(image_latents);
     const float *mask = server->tensor_data(latent_mask);
-    server->generator_randn(g, latents);
-    memcpy(server->tensor_data(noise), server->tensor_data(latents), sizeof(float) * lc * plane);
+    for (uint32_t k = 0; k < count; k++) {
+        server->generator_randn(g[k], row);
+        memcpy(server->tensor_data(latents) + k * slab, server->tensor_data(row), sizeof(float) * slab);
+    }
+    memcpy(server->tensor_data(noise), server->tensor_data(latents), sizeof(float) * count * slab);
 
     int32_t steps = (int32_t)int_param(ctx, "num_inference_steps");
     kd_sampler_args_t sargs = {sizeof(kd_sampler_args_t), string_param(ctx, "scheduler"), steps, 1.0};
@@ -161,62 +225,45 @@ static kd_status outpaint_image(const kd_run_context_t *ctx, const struct canvas
         goto done;
     }
     ts = malloc(sizeof(int64_t) * (size_t)steps);
-    uint32_t count = 0;
+    uint32_t step_count = 0;
     if (!ts) { st = fail(ctx, KD_ERR_OUT_OF_MEMORY, "out of memory"); goto done; }
-    if ((st = server->sampler_timesteps(sampler, ts, (uint32_t)steps, &count)) != KD_OK) goto done;
-    struct hook_state hs = {sampler, image_latents, noise, ts, count, mask, lc, plane};
+    if ((st = server->sampler_timesteps(sampler, ts, (uint32_t)steps, &step_count)) != KD_OK) goto done;
+    struct hook_state hs = {sampler, image_latents, noise, row, ts, step_count, count, mask, lc, plane};
     kd_denoise_args_t args;
     memset(&args, 0, sizeof args);
     args.struct_size = sizeof args;
     args.latents = latents;
     args.timesteps = ts;
-    args.timestep_count = count;
+    args.timestep_count = step_count;
     args.image_embeds = embeds;
     args.negative_image_embeds = negative;
     args.guidance_scale = (float)float_param(ctx, "guidance_scale");
     args.extra_channels = extra;
     args.step_hook = step_hook;
     args.step_hook_user = &hs;
-    args.generator = g;
+    args.generator = g[0];
+    if (count > 1) {
+        args.generators = g;
+        args.generator_count = count;
+    }
     args.sampler = sampler;
     if ((st = server->denoise(ctx, decoder, &args, &out)) != KD_OK) goto done;
-    blend(server->tensor_data(out), il, mask, lc, plane);
-    if ((st = server->movq_decode(decoder, out, &decoded)) != KD_OK) goto done;
 
-    kd_image_t *img = index == 0 ? ctx->allocate_output(ctx, (int32_t)W, (int32_t)H, 3)
-                                 : ctx->allocate_output_at(ctx, index, (int32_t)W, (int32_t)H, 3);
-    if (!img) { st = fail(ctx, KD_ERR_OUT_OF_MEMORY, "cannot allocate the output"); goto done; }
-    const float *d = server->tensor_data(decoded);
-    for (int64_t i = 0; i < 3 * plane_px; i++) {
-        /* The byte conversion below is undefined outside [0, 1]: broken weights give NaN here. */
-        if (!(d[i] >= 0 && d[i] <= 1)) {
-            st = fail(ctx, KD_ERR_FAILED, "the decoded picture holds NaN or infinity: the MoVQ decoder produced it "
-                                          "(broken weights?)");
-            goto done;
-        }
-    }
-    for (int64_t y = 0; y < H; y++)
-        for (int64_t x = 0; x < W; x++)
-            for (int c = 0; c < 3; c++) img->data[y * img->row_bytes + x * 3 + c] = (uint8_t)nearbyintf(d[c * plane_px + y * W + x] * 255.0f);
-    if (int_param(ctx, "keep_unmasked")) {
-        if (!KD_STRUCT_HAS(server, kd_model_server_t, inpaint_composite)) {
-            st = fail(ctx, KD_ERR_UNSUPPORTED, "keep_unmasked needs a host whose model server speaks ABI 1.2");
-            goto done;
-        }
-        kd_image_t original = {sizeof(kd_image_t), (int32_t)W, (int32_t)H, 3, W * 3, canvas, 8};
-        int32_t blur = (int32_t)int_param(ctx, "mask_blur");
-        if ((st = server->inpaint_composite(img, &original, keep_tensor, blur)) != KD_OK)
-            fail(ctx, st, "inpaint_composite refused the canvas");
+    for (uint32_t k = 0; k < count && st == KD_OK; k++) {
+        float *image_out = server->tensor_data(out) + k * slab;
+        blend(image_out, il, mask, lc, plane);
+        memcpy(server->tensor_data(row), image_out, sizeof(float) * slab);
+        st = write_image(ctx, cs, row, keep_tensor, first + k);
     }
 
 done:
     free(ts);
     if (sampler) server->sampler_release(sampler);
-    kd_tensor_t *all[] = {embeds, negative, image_latents, keep_tensor, latent_mask,
-                          extra,  latents,  noise,         out,         decoded};
+    kd_tensor_t *all[] = {embeds, negative, image_latents, keep_tensor, latent_mask, extra, latents, noise, row, out};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (all[i]) server->tensor_release(all[i]);
-    server->generator_release(g);
+    for (uint32_t k = 0; k < count; k++)
+        if (g[k]) server->generator_release(g[k]);
     return st;
 }
 
@@ -286,9 +333,15 @@ static kd_status run(uint32_t index, const kd_run_context_t *ctx) {
         return fail(ctx, KD_ERR_UNSUPPORTED, "num_images above 1 needs a host that speaks plugin ABI 1.5");
     }
     struct canvas_state canvas_state = {prior, decoder, pixels, keep, canvas, W, H, lc, f};
+    uint32_t limit = 1;
+    if (images > 1 && KD_STRUCT_HAS(server, kd_model_server_t, denoise_batch_limit))
+        limit = server->denoise_batch_limit(decoder, (int32_t)(H / f), (int32_t)(W / f),
+                                            (float)float_param(ctx, "guidance_scale"), images);
+    if (limit < 1) limit = 1;
     kd_status st = KD_OK;
-    for (uint32_t k = 0; k < images && st == KD_OK; k++)
-        st = outpaint_image(ctx, &canvas_state, (uint64_t)int_param(ctx, "seed") + k, k);
+    for (uint32_t first = 0; first < images && st == KD_OK; first += limit)
+        st = outpaint_batch(ctx, &canvas_state, (uint64_t)int_param(ctx, "seed"), first,
+                            images - first < limit ? images - first : limit);
     free(keep);
     free(canvas);
     server->tensor_release(pixels);

@@ -106,8 +106,8 @@ public final class DecoderPipeline {
 extension DecoderPipeline {
     /// Feature-map floats per UNet sample at each level's resolution, times this factor, estimate the bytes a sample
     /// holds at once (the skip connections of every down block wait for the up path, each resnet holds its input,
-    /// its output and a norm's copy). Measured peak pooled bytes per extra sample, default model at 256x256: see
-    /// docs/performance.md, "Several images per run".
+    /// its output and a norm's copy). An upper estimate: measured growth of peak memory per image is below it
+    /// (docs/performance.md, "Several images per run").
     static let activationMapsPerLevel = 24
 
     /// An estimate of the activation bytes one UNet sample takes at a latent size, from the UNet's config.
