@@ -24,7 +24,8 @@ static const kd_input_desc_t inputs[] = {
 };
 static const kd_param_desc_t params[] = {
     {sizeof(kd_param_desc_t), "prompt", "what the new border should show", KD_PARAM_STRING, 0, 0, 0, NULL},
-    {sizeof(kd_param_desc_t), "negative_prompt", "what to steer away from", KD_PARAM_STRING, KD_PARAM_OPTIONAL, 0, 0, NULL},
+    {sizeof(kd_param_desc_t), "negative_prompt", "what to steer away from", KD_PARAM_STRING, KD_PARAM_OPTIONAL, 0, 0,
+     NULL},
     {sizeof(kd_param_desc_t), "border", "pixels added on every side", KD_PARAM_INT, 0, 8, 1024, "64"},
     {sizeof(kd_param_desc_t), "prior_num_inference_steps", "prior denoising steps", KD_PARAM_INT, 0, 2, 1000, "25"},
     {sizeof(kd_param_desc_t), "prior_guidance_scale", "prior guidance (on above 1)", KD_PARAM_FLOAT, 0, 0, 100, "4.0"},
@@ -39,8 +40,10 @@ static const kd_param_desc_t params[] = {
      0, 0, 1, "true"},
     {sizeof(kd_param_desc_t), "mask_blur", "keep_unmasked: the seam's width in pixels, inside the new border",
      KD_PARAM_INT, 0, 0, 256, "4"},
-    {sizeof(kd_param_desc_t), "model_name", "inpainting decoder (folder or hub id)", KD_PARAM_STRING, KD_PARAM_OPTIONAL | KD_PARAM_MODEL, 0, 0, NULL},
-    {sizeof(kd_param_desc_t), "prior_model_name", "prior (folder or hub id)", KD_PARAM_STRING, KD_PARAM_OPTIONAL | KD_PARAM_MODEL, 0, 0, NULL},
+    {sizeof(kd_param_desc_t), "model_name", "inpainting decoder (folder or hub id)", KD_PARAM_STRING,
+     KD_PARAM_OPTIONAL | KD_PARAM_MODEL, 0, 0, NULL},
+    {sizeof(kd_param_desc_t), "prior_model_name", "prior (folder or hub id)", KD_PARAM_STRING,
+     KD_PARAM_OPTIONAL | KD_PARAM_MODEL, 0, 0, NULL},
 };
 static const kd_plugin_desc_t descriptor = {
     sizeof(kd_plugin_desc_t), "outpaint", "Outpainting (C)", "1.0.0",
@@ -65,7 +68,10 @@ static double float_param(const kd_run_context_t *ctx, const char *key) {
     const kd_value_t *v = param(ctx, key);
     return v ? v->float_value : 0;
 }
-static const char *string_param(const kd_run_context_t *ctx, const char *key) { const kd_value_t *v = param(ctx, key); return v ? v->string_value : NULL; }
+static const char *string_param(const kd_run_context_t *ctx, const char *key) {
+    const kd_value_t *v = param(ctx, key);
+    return v ? v->string_value : NULL;
+}
 
 static kd_status fail(const kd_run_context_t *ctx, kd_status status, const char *message) {
     if (status != KD_CANCELLED && message) ctx->set_error(ctx, message);
@@ -92,7 +98,8 @@ struct hook_state {
 
 static void blend(float *lat, const float *known, const float *mask, int64_t channels, int64_t plane) {
     for (int64_t c = 0; c < channels; c++)
-        for (int64_t i = 0; i < plane; i++) lat[c * plane + i] = mask[i] * known[c * plane + i] + (1 - mask[i]) * lat[c * plane + i];
+        for (int64_t i = 0; i < plane; i++)
+            lat[c * plane + i] = mask[i] * known[c * plane + i] + (1 - mask[i]) * lat[c * plane + i];
 }
 
 static kd_status step_hook(void *user, uint32_t i, kd_tensor_t *latents) {
@@ -102,7 +109,8 @@ static kd_status step_hook(void *user, uint32_t i, kd_tensor_t *latents) {
         kd_tensor_t *proper = NULL;
         if (i + 1 < s->count) {
             memcpy(server->tensor_data(s->row), server->tensor_data(s->noise) + k * slab, sizeof(float) * slab);
-            kd_status st = server->sampler_add_noise(s->sampler, s->image_latents, s->row, s->timesteps[i + 1], &proper);
+            kd_status st =
+                server->sampler_add_noise(s->sampler, s->image_latents, s->row, s->timesteps[i + 1], &proper);
             if (st != KD_OK) return st;
         }
         blend(server->tensor_data(latents) + k * slab, server->tensor_data(proper ? proper : s->image_latents), s->mask,
@@ -203,7 +211,10 @@ static kd_status outpaint_batch(const kd_run_context_t *ctx, const struct canvas
     latents = tensor4(count, lc, h, w);
     noise = tensor4(count, lc, h, w);
     row = tensor4(1, lc, h, w);
-    if (!keep_tensor || !latents || !noise || !row) { st = fail(ctx, KD_ERR_OUT_OF_MEMORY, "out of memory"); goto done; }
+    if (!keep_tensor || !latents || !noise || !row) {
+        st = fail(ctx, KD_ERR_OUT_OF_MEMORY, "out of memory");
+        goto done;
+    }
     memcpy(server->tensor_data(keep_tensor), cs->keep, sizeof(float) * plane_px);
     if ((st = server->inpaint_condition(decoder, keep_tensor, image_latents, copies, &latent_mask, &extra)) != KD_OK) {
         fail(ctx, st, "inpaint_condition refused the canvas mask");
@@ -286,9 +297,11 @@ static kd_status run(uint32_t index, const kd_run_context_t *ctx) {
     info.struct_size = sizeof info;
     server->decoder_info(decoder, &info);
     int64_t lc = info.latent_channels, f = info.scale_factor, q = f * f;
-    if (info.has_hint || info.unet_in_channels != 2 * lc + 1) return fail(ctx, KD_ERR_UNSUPPORTED, "model_name is not an inpainting decoder");
+    if (info.has_hint || info.unet_in_channels != 2 * lc + 1)
+        return fail(ctx, KD_ERR_UNSUPPORTED, "model_name is not an inpainting decoder");
 
-    /* Canvas: the picture centred, the border filled by stretching the nearest edge pixel; sized up to a multiple of q. */
+    /* Canvas: the picture centred, the border filled by stretching the nearest edge pixel; sized up to a multiple of
+     * q. */
     int64_t border = int_param(ctx, "border");
     int64_t W = ((image->width + 2 * border + q - 1) / q) * q, H = ((image->height + 2 * border + q - 1) / q) * q;
     if (W > MAX_CANVAS_SIDE || H > MAX_CANVAS_SIDE) {

@@ -48,7 +48,9 @@ final class NumImagesTests: XCTestCase {
             make(
                 "controlnet-depth with an init image", "controlnet-depth", ["strength": "0.6"],
                 ["depth": "depth.png", "image": "picture.png"]),
-            make("outpaint (C)", "outpaint", ["border": "8", "guidance_scale": "4"], ["image": "picture.png"], sized: false),
+            make(
+                "outpaint (C)", "outpaint", ["border": "8", "guidance_scale": "4"], ["image": "picture.png"],
+                sized: false),
         ]
     }()
 

@@ -310,22 +310,27 @@ typedef struct kd_model_server {
     kd_status (*decoder_info)(kd_model_t *decoder, kd_decoder_info_t *info);
     /* Prior: prompt -> (image_embeds, negative_image_embeds), KandinskyV22PriorPipeline semantics: a non-NULL
      * negative prompt (even "") runs through the prior; NULL gives the zero-image embedding. */
-    kd_status (*prior_embed_prompt)(const kd_run_context_t *ctx, kd_model_t *prior, const char *prompt, const char *negative_prompt,
-                                    int32_t steps, float guidance_scale, kd_generator_t *generator, kd_tensor_t **image_embeds,
+    kd_status (*prior_embed_prompt)(const kd_run_context_t *ctx, kd_model_t *prior, const char *prompt,
+                                    const char *negative_prompt, int32_t steps, float guidance_scale,
+                                    kd_generator_t *generator, kd_tensor_t **image_embeds,
                                     kd_tensor_t **negative_image_embeds);
     /* CLIP image embedding of a picture [1, D]. */
     kd_status (*prior_embed_image)(kd_model_t *prior, const kd_image_t *image, kd_tensor_t **embeds);
     /* Decoder */
-    kd_status (*set_timesteps)(kd_model_t *decoder, int32_t steps, int64_t *timesteps, uint32_t capacity, uint32_t *count);
+    kd_status (*set_timesteps)(kd_model_t *decoder, int32_t steps, int64_t *timesteps, uint32_t capacity,
+                               uint32_t *count);
     kd_status (*add_noise)(kd_model_t *decoder, const kd_tensor_t *original, const kd_tensor_t *noise, int64_t timestep,
                            kd_tensor_t **noisy);
-    kd_status (*movq_encode)(kd_model_t *decoder, const kd_tensor_t *pixels, kd_tensor_t **latents); /* [-1,1] -> latents */
+    /* [-1, 1] pixels -> latents */
+    kd_status (*movq_encode)(kd_model_t *decoder, const kd_tensor_t *pixels, kd_tensor_t **latents);
     kd_status (*movq_decode)(kd_model_t *decoder, const kd_tensor_t *latents, kd_tensor_t **pixels);  /* -> [0,1] */
-    kd_status (*denoise)(const kd_run_context_t *ctx, kd_model_t *decoder, const kd_denoise_args_t *args, kd_tensor_t **latents);
+    kd_status (*denoise)(const kd_run_context_t *ctx, kd_model_t *decoder, const kd_denoise_args_t *args,
+                         kd_tensor_t **latents);
     /* Pillow's Image.resize (bit-exact); a 16-bit image is resized as Pillow resizes mode I;16 and stays 16-bit
      * (reducing_gap must then be 0). NULL on bad arguments. The result is plugin-owned: free it with
      * image_release. */
-    kd_image_t *(*image_resize)(const kd_image_t *image, int32_t width, int32_t height, kd_resample filter, double reducing_gap);
+    kd_image_t *(*image_resize)(const kd_image_t *image, int32_t width, int32_t height, kd_resample filter,
+                                double reducing_gap);
     void (*image_release)(kd_image_t *image);
 
     /* ---- 1.1: check KD_STRUCT_HAS(server, kd_model_server_t, <function>) before calling any of these. */
