@@ -51,11 +51,7 @@ public enum BatchPlan {
             guard !output.hasPrefix("/"), !parts.contains(".."), !parts.contains(""), !parts.contains(".") else {
                 throw BatchProblem("\(label): output '\(output)' must be a plain path inside the batch folder")
             }
-            // A count the schema refuses fails the item when it runs; its name is planned as one image.
-            let imageCount = parameters[PluginSpec.imageCountKey].flatMap {
-                Int($0.trimmingCharacters(in: .whitespaces))
-            }
-            let files = ImageSeries.outputPaths(output, count: min(max(imageCount ?? 1, 1), 64))
+            let files = ImageSeries.outputPaths(output, count: ImageSeries.count(given: parameters))
             for file in files {
                 if let first = outputs[file] { throw BatchProblem("items \(first) and \(index) both write \(file)") }
                 outputs[file] = index

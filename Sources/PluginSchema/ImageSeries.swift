@@ -12,10 +12,20 @@ extension PluginSpec {
 }
 
 public enum ImageSeries {
+    /// The most images one request may ask for (every plugin declares num_images up to this).
+    public static let maximumCount = 64
+
     /// How many images resolved parameters ask for (1 when the plugin declares no num_images).
     public static func count(_ values: [String: ParamValue]) -> Int {
         guard case .int(let count) = values[PluginSpec.imageCountKey] else { return 1 }
         return Int(max(count, 1))
+    }
+
+    /// The files to plan for parameters as given, before the schema checks them: num_images' whole number held to
+    /// 1 ... maximumCount, anything else 1 (such a request fails when it runs).
+    public static func count(given parameters: [String: String]) -> Int {
+        let given = parameters[PluginSpec.imageCountKey].flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
+        return min(max(given ?? 1, 1), maximumCount)
     }
 
     /// Where image `index` of `count` goes: `output` itself for a single image, else NAME-INDEX.EXT beside it

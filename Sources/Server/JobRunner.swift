@@ -153,8 +153,8 @@ public final class JobRunner: @unchecked Sendable {
                 end(job.id, state: .failed, error: "the result could not be stored: \(error)")
             }
         case .failed(let reason):
-            let count = min(Int(job.params[PluginSpec.imageCountKey] ?? "") ?? 1, 64)
-            for path in Set([request.output] + ImageSeries.outputPaths(request.output, count: count)) { unlink(path) }
+            let planned = ImageSeries.outputPaths(request.output, count: ImageSeries.count(given: job.params))
+            for path in Set([request.output] + planned) { unlink(path) }
             if stopped {
                 end(job.id, state: .cancelled, error: "cancelled")
             } else if shuttingDown {

@@ -12,7 +12,7 @@ public enum SampleGroup {
     /// Calls `body(first, count)` for consecutive groups of the current size over `samples` samples (one call for
     /// all of them when no group is set or the batch is no larger).
     static func forEach(samples: Int, _ body: (_ first: Int, _ count: Int) -> Void) {
-        let group = size.map { max($0, 1) } ?? samples
+        let group = max(callSize(samples: samples), 1)
         var first = 0
         repeat {
             body(first, min(group, samples - first))
