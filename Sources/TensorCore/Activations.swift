@@ -2,6 +2,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import VectorMath
 
 public enum Activation: String, Sendable {
     case silu, gelu, quickGELU = "quick_gelu", relu
@@ -22,10 +23,10 @@ public func applyActivation(_ act: Activation, _ x: Tensor) {
     let p = x.data
     parallelFor(x.count, minPerThread: 1 << 14) { r in
         switch act {
-        case .silu: for i in r { let v = p[i]; p[i] = v / (1 + expf(-v)) }
+        case .silu: vm_sigmoid_weighted(p + r.lowerBound, p + r.lowerBound, r.count, 1, 0, 1)
         // Exact GELU: x * Phi(x), as torch.nn.functional.gelu(approximate="none").
         case .gelu: for i in r { let v = p[i]; p[i] = 0.5 * v * (1 + erff(v * 0.70710678118654752)) }
-        case .quickGELU: for i in r { let v = p[i]; p[i] = v / (1 + expf(-1.702 * v)) }
+        case .quickGELU: vm_sigmoid_weighted(p + r.lowerBound, p + r.lowerBound, r.count, 1, 0, 1.702)
         case .relu: for i in r { p[i] = max(p[i], 0) }
         }
     }
@@ -47,14 +48,6 @@ public func softmaxLastDim(_ x: Tensor) {
 @inline(__always)
 func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, cols: Int) {
     parallelFor(rows, minPerThread: 4) { range in
-        for r in range {
-            let row = p + r * cols
-            var m = -Float.infinity
-            for i in 0..<cols { m = max(m, row[i]) }
-            var s: Float = 0
-            for i in 0..<cols { let e = expf(row[i] - m); row[i] = e; s += e }
-            let inv = 1 / s
-            for i in 0..<cols { row[i] *= inv }
-        }
+        for r in range { vm_softmax_row(p + r * cols, cols) }
     }
 }

@@ -2,6 +2,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import VectorMath
 
 /// a += b (equal shapes; b is read in a's layout).
 public func addInPlace(_ a: Tensor, _ b: Tensor) {
@@ -144,20 +145,15 @@ public func scaleShiftSiLU(_ x: Tensor, _ modulation: Tensor) {
                 let b = bc / channels, c = bc % channels
                 let scale = 1 + pm[b * 2 * channels + c], shift = pm[b * 2 * channels + channels + c]
                 let p = px + bc * pixels
-                for i in 0..<pixels {
-                    let v = p[i] * scale + shift
-                    p[i] = v / (1 + expf(-v))
-                }
+                vm_sigmoid_weighted(p, p, pixels, scale, shift, 1)
             }
         }
     case .channelsLast:
         parallelFor(batch * pixels, minPerThread: 64) { r in
             for pixel in r {
                 let p = px + pixel * channels, m = pm + pixel / pixels * 2 * channels
-                for c in 0..<channels {
-                    let v = p[c] * (1 + m[c]) + m[channels + c]
-                    p[c] = v / (1 + expf(-v))
-                }
+                for c in 0..<channels { p[c] = p[c] * (1 + m[c]) + m[channels + c] }
+                vm_sigmoid_weighted(p, p, channels, 1, 0, 1)
             }
         }
     }

@@ -1,9 +1,11 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import VectorMath
 
-// torch.nn.GroupNorm and torch.nn.LayerNorm. Statistics accumulate in Double in two passes: the sums span up to
-// a million values and float accumulation would drift from PyTorch's by more than our parity tolerance.
+// torch.nn.GroupNorm and torch.nn.LayerNorm. Statistics accumulate in Double in two passes (VectorMath's sums): the
+// sums span up to a million values and float accumulation would drift from PyTorch's by more than our parity
+// tolerance.
 
 /// GroupNorm over x [B, C, *spatial]; optionally fused with SiLU (every ResnetBlock2D applies one right after). The
 /// result keeps x's layout.
@@ -29,11 +31,8 @@ private func groupNormalize(_ x: Tensor, groups: Int, weight: Tensor?, bias: Ten
             let base = bg * perGroup * spatial
             let n = perGroup * spatial
             let src = x.data + base, dst = out.data + base
-            var sum = 0.0
-            for i in 0..<n { sum += Double(src[i]) }
-            let mean = sum / Double(n)
-            var sq = 0.0
-            for i in 0..<n { let d = Double(src[i]) - mean; sq += d * d }
+            let mean = vm_sum(src, n) / Double(n)
+            let sq = vm_sum_squared_deviations(src, n, mean)
             let invStd = 1.0 / (sq / Double(n) + Double(eps)).squareRoot()
             for c in 0..<perGroup {
                 let ch = g * perGroup + c
@@ -41,7 +40,7 @@ private func groupNormalize(_ x: Tensor, groups: Int, weight: Tensor?, bias: Ten
                 let shift = (bias?.data[ch] ?? 0) - Float(mean) * scale
                 let s = src + c * spatial, d = dst + c * spatial
                 if fuseSiLU {
-                    for i in 0..<spatial { let v = s[i] * scale + shift; d[i] = v / (1 + expf(-v)) }
+                    vm_sigmoid_weighted(s, d, spatial, scale, shift, 1)
                 } else {
                     for i in 0..<spatial { d[i] = s[i] * scale + shift }
                 }
@@ -51,58 +50,54 @@ private func groupNormalize(_ x: Tensor, groups: Int, weight: Tensor?, bias: Ten
     return out
 }
 
-/// Channels-last group norm: each pixel holds all groups, so the statistics are summed per band of pixels (partial
-/// sums in Double, one row of groups per band) and then combined; mean first, then squared deviations, as the planar
-/// form does.
+/// Channels-last group norm: each pixel holds all groups, so the statistics are summed per band of pixels into
+/// per-channel partial sums (Double, one row of channels per band: that add runs along contiguous channels) and then
+/// combined per group; mean first, then squared deviations, as the planar form does.
 private func groupNormalizeChannelsLast(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float,
                                         silu fuseSiLU: Bool) -> Tensor {
     let (batch, channels, pixels) = (x.dim(0), x.dim(1), x.dim(2) * x.dim(3))
     let perGroup = channels / groups
     let bands = min(pixels, 64)
-    let partial = UnsafeMutablePointer<Double>.allocate(capacity: batch * bands * groups)
+    let partial = UnsafeMutablePointer<Double>.allocate(capacity: batch * bands * channels)
     defer { partial.deallocate() }
     let mean = UnsafeMutablePointer<Double>.allocate(capacity: batch * groups)
     defer { mean.deallocate() }
+    let channelMean = UnsafeMutablePointer<Double>.allocate(capacity: batch * channels)
+    defer { channelMean.deallocate() }
     let count = Double(perGroup * pixels)
 
-    /// Sums x (or, given `centre`, (x - centre)^2) over each (batch, group) into `sums` [batch * groups], by bands
-    /// on all threads.
-    func groupSums(into sums: UnsafeMutablePointer<Double>, centre: UnsafePointer<Double>?) {
+    /// Sums x (or, given per-channel `centres` [batch * channels], (x - centre)^2) over each (batch, group) into
+    /// `sums` [batch * groups], by bands on all threads.
+    func groupSums(into sums: UnsafeMutablePointer<Double>, centres: UnsafePointer<Double>?) {
         parallelFor(batch * bands) { range in
             for job in range {
                 let b = job / bands, band = job % bands
-                let row = partial + job * groups
-                row.update(repeating: 0, count: groups)
+                let row = partial + job * channels
+                row.update(repeating: 0, count: channels)
                 let first = band * pixels / bands, end = (band + 1) * pixels / bands
                 for pixel in first..<end {
-                    let values = x.data + (b * pixels + pixel) * channels
-                    for g in 0..<groups {
-                        let group = values + g * perGroup
-                        var sum = 0.0
-                        if let centre {
-                            let m = centre[b * groups + g]
-                            for c in 0..<perGroup { let d = Double(group[c]) - m; sum += d * d }
-                        } else {
-                            for c in 0..<perGroup { sum += Double(group[c]) }
-                        }
-                        row[g] += sum
-                    }
+                    vm_accumulate_channels(x.data + (b * pixels + pixel) * channels, channels,
+                                           centres.map { $0 + b * channels }, row)
                 }
             }
         }
         for bg in 0..<batch * groups {
             let b = bg / groups, g = bg % groups
             var sum = 0.0
-            for band in 0..<bands { sum += partial[(b * bands + band) * groups + g] }
+            for band in 0..<bands {
+                let groupPartials = partial + (b * bands + band) * channels + g * perGroup
+                for c in 0..<perGroup { sum += groupPartials[c] }
+            }
             sums[bg] = sum
         }
     }
 
-    groupSums(into: mean, centre: nil)
+    groupSums(into: mean, centres: nil)
     for bg in 0..<batch * groups { mean[bg] /= count }
+    for bc in 0..<batch * channels { channelMean[bc] = mean[bc / channels * groups + bc % channels / perGroup] }
     let variance = UnsafeMutablePointer<Double>.allocate(capacity: batch * groups)
     defer { variance.deallocate() }
-    groupSums(into: variance, centre: mean)
+    groupSums(into: variance, centres: channelMean)
 
     // Per (batch, channel): y = x * scale + shift.
     let scale = UnsafeMutablePointer<Float>.allocate(capacity: batch * channels)
@@ -124,11 +119,8 @@ private func groupNormalizeChannelsLast(_ x: Tensor, groups: Int, weight: Tensor
             let b = pixel / pixels
             let src = x.data + pixel * channels, dst = out.data + pixel * channels
             let s = scale + b * channels, t = shift + b * channels
-            if fuseSiLU {
-                for c in 0..<channels { let v = src[c] * s[c] + t[c]; dst[c] = v / (1 + expf(-v)) }
-            } else {
-                for c in 0..<channels { dst[c] = src[c] * s[c] + t[c] }
-            }
+            for c in 0..<channels { dst[c] = src[c] * s[c] + t[c] }
+            if fuseSiLU { vm_sigmoid_weighted(dst, dst, channels, 1, 0, 1) }
         }
     }
     return out
@@ -145,11 +137,8 @@ private func layerNormalize(_ x: Tensor, weight: Tensor?, bias: Tensor?, eps: Fl
     parallelFor(rows, minPerThread: 8) { range in
         for r in range {
             let src = x.data + r * dim, dst = out.data + r * dim
-            var sum = 0.0
-            for i in 0..<dim { sum += Double(src[i]) }
-            let mean = sum / Double(dim)
-            var sq = 0.0
-            for i in 0..<dim { let d = Double(src[i]) - mean; sq += d * d }
+            let mean = vm_sum(src, dim) / Double(dim)
+            let sq = vm_sum_squared_deviations(src, dim, mean)
             let invStd = Float(1.0 / (sq / Double(dim) + Double(eps)).squareRoot())
             let m = Float(mean)
             for i in 0..<dim {
