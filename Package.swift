@@ -5,15 +5,15 @@ import PackageDescription
 // Numeric kernels need AVX2/FMA/F16C code generation; the default x86-64 target is SSE2 only
 // (see docs/performance.md). Other architectures build with their defaults.
 #if arch(x86_64)
-let kernelFlags: [SwiftSetting] = [.unsafeFlags(["-Xcc", "-march=x86-64-v3"])]
-// The C kernels of VectorMath are written to be vectorised: the same target, and no fused multiply-adds, so an
-// element's result does not depend on whether it fell in a vector or in the loop's scalar tail.
-let vectorMathFlags: [CSetting] = [.unsafeFlags(["-std=c11", "-Wall", "-Werror", "-O3", "-march=x86-64-v3",
-                                                  "-ffp-contract=off"])]
+let engineTarget = ["-march=x86-64-v3"]
 #else
-let kernelFlags: [SwiftSetting] = []
-let vectorMathFlags: [CSetting] = [.unsafeFlags(["-std=c11", "-Wall", "-Werror", "-O3", "-ffp-contract=off"])]
+let engineTarget: [String] = []
 #endif
+let kernelFlags: [SwiftSetting] = engineTarget.isEmpty ? [] : [.unsafeFlags(["-Xcc"] + engineTarget)]
+// The C kernels of VectorMath are written to be vectorised: the engine's target, and no fused multiply-adds, so an
+// element's result does not depend on whether it fell in a vector or in the loop's scalar tail.
+let vectorMathFlags: [CSetting] = [.unsafeFlags(["-std=c11", "-Wall", "-Werror", "-O3", "-ffp-contract=off"]
+                                                + engineTarget)]
 
 /// Variant plugins: (product, target folder under Plugins/). Each is a shared library linking only the C header
 /// (and the stateless PluginSupport helpers), never the engine.

@@ -77,7 +77,8 @@ private func concatChannelsLast(_ parts: [Tensor]) -> Tensor {
 public func slice(_ x: Tensor, axis: Int, start: Int, length: Int) -> Tensor {
     let x = x.planar()
     let ax = axis < 0 ? x.rank + axis : axis
-    shapeCheck(start >= 0 && start + length <= x.shape[ax], "slice \(start)..<\(start + length) of axis \(ax) in \(x.shape)")
+    shapeCheck(start >= 0 && start + length <= x.shape[ax],
+               "slice \(start)..<\(start + length) of axis \(ax) in \(x.shape)")
     var shape = x.shape
     shape[ax] = length
     let out = Tensor(shape: shape)

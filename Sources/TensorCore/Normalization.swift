@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import VectorMath
 
 // torch.nn.GroupNorm and torch.nn.LayerNorm. Statistics accumulate in Double in two passes (VectorMath's sums): the

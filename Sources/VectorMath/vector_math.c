@@ -88,34 +88,30 @@ void vm_softmax_row(float *row, size_t count) {
     for (size_t i = 0; i < count; i++) row[i] *= inverse;
 }
 
-double vm_sum(const float *values, size_t count) {
-    double sums[DOUBLE_LANES] = {0};
-    size_t whole = count - count % DOUBLE_LANES;
-    for (size_t i = 0; i < whole; i += DOUBLE_LANES) {
-        for (int lane = 0; lane < DOUBLE_LANES; lane++) sums[lane] += (double)values[i + lane];
-    }
-    double total = 0.0;
-    for (int lane = 0; lane < DOUBLE_LANES; lane++) total += sums[lane];
-    for (size_t i = whole; i < count; i++) total += (double)values[i];
-    return total;
-}
-
-double vm_sum_squared_deviations(const float *values, size_t count, double centre) {
+/* The sum of x, or with `squared` of (x - centre)^2, in double lanes; `squared` is a constant at each call, so the
+ * compiler makes one loop of each. */
+static inline double lane_sum(const float *values, size_t count, double centre, int squared) {
     double sums[DOUBLE_LANES] = {0};
     size_t whole = count - count % DOUBLE_LANES;
     for (size_t i = 0; i < whole; i += DOUBLE_LANES) {
         for (int lane = 0; lane < DOUBLE_LANES; lane++) {
             double deviation = (double)values[i + lane] - centre;
-            sums[lane] += deviation * deviation;
+            sums[lane] += squared ? deviation * deviation : deviation;
         }
     }
     double total = 0.0;
     for (int lane = 0; lane < DOUBLE_LANES; lane++) total += sums[lane];
     for (size_t i = whole; i < count; i++) {
         double deviation = (double)values[i] - centre;
-        total += deviation * deviation;
+        total += squared ? deviation * deviation : deviation;
     }
     return total;
+}
+
+double vm_sum(const float *values, size_t count) { return lane_sum(values, count, 0.0, 0); }
+
+double vm_sum_squared_deviations(const float *values, size_t count, double centre) {
+    return lane_sum(values, count, centre, 1);
 }
 
 void vm_accumulate_channels(const float *restrict values, size_t count, const double *restrict centres,
