@@ -8,7 +8,8 @@
 #pragma once
 #include <stddef.h>
 
-/* e^x, within 2 ulp of float64's exp (VectorMathTests); 0 below -87.34 (so e^-inf is 0), saturating near 2.4e38 above 88.38. */
+/* e^x, within 2 ulp of float64's exp (VectorMathTests); 0 below -87.34 (so e^-inf is 0), saturating near 2.4e38
+ * above 88.38. */
 float vm_exp(float x);
 
 /* dst[i] = v / (1 + e^(-slope * v)) with v = src[i] * scale + shift, for count floats. src and dst: the caller's,
