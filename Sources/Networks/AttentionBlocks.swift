@@ -41,7 +41,10 @@ struct AttentionProjections {
     }
 }
 
-/// SpatialNorm (MoVQ): GroupNorm(f) * conv_y(zq) + conv_b(zq), with zq resized (nearest) to f.
+/// SpatialNorm (MoVQ): GroupNorm(f) * conv_y(zq) + conv_b(zq), with zq resized (nearest) to f, optionally followed by
+/// SiLU. conv_y and conv_b are 1x1, so on the upsampled zq each pixel's value is their value at its source pixel of
+/// zq: they run at zq's own size (64x64 for a 512x512 picture instead of 512x512) and the group norm reads them
+/// through the nearest index, in the pass that writes its result.
 struct SpatialNorm {
     let norm: GroupNorm
     let convY: Conv2d, convB: Conv2d
@@ -52,13 +55,9 @@ struct SpatialNorm {
         convB = try Conv2d(w.scope("conv_b"), in: zqChannels, out: channels, kernel: 1)
     }
 
-    func callAsFunction(_ f: Tensor, zq: Tensor) -> Tensor {
-        let z = (zq.dim(2) == f.dim(2) && zq.dim(3) == f.dim(3)) ? zq : interpolateNearest(zq, height: f.dim(2), width: f.dim(3))
-        let n = norm(f)
-        let y = convY(z).inLayout(of: n), b = convB(z).inLayout(of: n)
-        let pn = n.data, py = y.data, pb = b.data
-        parallelFor(n.count, minPerThread: 1 << 15) { r in for i in r { pn[i] = pn[i] * py[i] + pb[i] } }
-        return n
+    func callAsFunction(_ f: Tensor, zq: Tensor, silu: Bool = false) -> Tensor {
+        let modulation = NearestModulation(scale: convY(zq).inLayout(of: f), shift: convB(zq).inLayout(of: f))
+        return norm(f, silu: silu, modulation: modulation)
     }
 }
 

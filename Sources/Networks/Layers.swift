@@ -48,8 +48,8 @@ public struct GroupNorm {
         self.eps = eps
     }
 
-    public func callAsFunction(_ x: Tensor, silu: Bool = false) -> Tensor {
-        groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps, silu: silu)
+    public func callAsFunction(_ x: Tensor, silu: Bool = false, modulation: NearestModulation? = nil) -> Tensor {
+        groupNorm(x, groups: groups, weight: weight, bias: bias, eps: eps, silu: silu, modulation: modulation)
     }
 }
 

@@ -39,7 +39,7 @@ struct ResnetBlock2D {
         var h: Tensor
         switch norms {
         case .group(let n1, _): h = n1(x, silu: true)
-        case .spatial(let n1, _): h = n1(x, zq: zq!); applyActivation(.silu, h)
+        case .spatial(let n1, _): h = n1(x, zq: zq!, silu: true)
         }
         var input = x
         switch resample {
@@ -63,8 +63,7 @@ struct ResnetBlock2D {
                 h = n2(h, silu: true)
             }
         case .spatial(_, let n2):
-            h = n2(h, zq: zq!)
-            applyActivation(.silu, h)
+            h = n2(h, zq: zq!, silu: true)
         }
         h = conv2(h)
         if let sc = convShortcut { input = sc(input) }

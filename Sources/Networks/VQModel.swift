@@ -202,7 +202,7 @@ public final class VQModel {
         var h = decConvIn(postQuantConv(quant))
         h = decMid(h, zq: zq)
         for b in decBlocks { h = b(h, zq: zq) }
-        if let n = decNormOut { h = n(h, zq: quant); applyActivation(.silu, h) } else { h = decGroupNormOut!(h, silu: true) }
+        if let n = decNormOut { h = n(h, zq: quant, silu: true) } else { h = decGroupNormOut!(h, silu: true) }
         return decConvOut(h).planar()
     }
 

@@ -4,24 +4,56 @@ import VectorMath
 // sums span up to a million values and float accumulation would drift from PyTorch's by more than our parity
 // tolerance.
 
-/// GroupNorm over x [B, C, *spatial]; optionally fused with SiLU (every ResnetBlock2D applies one right after). The
-/// result keeps x's layout.
+/// Maps that multiply and then shift a normalised feature map channel by channel and pixel by pixel, given at their
+/// own resolution and read through nearest-neighbour upsampling (`F.interpolate(mode="nearest")`) at the map's: MoVQ's
+/// SpatialNorm, `norm(f) * conv_y(zq) + conv_b(zq)`. Both [B, C, h, w] in the normalised map's layout.
+public struct NearestModulation {
+    public let scale: Tensor
+    public let shift: Tensor
+
+    public init(scale: Tensor, shift: Tensor) {
+        shapeCheck(scale.rank == 4 && scale.shape == shift.shape && scale.layout == shift.layout,
+                   "modulation: scale \(scale) and shift \(shift)")
+        self.scale = scale
+        self.shift = shift
+    }
+
+    /// For each row and column of an output `height` x `width`, the row and column of the maps it reads.
+    func sourceIndices(height: Int, width: Int) -> (rows: [Int], columns: [Int32]) {
+        (nearestSourceIndices(count: height, from: scale.dim(2)),
+         nearestSourceIndices(count: width, from: scale.dim(3)).map { Int32($0) })
+    }
+}
+
+/// GroupNorm over x [B, C, *spatial], then, in this order, the optional modulation (x must then be [B, C, H, W] in
+/// the modulation's layout) and SiLU (every ResnetBlock2D applies one right after its norms), fused into the pass that
+/// writes the result, so the upsampled modulation maps and the intermediate results are never stored. Each element
+/// is rounded after each operation, as the unfused PyTorch operations round. The result keeps x's layout.
 public func groupNorm(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float,
-                      silu fuseSiLU: Bool = false) -> Tensor {
-    Profile.measure(.normalization) { groupNormalize(x, groups: groups, weight: weight, bias: bias, eps: eps,
-                                                     silu: fuseSiLU) }
+                      silu fuseSiLU: Bool = false, modulation: NearestModulation? = nil) -> Tensor {
+    if let modulation {
+        shapeCheck(x.rank == 4 && modulation.scale.dim(0) == x.dim(0) && modulation.scale.dim(1) == x.dim(1)
+                   && modulation.scale.layout == x.layout, "groupNorm: \(x) modulated by \(modulation.scale)")
+    }
+    return Profile.measure(.normalization) {
+        groupNormalize(x, groups: groups, weight: weight, bias: bias, eps: eps, silu: fuseSiLU,
+                       modulation: modulation)
+    }
 }
 
 private func groupNormalize(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float,
-                            silu fuseSiLU: Bool) -> Tensor {
+                            silu fuseSiLU: Bool, modulation: NearestModulation?) -> Tensor {
     let batch = x.dim(0), channels = x.dim(1)
     shapeCheck(channels % groups == 0, "groupNorm: \(channels) channels in \(groups) groups")
     if x.layout == .channelsLast {
-        return groupNormalizeChannelsLast(x, groups: groups, weight: weight, bias: bias, eps: eps, silu: fuseSiLU)
+        return groupNormalizeChannelsLast(x, groups: groups, weight: weight, bias: bias, eps: eps, silu: fuseSiLU,
+                                          modulation: modulation)
     }
     let spatial = x.count / (batch * channels)
     let perGroup = channels / groups
     let out = Tensor(shape: x.shape)
+    let width = x.rank == 4 ? x.dim(3) : spatial
+    let sources = modulation?.sourceIndices(height: spatial / width, width: width)
     parallelFor(batch * groups) { range in
         for bg in range {
             let g = bg % groups
@@ -36,7 +68,17 @@ private func groupNormalize(_ x: Tensor, groups: Int, weight: Tensor?, bias: Ten
                 let scale = Float(invStd) * (weight?.data[ch] ?? 1)
                 let shift = (bias?.data[ch] ?? 0) - Float(mean) * scale
                 let s = src + c * spatial, d = dst + c * spatial
-                if fuseSiLU {
+                if let modulation, let sources {
+                    let mapPlane = (bg / groups * channels + ch) * modulation.scale.dim(2) * modulation.scale.dim(3)
+                    for (row, sourceRow) in sources.rows.enumerated() {
+                        let mapRow = mapPlane + sourceRow * modulation.scale.dim(3)
+                        let rowStart = row * width
+                        vm_modulate_row(s + rowStart, d + rowStart, width, scale, shift,
+                                        modulation.scale.data + mapRow, modulation.shift.data + mapRow,
+                                        sources.columns)
+                        if fuseSiLU { vm_sigmoid_weighted(d + rowStart, d + rowStart, width, 1, 0, 1) }
+                    }
+                } else if fuseSiLU {
                     vm_sigmoid_weighted(s, d, spatial, scale, shift, 1)
                 } else {
                     for i in 0..<spatial { d[i] = s[i] * scale + shift }
@@ -51,7 +93,7 @@ private func groupNormalize(_ x: Tensor, groups: Int, weight: Tensor?, bias: Ten
 /// per-channel partial sums (Double, one row of channels per band: that add runs along contiguous channels) and then
 /// combined per group; mean first, then squared deviations, as the planar form does.
 private func groupNormalizeChannelsLast(_ x: Tensor, groups: Int, weight: Tensor?, bias: Tensor?, eps: Float,
-                                        silu fuseSiLU: Bool) -> Tensor {
+                                        silu fuseSiLU: Bool, modulation: NearestModulation?) -> Tensor {
     let (batch, channels, pixels) = (x.dim(0), x.dim(1), x.dim(2) * x.dim(3))
     let perGroup = channels / groups
     let bands = min(pixels, 64)
@@ -111,12 +153,22 @@ private func groupNormalizeChannelsLast(_ x: Tensor, groups: Int, weight: Tensor
         }
     }
     let out = Tensor(shape: x.shape, layout: .channelsLast)
+    let width = x.dim(3)
+    let sources = modulation?.sourceIndices(height: x.dim(2), width: width)
     parallelFor(batch * pixels, minPerThread: 64) { range in
         for pixel in range {
             let b = pixel / pixels
             let src = x.data + pixel * channels, dst = out.data + pixel * channels
             let s = scale + b * channels, t = shift + b * channels
-            for c in 0..<channels { dst[c] = src[c] * s[c] + t[c] }
+            if let modulation, let sources {
+                let (mapHeight, mapWidth) = (modulation.scale.dim(2), modulation.scale.dim(3))
+                let row = sources.rows[pixel % pixels / width], column = Int(sources.columns[pixel % width])
+                let mapPixel = ((b * mapHeight + row) * mapWidth + column) * channels
+                vm_modulate_channels(src, dst, channels, s, t, modulation.scale.data + mapPixel,
+                                     modulation.shift.data + mapPixel)
+            } else {
+                for c in 0..<channels { dst[c] = src[c] * s[c] + t[c] }
+            }
             if fuseSiLU { vm_sigmoid_weighted(dst, dst, channels, 1, 0, 1) }
         }
     }

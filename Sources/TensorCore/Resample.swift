@@ -5,19 +5,25 @@ public func upsampleNearest2x(_ x: Tensor) -> Tensor {
     interpolateNearest(x, height: x.dim(2) * 2, width: x.dim(3) * 2)
 }
 
-/// F.interpolate(size=(height, width), mode="nearest"): source index floor(dst * in / out), as PyTorch's
-/// legacy nearest mode computes it in float.
+/// Along one axis of F.interpolate(mode="nearest") from `input` to `count` positions: the source index of each,
+/// floor(dst * in / out) with the ratio in float, as PyTorch's legacy nearest mode computes it.
+public func nearestSourceIndices(count: Int, from input: Int) -> [Int] {
+    let ratio = Float(input) / Float(count)
+    return (0..<count).map { min(Int((Float($0) * ratio).rounded(.down)), input - 1) }
+}
+
+/// F.interpolate(size=(height, width), mode="nearest").
 public func interpolateNearest(_ x: Tensor, height: Int, width: Int) -> Tensor {
     let (bc, h, w) = (x.dim(0) * x.dim(1), x.dim(2), x.dim(3))
     let out = Tensor(shape: [x.dim(0), x.dim(1), height, width], layout: x.layout)
-    let sy = Float(h) / Float(height), sx = Float(w) / Float(width)
-    let xIndex = (0..<width).map { min(Int((Float($0) * sx).rounded(.down)), w - 1) }
+    let yIndex = nearestSourceIndices(count: height, from: h)
+    let xIndex = nearestSourceIndices(count: width, from: w)
     if x.layout == .channelsLast {
         let channels = x.dim(1)
         parallelFor(x.dim(0) * height, minPerThread: 4) { r in
             for job in r {
                 let b = job / height, oy = job % height
-                let iy = min(Int((Float(oy) * sy).rounded(.down)), h - 1)
+                let iy = yIndex[oy]
                 let src = x.data + ((b * h + iy) * w) * channels
                 let dst = out.data + ((b * height + oy) * width) * channels
                 for ox in 0..<width { (dst + ox * channels).update(from: src + xIndex[ox] * channels, count: channels) }
@@ -28,7 +34,7 @@ public func interpolateNearest(_ x: Tensor, height: Int, width: Int) -> Tensor {
     parallelFor(bc * height, minPerThread: 64) { r in
         for job in r {
             let plane = job / height, oy = job % height
-            let iy = min(Int((Float(oy) * sy).rounded(.down)), h - 1)
+            let iy = yIndex[oy]
             let src = x.data + plane * h * w + iy * w, dst = out.data + plane * height * width + oy * width
             for ox in 0..<width { dst[ox] = src[xIndex[ox]] }
         }

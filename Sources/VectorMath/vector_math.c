@@ -125,3 +125,37 @@ void vm_accumulate_channels(const float *restrict values, size_t count, const do
         sums[c] += deviation * deviation;
     }
 }
+
+/* The modulations go through a local block for the same reason as vm_sigmoid_weighted: they run in place. Each
+ * handles `lanes` elements from i; called with LANES for the whole blocks (a constant, so the loops vectorise) and
+ * with the remainder for the tail. */
+static inline void modulate_row_block(const float *src, float *dst, size_t i, size_t lanes, float scale, float shift,
+                                      const float *y, const float *b, const int32_t *index) {
+    float block[LANES];
+    for (size_t lane = 0; lane < lanes; lane++) block[lane] = src[i + lane] * scale + shift;
+    for (size_t lane = 0; lane < lanes; lane++) {
+        int32_t source = index[i + lane];
+        dst[i + lane] = block[lane] * y[source] + b[source];
+    }
+}
+
+void vm_modulate_row(const float *src, float *dst, size_t count, float scale, float shift, const float *y,
+                     const float *b, const int32_t *index) {
+    size_t whole = count - count % LANES;
+    for (size_t i = 0; i < whole; i += LANES) modulate_row_block(src, dst, i, LANES, scale, shift, y, b, index);
+    modulate_row_block(src, dst, whole, count - whole, scale, shift, y, b, index);
+}
+
+static inline void modulate_channels_block(const float *src, float *dst, size_t i, size_t lanes, const float *scale,
+                                           const float *shift, const float *y, const float *b) {
+    float block[LANES];
+    for (size_t lane = 0; lane < lanes; lane++) block[lane] = src[i + lane] * scale[i + lane] + shift[i + lane];
+    for (size_t lane = 0; lane < lanes; lane++) dst[i + lane] = block[lane] * y[i + lane] + b[i + lane];
+}
+
+void vm_modulate_channels(const float *src, float *dst, size_t count, const float *scale, const float *shift,
+                          const float *y, const float *b) {
+    size_t whole = count - count % LANES;
+    for (size_t i = 0; i < whole; i += LANES) modulate_channels_block(src, dst, i, LANES, scale, shift, y, b);
+    modulate_channels_block(src, dst, whole, count - whole, scale, shift, y, b);
+}

@@ -154,6 +154,34 @@ final class BackendTests: XCTestCase {
         XCTAssertEqual(tokens.pixelMap(height: 9, width: 7).planar().array, x.array, "pixelMap back to the map")
     }
 
+    /// A group norm modulated through nearest upsampling (SpatialNorm's fused pass) gives, bit for bit, what the
+    /// separate operations give: the norm, the upsampled maps, multiply, add, SiLU. Map sizes that divide the
+    /// output's, that do not, and equal ones; both layouts.
+    func testModulatedGroupNormEqualsTheSeparateOperations() {
+        let x = filled([2, 64, 9, 8], seed: 910)
+        let weight = filled([64], seed: 911), bias = filled([64], seed: 912)
+        for mapSize in [[3, 4], [4, 3], [9, 8]] {
+            let scale = filled([2, 64] + mapSize, seed: 913), shift = filled([2, 64] + mapSize, seed: 914)
+            for layout in [Layout.planar, .channelsLast] {
+                let input = layout == .planar ? x : x.channelsLast()
+                let modulation = NearestModulation(scale: scale.inLayout(of: input), shift: shift.inLayout(of: input))
+                for silu in [false, true] {
+                    let fused = groupNorm(input, groups: 32, weight: weight, bias: bias, eps: 1e-6, silu: silu,
+                                          modulation: modulation)
+                    let separate = groupNorm(input, groups: 32, weight: weight, bias: bias, eps: 1e-6)
+                    let upScale = interpolateNearest(modulation.scale, height: 9, width: 8)
+                    let upShift = interpolateNearest(modulation.shift, height: 9, width: 8)
+                    for i in 0..<separate.count {
+                        separate.data[i] = separate.data[i] * upScale.data[i] + upShift.data[i]
+                    }
+                    if silu { applyActivation(.silu, separate) }
+                    assertClose(fused, separate, "maps \(mapSize) to 9x8, \(layout), silu \(silu)",
+                                relTol: 0)
+                }
+            }
+        }
+    }
+
     /// bf16 attention (bfloat16 q, k, v and probabilities, float32 sums and softmax; native or emulated, whichever
     /// this CPU runs) against float32 attention: each operand carries a relative rounding of at most 2^-9, and the
     /// output is a convex combination of values in [-1, 1), so the miss stays within a few times 2^-9 of the scale.

@@ -7,6 +7,7 @@
  * span, so a batch of images gets, image by image, the bits each image gets alone. */
 #pragma once
 #include <stddef.h>
+#include <stdint.h>
 
 /* e^x, within 2 ulp of float64's exp (VectorMathTests); 0 below -87.34 (so e^-inf is 0), saturating near 2.4e38
  * above 88.38. */
@@ -29,3 +30,15 @@ double vm_sum_squared_deviations(const float *values, size_t count, double centr
 /* sums[c] += values[c] (centres NULL) or sums[c] += (values[c] - centres[c])^2 for c < count, in double: one
  * pixel's channels of a channels-last map added into per-channel sums. All three arrays: the caller's. */
 void vm_accumulate_channels(const float *values, size_t count, const double *centres, double *sums);
+
+/* One row of a group-normalised map, modulated as MoVQ's SpatialNorm does:
+ * dst[i] = (src[i] * scale + shift) * y[index[i]] + b[index[i]] for i < count, rounding after each operation. y and b
+ * are a row of the modulation maps at their own (lower) resolution and index the nearest-neighbour source column of
+ * each output column, so the upsampled maps are never made. All arrays: the caller's; dst may equal src. */
+void vm_modulate_row(const float *src, float *dst, size_t count, float scale, float shift, const float *y,
+                     const float *b, const int32_t *index);
+
+/* The same for one channels-last pixel: dst[c] = (src[c] * scale[c] + shift[c]) * y[c] + b[c] for c < count, y and b
+ * that pixel's source pixel in the modulation maps. All arrays: the caller's; dst may equal src. */
+void vm_modulate_channels(const float *src, float *dst, size_t count, const float *scale, const float *shift,
+                          const float *y, const float *b);
