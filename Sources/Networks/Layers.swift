@@ -30,6 +30,15 @@ public struct Conv2d {
     }
 
     public func callAsFunction(_ x: Tensor) -> Tensor { conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding) }
+
+    /// self(upsampleNearest2x(x)), computed without the upsampled map where the kernel is 3x3 with stride 1 and
+    /// padding 1 (every upsampling convolution in these networks).
+    public func ofUpsampled2x(_ x: Tensor) -> Tensor {
+        guard weight.dim(2) == 3 && weight.dim(3) == 3 && stride == 1 && padding == .symmetric(1) else {
+            return self(upsampleNearest2x(x))
+        }
+        return conv2dOfUpsampled2x(x, weight: weight, bias: bias)
+    }
 }
 
 /// nn.GroupNorm (affine).

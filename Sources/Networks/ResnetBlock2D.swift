@@ -43,11 +43,10 @@ struct ResnetBlock2D {
         }
         var input = x
         switch resample {
-        case .none: break
-        case .down: input = avgPool2x2(input); h = avgPool2x2(h)
-        case .up: input = upsampleNearest2x(input); h = upsampleNearest2x(h)
+        case .none: h = conv1(h)
+        case .down: input = avgPool2x2(input); h = conv1(avgPool2x2(h))
+        case .up: input = upsampleNearest2x(input); h = conv1.ofUpsampled2x(h)
         }
-        h = conv1(h)
         switch norms {
         case .group(_, let n2):
             if let proj = timeEmbProj, let temb = tembActivated {

@@ -107,7 +107,7 @@ struct VQBlock {
             h = r(h, zq: zq)
             if !attentions.isEmpty { h = attentions[i](h, zq: zq) }
         }
-        if let conv = resampleConv { h = conv(upsample ? upsampleNearest2x(h) : h) }
+        if let conv = resampleConv { h = upsample ? conv.ofUpsampled2x(h) : conv(h) }
         return h
     }
 }

@@ -52,6 +52,91 @@ private func convolve(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, p
     }
 }
 
+/// conv2d(upsampleNearest2x(x), weight 3x3, padding 1, stride 1), without the upsampled map. Each output pixel
+/// (2i + py, 2j + px) reads source rows i - 1 + py ... i + py and columns likewise, and the 3x3 taps that land on the
+/// same source pixel can be summed first: four 2x2 convolutions of x (one per phase py, px), each over x's own pixels,
+/// then interleaved. That is 16 products per output pixel and input channel instead of 36, and no map four times the
+/// size of x (MoVQ's upsamplers, the UNet's upsampling resnets). The sums of taps round once more in float32 than
+/// the products they replace (a relative 6e-8 per tap): the parity tests' tolerances hold.
+public func conv2dOfUpsampled2x(_ x: Tensor, weight: Weight, bias: Tensor?) -> Tensor {
+    shapeCheck(weight.shape.count == 4 && weight.dim(2) == 3 && weight.dim(3) == 3,
+               "conv2dOfUpsampled2x: weight \(weight.shape) is not 3x3")
+    let phases = phaseWeights(of: weight)
+    var outputs: [Tensor] = []
+    for (phase, phaseWeight) in phases.enumerated() {
+        let (py, px) = (phase / 2, phase % 2)
+        let padding = Padding2D(top: 1 - py, bottom: py, left: 1 - px, right: px)
+        outputs.append(conv2d(x, weight: phaseWeight, bias: bias, padding: padding))
+    }
+    return interleavePhases2x(outputs)
+}
+
+/// Rows (or columns) of the 3x3 kernel that the two taps of a 2x2 phase kernel sum, for the even (0) and odd (1)
+/// output phase: an even output row reads source rows i - 1 (kernel row 0) and i (rows 1 and 2), an odd one rows i
+/// (rows 0 and 1) and i + 1 (row 2).
+private let phaseTaps = [[[0], [1, 2]], [[0, 1], [2]]]
+
+/// The four phases' [O, C, 2, 2] kernels (py, px in row-major order), from the 3x3 one; made per call from the
+/// float32 values, like the widened half-precision weights, so they cost no memory between calls.
+private func phaseWeights(of weight: Weight) -> [Weight] {
+    let (outputs, inputs) = (weight.dim(0), weight.dim(1))
+    return weight.withFloat32 { kernel in
+        (0..<4).map { phase in
+            let rows = phaseTaps[phase / 2], columns = phaseTaps[phase % 2]
+            let derived = Tensor(shape: [outputs, inputs, 2, 2])
+            parallelFor(outputs * inputs, minPerThread: 1024) { range in
+                for pair in range {
+                    let source = kernel + pair * 9, destination = derived.data + pair * 4
+                    for a in 0..<2 {
+                        for b in 0..<2 {
+                            var sum: Float = 0
+                            for ky in rows[a] { for kx in columns[b] { sum += source[ky * 3 + kx] } }
+                            destination[a * 2 + b] = sum
+                        }
+                    }
+                }
+            }
+            return Weight(derived, precision: weight.precision)
+        }
+    }
+}
+
+/// The map [B, C, 2H, 2W] whose pixel (2i + py, 2j + px) is pixel (i, j) of phases[2 py + px] [B, C, H, W]; in the
+/// phases' layout.
+public func interleavePhases2x(_ phases: [Tensor]) -> Tensor {
+    let first = phases[0]
+    let (batch, channels, height, width) = (first.dim(0), first.dim(1), first.dim(2), first.dim(3))
+    let out = Tensor(shape: [batch, channels, 2 * height, 2 * width], layout: first.layout)
+    let sources = phases.map { $0.data }
+    if first.layout == .channelsLast {
+        parallelFor(batch * height, minPerThread: 4) { range in
+            for job in range {
+                for phase in 0..<4 {
+                    let (py, px) = (phase / 2, phase % 2)
+                    let source = sources[phase] + job * width * channels
+                    let row = out.data + ((job / height * 2 * height + job % height * 2 + py) * 2 * width) * channels
+                    for j in 0..<width {
+                        (row + (2 * j + px) * channels).update(from: source + j * channels, count: channels)
+                    }
+                }
+            }
+        }
+        return out
+    }
+    parallelFor(batch * channels * height, minPerThread: 16) { range in
+        for job in range {
+            let plane = job / height, i = job % height
+            for phase in 0..<4 {
+                let (py, px) = (phase / 2, phase % 2)
+                let source = sources[phase] + job * width
+                let row = out.data + (plane * 2 * height + 2 * i + py) * 2 * width + px
+                for j in 0..<width { row[2 * j] = source[j] }
+            }
+        }
+    }
+    return out
+}
+
 /// fp32: oneDNN's convolution on NCHW activations, which it runs as im2col + GEMM. Its direct (blocked-layout) kernels
 /// are no faster here and sum each output in one long chain, landing 2-6x further from float64 (docs/performance.md).
 private func conv2dGEMMPrimitive(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int,

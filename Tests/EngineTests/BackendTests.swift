@@ -51,6 +51,50 @@ final class BackendTests: XCTestCase {
         }
     }
 
+    /// A 3x3 convolution of a nearest-upsampled map, as four 2x2 phase convolutions of the map itself, against
+    /// upsampling and then convolving: to float32 summation rounding (the phase kernels sum up to four taps before
+    /// multiplying), with and without bias, odd sizes, batch 2, and in bf16 (emulated or native, whichever this CPU
+    /// runs) against the same mode's upsample-then-convolve: the two round different weights to bfloat16 (summed
+    /// taps or single ones), each by up to 2^-9 of itself, so they may differ by a few 2^-9 of the output scale
+    /// (measured: 2^-9); the bar is 2^-7.
+    func testUpsampledConvolutionMatchesUpsampleThenConvolve() {
+        for (n, (input, bias)) in [([2, 16, 5, 7], true), ([1, 8, 4, 4], false), ([1, 3, 1, 2], true)].enumerated() {
+            let x = filled(input, seed: UInt64(400 + n))
+            let w = filled([12, input[1], 3, 3], seed: UInt64(410 + n))
+            let b = bias ? filled([12], seed: UInt64(420 + n)) : nil
+            for (precision, tolerance) in [(Precision.fp32, Float(1e-5)), (.bf16, 1.0 / 128)] {
+                let weight = Weight(w, precision: precision)
+                let expected = conv2d(upsampleNearest2x(x), weight: weight, bias: b, padding: .symmetric(1))
+                assertClose(conv2dOfUpsampled2x(x, weight: weight, bias: b), expected,
+                            "case \(n): \(input) upsampled, \(precision)", relTol: tolerance)
+            }
+        }
+    }
+
+    /// The four phases of an upsampled convolution land on the pixels (2i + py, 2j + px), in both layouts.
+    func testInterleavePhasesPlacesEachPhase() {
+        let phases = (0..<4).map { filled([2, 5, 3, 4], seed: UInt64(430 + $0)) }
+        for layout in [Layout.planar, .channelsLast] {
+            let out = interleavePhases2x(phases.map { layout == .planar ? $0 : $0.channelsLast() }).planar()
+            XCTAssertEqual(out.shape, [2, 5, 6, 8])
+            for b in 0..<2 {
+                for c in 0..<5 {
+                    for y in 0..<6 {
+                        for x in 0..<8 {
+                            let phase = phases[y % 2 * 2 + x % 2]
+                            let expected = phase.data[((b * 5 + c) * 3 + y / 2) * 4 + x / 2]
+                            let got = out.data[((b * 5 + c) * 6 + y) * 8 + x]
+                            if got != expected {
+                                XCTFail("\(layout): pixel [\(b), \(c), \(y), \(x)] is \(got), expected \(expected)")
+                                return
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     /// One Weight serves primitives of several input sizes (the laid-out copy is reused or laid out again).
     func testOneWeightServesSeveralShapes() throws {
         let w = filled([16, 8, 3, 3], seed: 7)
