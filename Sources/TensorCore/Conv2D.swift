@@ -102,18 +102,20 @@ private func phaseWeights(of weight: Weight) -> [Weight] {
 }
 
 /// The map [B, C, 2H, 2W] whose pixel (2i + py, 2j + px) is pixel (i, j) of phases[2 py + px] [B, C, H, W]; in the
-/// phases' layout.
+/// first phase's layout (a bf16 phase that oneDNN had no kernel for comes back planar).
 public func interleavePhases2x(_ phases: [Tensor]) -> Tensor {
     let first = phases[0]
     let (batch, channels, height, width) = (first.dim(0), first.dim(1), first.dim(2), first.dim(3))
+    shapeCheck(phases.count == 4 && phases.allSatisfy { $0.shape == first.shape },
+               "interleavePhases2x: \(phases.map(\.shape))")
+    let alike = phases.map { $0.inLayout(of: first) }
     let out = Tensor(shape: [batch, channels, 2 * height, 2 * width], layout: first.layout)
-    let sources = phases.map { $0.data }
     if first.layout == .channelsLast {
         parallelFor(batch * height, minPerThread: 4) { range in
             for job in range {
                 for phase in 0..<4 {
                     let (py, px) = (phase / 2, phase % 2)
-                    let source = sources[phase] + job * width * channels
+                    let source = alike[phase].data + job * width * channels
                     let row = out.data + ((job / height * 2 * height + job % height * 2 + py) * 2 * width) * channels
                     for j in 0..<width {
                         (row + (2 * j + px) * channels).update(from: source + j * channels, count: channels)
@@ -128,7 +130,7 @@ public func interleavePhases2x(_ phases: [Tensor]) -> Tensor {
             let plane = job / height, i = job % height
             for phase in 0..<4 {
                 let (py, px) = (phase / 2, phase % 2)
-                let source = sources[phase] + job * width
+                let source = alike[phase].data + job * width
                 let row = out.data + (plane * 2 * height + 2 * i + py) * 2 * width + px
                 for j in 0..<width { row[2 * j] = source[j] }
             }
