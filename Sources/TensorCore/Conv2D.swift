@@ -61,7 +61,7 @@ private func convolve(_ x: Tensor, weight: Weight, bias: Tensor?, stride: Int, p
 public func conv2dOfUpsampled2x(_ x: Tensor, weight: Weight, bias: Tensor?) -> Tensor {
     shapeCheck(weight.shape.count == 4 && weight.dim(2) == 3 && weight.dim(3) == 3,
                "conv2dOfUpsampled2x: weight \(weight.shape) is not 3x3")
-    let phases = phaseWeights(of: weight)
+    let phases = weight.derived(phaseWeights)
     var outputs: [Tensor] = []
     for (phase, phaseWeight) in phases.enumerated() {
         let (py, px) = (phase / 2, phase % 2)
@@ -76,8 +76,7 @@ public func conv2dOfUpsampled2x(_ x: Tensor, weight: Weight, bias: Tensor?) -> T
 /// (rows 0 and 1) and i + 1 (row 2).
 private let phaseTaps = [[[0], [1, 2]], [[0, 1], [2]]]
 
-/// The four phases' [O, C, 2, 2] kernels (py, px in row-major order), from the 3x3 one; made per call from the
-/// float32 values, like the widened half-precision weights, so they cost no memory between calls.
+/// The four phases' [O, C, 2, 2] kernels (py, px in row-major order), summed in float32 from the 3x3 one.
 private func phaseWeights(of weight: Weight) -> [Weight] {
     let (outputs, inputs) = (weight.dim(0), weight.dim(1))
     return weight.withFloat32 { kernel in

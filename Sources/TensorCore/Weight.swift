@@ -19,6 +19,8 @@ public final class Weight: @unchecked Sendable {
     /// The weights in the layout a oneDNN primitive asked for (kd_weights), made on first use and kept where that
     /// costs no extra memory: float32 storage, or bf16 on a CPU that runs it natively.
     private var prepared: OpaquePointer?
+    /// Weights made from this one (the phase kernels of an upsampling convolution), kept in bf16 only.
+    private var keptDerived: [Weight]?
     private let lock = NSLock()
 
     public init(_ t: Tensor, precision: Precision = .fp32) {
@@ -46,6 +48,20 @@ public final class Weight: @unchecked Sendable {
             widen(src, bfloat: bfloat, into: buf, count: count)
             return try body(buf)
         }
+    }
+
+    /// Weights derived from this one by `make`, which is always the same rule for one weight (the phase kernels of
+    /// an upsampling convolution). In bf16 they are made once and kept, so their bfloat16 layout is made once, as
+    /// this weight's own would be; in fp32 they are made per call, like the widened copy of a half-precision weight,
+    /// so they cost no memory between calls.
+    public func derived(_ make: (Weight) -> [Weight]) -> [Weight] {
+        guard precision == .bf16 else { return make(self) }
+        lock.lock()
+        defer { lock.unlock() }
+        if let kept = keptDerived { return kept }
+        let made = make(self)
+        keptDerived = made
+        return made
     }
 
     /// Runs `body` with the weight's values rounded to bfloat16, as float32 (the emulated bf16 path).
