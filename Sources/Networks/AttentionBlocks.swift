@@ -70,7 +70,8 @@ struct SpatialAttention {
     /// UNet SimpleCrossAttn form: group norm, added K/V from the image tokens.
     init(addedKV w: WeightScope, channels: Int, headDim: Int, contextDim: Int, groups: Int, eps: Float) throws {
         norm = .group(try GroupNorm(w.scope("group_norm"), groups: groups, channels: channels, eps: eps))
-        proj = try AttentionProjections(w, queryDim: channels, heads: channels / headDim, headDim: headDim, addedKVDim: contextDim)
+        proj = try AttentionProjections(w, queryDim: channels, heads: channels / headDim, headDim: headDim,
+                                        addedKVDim: contextDim)
     }
 
     /// MoVQ form: one head over all channels, group norm (encoder) or spatial norm (decoder).

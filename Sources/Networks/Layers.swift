@@ -22,14 +22,17 @@ public struct Conv2d {
     public let stride: Int
     public let padding: Padding2D
 
-    public init(_ w: WeightScope, in inC: Int, out outC: Int, kernel: Int, stride: Int = 1, padding: Padding2D? = nil, bias: Bool = true) throws {
+    public init(_ w: WeightScope, in inC: Int, out outC: Int, kernel: Int, stride: Int = 1, padding: Padding2D? = nil,
+                bias: Bool = true) throws {
         weight = try w.weight("weight", [outC, inC, kernel, kernel])
         self.bias = bias ? try w.tensor("bias", [outC]) : nil
         self.stride = stride
         self.padding = padding ?? .symmetric((kernel - 1) / 2)
     }
 
-    public func callAsFunction(_ x: Tensor) -> Tensor { conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding) }
+    public func callAsFunction(_ x: Tensor) -> Tensor {
+        conv2d(x, weight: weight, bias: bias, stride: stride, padding: padding)
+    }
 
     /// self(upsampleNearest2x(x)), computed without the upsampled map where the kernel is 3x3 with stride 1 and
     /// padding 1 (every upsampling convolution in these networks).
@@ -49,7 +52,8 @@ public struct GroupNorm {
 
     public init(_ w: WeightScope, groups: Int, channels: Int, eps: Float) throws {
         guard channels % groups == 0 else {
-            throw CheckpointError.badConfig(path: w.store.component, reason: "\(w.prefix): \(channels) channels do not divide into \(groups) groups")
+            let reason = "\(w.prefix): \(channels) channels do not divide into \(groups) groups"
+            throw CheckpointError.badConfig(path: w.store.component, reason: reason)
         }
         weight = try w.tensor("weight", [channels])
         bias = try w.tensor("bias", [channels])

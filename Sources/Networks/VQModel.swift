@@ -26,7 +26,8 @@ public struct VQConfig {
         downBlockTypes = try c.strings("down_block_types", default: ["DownEncoderBlock2D"])
         upBlockTypes = try c.strings("up_block_types", default: ["UpDecoderBlock2D"])
         guard downBlockTypes.count == blockOutChannels.count, upBlockTypes.count == blockOutChannels.count else {
-            throw CheckpointError.badConfig(path: c.path, reason: "down_block_types, up_block_types and block_out_channels differ in length")
+            let reason = "down_block_types, up_block_types and block_out_channels differ in length"
+            throw CheckpointError.badConfig(path: c.path, reason: reason)
         }
         for t in downBlockTypes where !["DownEncoderBlock2D", "AttnDownEncoderBlock2D"].contains(t) {
             throw CheckpointError.unsupportedConfig(path: c.path, key: "down_block_types", value: t)
@@ -37,10 +38,13 @@ public struct VQConfig {
         layersPerBlock = try c.int("layers_per_block", default: 1, in: ConfigRange.count)
         normNumGroups = try c.int("norm_num_groups", default: 32, in: ConfigRange.count)
         numVQEmbeddings = try c.int("num_vq_embeddings", default: 256, in: ConfigRange.size)
-        vqEmbedDim = try c.values["vq_embed_dim"] is NSNull ? nil : (c.values["vq_embed_dim"] == nil ? nil : c.int("vq_embed_dim"))
+        vqEmbedDim = try c.values["vq_embed_dim"] is NSNull
+            ? nil : (c.values["vq_embed_dim"] == nil ? nil : c.int("vq_embed_dim"))
         c.ignore(["vq_embed_dim"])
         let norm = try c.string("norm_type", default: "group")!
-        guard norm == "group" || norm == "spatial" else { throw CheckpointError.unsupportedConfig(path: c.path, key: "norm_type", value: norm) }
+        guard norm == "group" || norm == "spatial" else {
+            throw CheckpointError.unsupportedConfig(path: c.path, key: "norm_type", value: norm)
+        }
         spatialNorm = norm == "spatial"
         midBlockAddAttention = try c.bool("mid_block_add_attention", default: true)
         try c.require("act_fn", in: ["silu"])
@@ -62,9 +66,13 @@ struct VQMidBlock {
 
     init(_ w: WeightScope, channels: Int, groups: Int, zqChannels: Int?, addAttention: Bool) throws {
         resnets = try (0..<2).map { i in
-            try ResnetBlock2D(w.scope("resnets", i), in: channels, out: channels, tembChannels: nil, groups: groups, eps: 1e-6, zqChannels: zqChannels)
+            try ResnetBlock2D(w.scope("resnets", i), in: channels, out: channels, tembChannels: nil, groups: groups,
+                              eps: 1e-6, zqChannels: zqChannels)
         }
-        attention = addAttention ? try SpatialAttention(vq: w.scope("attentions", 0), channels: channels, groups: groups, zqChannels: zqChannels) : nil
+        attention = addAttention
+            ? try SpatialAttention(vq: w.scope("attentions", 0), channels: channels, groups: groups,
+                                   zqChannels: zqChannels)
+            : nil
     }
 
     func callAsFunction(_ x: Tensor, zq: Tensor?) -> Tensor {
@@ -85,14 +93,18 @@ struct VQBlock {
     init(_ w: WeightScope, in inC: Int, out outC: Int, layers: Int, attention: Bool, groups: Int, zqChannels: Int?,
          downsample: Bool, upsample: Bool) throws {
         resnets = try (0..<layers).map { i in
-            try ResnetBlock2D(w.scope("resnets", i), in: i == 0 ? inC : outC, out: outC, tembChannels: nil, groups: groups, eps: 1e-6,
-                              zqChannels: zqChannels)
+            try ResnetBlock2D(w.scope("resnets", i), in: i == 0 ? inC : outC, out: outC, tembChannels: nil,
+                              groups: groups, eps: 1e-6, zqChannels: zqChannels)
         }
         attentions = attention
-            ? try (0..<layers).map { try SpatialAttention(vq: w.scope("attentions", $0), channels: outC, groups: groups, zqChannels: zqChannels) }
+            ? try (0..<layers).map {
+                try SpatialAttention(vq: w.scope("attentions", $0), channels: outC, groups: groups,
+                                     zqChannels: zqChannels)
+            }
             : []
         if downsample {
-            resampleConv = try Conv2d(w.scope("downsamplers.0.conv"), in: outC, out: outC, kernel: 3, stride: 2, padding: .bottomRight)
+            resampleConv = try Conv2d(w.scope("downsamplers.0.conv"), in: outC, out: outC, kernel: 3, stride: 2,
+                                      padding: .bottomRight)
         } else if upsample {
             resampleConv = try Conv2d(w.scope("upsamplers.0.conv"), in: outC, out: outC, kernel: 3)
         } else {
@@ -148,17 +160,20 @@ public final class VQModel {
                                       downsample: i < boc.count - 1, upsample: false))
         }
         encBlocks = blocks
-        encMid = try VQMidBlock(e.scope("mid_block"), channels: boc.last!, groups: g, zqChannels: nil, addAttention: config.midBlockAddAttention)
+        encMid = try VQMidBlock(e.scope("mid_block"), channels: boc.last!, groups: g, zqChannels: nil,
+                                addAttention: config.midBlockAddAttention)
         encNormOut = try GroupNorm(e.scope("conv_norm_out"), groups: g, channels: boc.last!, eps: 1e-6)
         encConvOut = try Conv2d(e.scope("conv_out"), in: boc.last!, out: config.latentChannels, kernel: 3)
         quantConv = try Conv2d(w.scope("quant_conv"), in: config.latentChannels, out: config.embedDim, kernel: 1)
         codebook = try w.tensor("quantize.embedding.weight", [config.numVQEmbeddings, config.embedDim])
-        postQuantConv = try Conv2d(w.scope("post_quant_conv"), in: config.embedDim, out: config.latentChannels, kernel: 1)
+        postQuantConv = try Conv2d(w.scope("post_quant_conv"), in: config.embedDim, out: config.latentChannels,
+                                   kernel: 1)
 
         let d = w.scope("decoder")
         let zq: Int? = config.spatialNorm ? config.embedDim : nil
         decConvIn = try Conv2d(d.scope("conv_in"), in: config.latentChannels, out: boc.last!, kernel: 3)
-        decMid = try VQMidBlock(d.scope("mid_block"), channels: boc.last!, groups: g, zqChannels: zq, addAttention: config.midBlockAddAttention)
+        decMid = try VQMidBlock(d.scope("mid_block"), channels: boc.last!, groups: g, zqChannels: zq,
+                                addAttention: config.midBlockAddAttention)
         let rboc = Array(boc.reversed())
         blocks = []
         out = rboc[0]
